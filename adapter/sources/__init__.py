@@ -1,0 +1,1 @@
+"""Backends the adapter polls; the registry lives in adapter.sources.registry."""

@@ -1,0 +1,1 @@
+"""queuescale controller, decision engine, simulator, sandbox and CLI."""

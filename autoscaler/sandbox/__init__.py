@@ -1,0 +1,1 @@
+"""The embedded world: emulated Trino, Spark and Kubernetes over real HTTP on loopback."""

@@ -1,0 +1,34 @@
+"""Run an emulated service's aiohttp application on a loopback port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+
+@dataclass
+class Served:
+    """A running application; ``url`` has no trailing slash."""
+
+    runner: web.AppRunner
+    url: str
+    port: int
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> Served:
+    """Serve ``app`` on ``host:port`` (0 picks a free port) and return where it listens."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("the sandbox only listens on loopback")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return Served(runner=runner, url=f"http://{host}:{bound}", port=bound)
