@@ -1,0 +1,48 @@
+"""Who is calling and may they read this metric: the contracts the API server relies on.
+
+Implementations: ``adapter.auth.frontproxy`` (authentication from kube-apiserver's front-proxy client
+certificate), ``adapter.auth.sar`` (authorization by SubjectAccessReview), ``adapter.auth.tls`` (the
+serving certificate, reloaded when its files change). ``Anonymous`` is the loopback development mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    name: str
+    groups: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, request: web.Request) -> UserInfo:
+        """Return the caller or raise ``adapter.errors.Unauthorized``."""
+        ...
+
+
+class Authorizer(Protocol):
+    async def authorize(self, user: UserInfo, metric: str, namespace: str) -> None:
+        """Return if ``user`` may read ``metric`` in ``namespace``, else raise ``adapter.errors.Forbidden``."""
+        ...
+
+
+ANONYMOUS = UserInfo(name="system:anonymous", groups=("system:unauthenticated",))
+
+
+class Anonymous:
+    """No authentication: only for the plain-HTTP loopback development mode."""
+
+    async def authenticate(self, request: web.Request) -> UserInfo:
+        return ANONYMOUS
+
+
+class AllowAll:
+    async def authorize(self, user: UserInfo, metric: str, namespace: str) -> None:
+        return None

@@ -1,0 +1,107 @@
+"""Polls every source in the background, one task per source, so no request ever waits on a backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from adapter.errors import SourceError
+from adapter.samples import Collection
+from adapter.selfmetrics import SelfMetrics
+from adapter.sources.base import Source
+from adapter.store import SampleStore
+
+log = logging.getLogger(__name__)
+
+
+def next_delay(interval: float, failures: int, ceiling: float, jitter: float) -> float:
+    """Seconds to wait before the next poll.
+
+    Healthy sources keep their cadence; after ``failures`` consecutive failures the wait doubles up to
+    ``ceiling``. ``jitter`` in [0, 1) spreads it by ±20% so adapters restarted together do not retry in
+    lockstep against a backend that is just coming back.
+    """
+    if failures <= 0:
+        return interval
+    base = min(ceiling, interval * 2 ** (failures - 1))
+    return base * (0.8 + 0.4 * jitter)
+
+
+class Poller:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        store: SampleStore,
+        metrics: SelfMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self._rng = rng or random.Random()
+        self._tasks: list[asyncio.Task[None]] = []
+        for source in self.sources:
+            s = source.settings
+            store.register(
+                s.name,
+                identity=source.identity(),
+                metrics=source.served_metrics(),
+                namespaces=s.namespaces,
+                max_age=s.max_age,
+            )
+
+    async def poll_once(self, source: Source) -> bool:
+        """One poll of ``source`` into the store; True when it succeeded."""
+        name = source.settings.name
+        started = self.clock()
+        t0 = time.perf_counter()
+        try:
+            samples = await asyncio.wait_for(source.collect(started), source.settings.timeout_seconds)
+        except (SourceError, TimeoutError) as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+            message = str(exc) or f"no answer within {source.settings.timeout_seconds:g}s"
+            log.warning("source %s poll failed: %s", name, message)
+            self.store.fail(name, message)
+            self.metrics.poll_failed(name, reason, time.perf_counter() - t0)
+            return False
+        except Exception as exc:
+            # A bug in one source must not take the others down: report it loudly and keep polling.
+            log.exception("source %s poll raised unexpectedly", name)
+            self.store.fail(name, f"unexpected {exc.__class__.__name__}")
+            self.metrics.poll_failed(name, "bug", time.perf_counter() - t0)
+            return False
+        # The start time is the conservative age: the data is at least this old.
+        self.store.put(Collection(source=name, collected_at=started, samples=tuple(samples)))
+        self.metrics.poll_succeeded(name, time.perf_counter() - t0)
+        return True
+
+    async def _run(self, source: Source) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        s = source.settings
+        while True:
+            started = loop.time()
+            ok = await self.poll_once(source)
+            failures = 0 if ok else failures + 1
+            delay = next_delay(s.poll_interval_seconds, failures, s.backoff_max_seconds, self._rng.random())
+            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(source), name=f"poll-{source.settings.name}")
+            for source in self.sources
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for source in self.sources:
+            await source.close()

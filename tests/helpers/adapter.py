@@ -1,0 +1,40 @@
+"""Start the real API server over loopback HTTP on parts a test chooses."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from adapter.app import AdapterParts, create_app
+from adapter.auth import AllowAll, Anonymous
+from adapter.catalog import DEFAULT_CATALOG
+from adapter.listen import Listening, listen
+from adapter.poller import Poller
+from adapter.selfmetrics import SelfMetrics
+from adapter.sources.base import Source
+from adapter.store import SampleStore
+
+
+@contextlib.asynccontextmanager
+async def running_adapter(
+    sources: Sequence[Source], *, keda_token: str | None = None, keda: bool = True, poll: bool = True
+) -> AsyncIterator[tuple[Listening, Poller]]:
+    store = SampleStore(DEFAULT_CATALOG)
+    metrics = SelfMetrics()
+    metrics.watch_store(store)
+    poller = Poller(sources, store, metrics)
+    parts = AdapterParts(
+        store=store,
+        metrics=metrics,
+        authenticator=Anonymous(),
+        authorizer=AllowAll(),
+        keda_token=(lambda: keda_token) if keda else None,
+    )
+    server = await listen(create_app(parts), "127.0.0.1", 0)
+    if poll:
+        poller.start()
+    try:
+        yield server, poller
+    finally:
+        await poller.stop()
+        await server.stop()
