@@ -37,7 +37,8 @@ async def listen(
     runner = web.AppRunner(
         app,
         access_log=None,
-        handler_args={"max_line_size": max_request_line_bytes, "max_field_size": max_request_line_bytes},
+        max_line_size=max_request_line_bytes,
+        max_field_size=max_request_line_bytes,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
