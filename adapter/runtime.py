@@ -1,0 +1,135 @@
+"""Assemble the adapter from its settings and run it until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import kubernetes.client
+
+from adapter.app import AdapterParts, create_app
+from adapter.auth import AllowAll, Anonymous, Authenticator, Authorizer
+from adapter.auth.frontproxy import FrontProxyAuthenticator, FrontProxyProvider
+from adapter.auth.sar import SubjectAccessReviewAuthorizer
+from adapter.auth.tls import ServingTLS
+from adapter.errors import ConfigError
+from adapter.kube import api_client
+from adapter.listen import Listening, listen
+from adapter.poller import Poller
+from adapter.selfmetrics import SelfMetrics
+from adapter.settings import Settings, split_host_port
+from adapter.sources.registry import build_sources, catalog_for
+from adapter.store import SampleStore
+
+log = logging.getLogger(__name__)
+
+INSECURE_BANNER = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! queuescale adapter: PLAIN HTTP, NO AUTHENTICATION, NO AUTHORIZATION.      !!
+!! Anyone who reaches {listen:<44} can read every metric. !!
+!! For development on loopback only; never register this as an APIService.   !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+"""
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        # An unreadable token must never open the endpoint: answer with a token nobody can send.
+        log.error("cannot read keda.bearer_token_file %s: %s", path, exc.strerror)
+        return "\x00unreadable"
+
+
+@dataclass
+class Running:
+    """A started adapter: its address, its cache (for in-process readers) and its poller."""
+
+    server: Listening
+    store: SampleStore
+    poller: Poller
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextlib.asynccontextmanager
+async def start_adapter(
+    settings: Settings, *, clock: Callable[[], float] = time.time
+) -> AsyncIterator[Running]:
+    """Build everything from ``settings``, serve, poll; tear it all down on exit."""
+    kube: Callable[[], kubernetes.client.ApiClient] = functools.cache(lambda: api_client(settings.kube))
+    catalog = catalog_for(settings)
+    store = SampleStore(catalog)
+    metrics = SelfMetrics()
+    metrics.watch_store(store, clock)
+    poller = Poller(build_sources(settings, kube), store, metrics, clock=clock)
+
+    authenticator: Authenticator = Anonymous()
+    authorizer: Authorizer = AllowAll()
+    provider: FrontProxyProvider | None = None
+    ssl_context = None
+    if settings.auth.mode == "front-proxy":
+        provider = FrontProxyProvider.from_settings(
+            settings.auth, None if settings.auth.requestheader_client_ca_file else kube()
+        )
+        await provider.refresh()
+        authenticator = FrontProxyAuthenticator(provider.current)
+        authorizer = SubjectAccessReviewAuthorizer(
+            kube(),
+            settings.auth.sar_cache_seconds,
+            max_entries=settings.auth.sar_cache_entries,
+            timeout_seconds=settings.auth.sar_timeout_seconds,
+        )
+    if not settings.server.insecure_http:
+        cert, key = settings.server.tls_cert_file, settings.server.tls_key_file
+        if cert is None or key is None:
+            raise ConfigError("server.tls_cert_file and server.tls_key_file are required")
+        ssl_context = ServingTLS(cert, key, provider.client_ca if provider else lambda: None).context()
+
+    keda_token: Callable[[], str | None] | None = None
+    if settings.keda.enabled:
+        token_file = settings.keda.bearer_token_file
+        keda_token = (lambda: _read_token(token_file)) if token_file else (lambda: None)
+
+    parts = AdapterParts(
+        store=store,
+        metrics=metrics,
+        authenticator=authenticator,
+        authorizer=authorizer,
+        keda_token=keda_token,
+        clock=clock,
+    )
+    host, port = split_host_port(settings.server.listen)
+    server = await listen(
+        create_app(parts),
+        host,
+        port,
+        ssl_context=ssl_context,
+        max_request_line_bytes=settings.server.max_request_line_bytes,
+    )
+    if settings.server.insecure_http:
+        log.warning(INSECURE_BANNER.format(listen=server.url))
+    if provider is not None:
+        await provider.start()
+    poller.start()
+    log.info("adapter serving on %s with %d sources", server.url, len(poller.sources))
+    try:
+        yield Running(server=server, store=store, poller=poller)
+    finally:
+        await poller.stop()
+        if provider is not None:
+            await provider.stop()
+        await server.stop()
+
+
+async def run_until_stopped(settings: Settings, stop: asyncio.Event) -> None:
+    async with start_adapter(settings):
+        await stop.wait()
