@@ -29,7 +29,10 @@ class Authenticator(Protocol):
 
 class Authorizer(Protocol):
     async def authorize(self, user: UserInfo, metric: str, namespace: str) -> None:
-        """Return if ``user`` may read ``metric`` in ``namespace``, else raise ``adapter.errors.Forbidden``."""
+        """Return if ``user`` may read ``metric`` in ``namespace``; else raise ``adapter.errors.Forbidden``.
+
+        Raise ``adapter.errors.InternalError`` when the decision cannot be made (never allow then).
+        """
         ...
 
 
