@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -27,7 +27,7 @@ from adapter.errors import (
 )
 from adapter.selectors import LabelSelectorError, Selector, parse_selector
 from adapter.selfmetrics import SelfMetrics
-from adapter.store import Item, SampleStore
+from adapter.store import SampleStore, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ def _parse_selector(request: web.Request) -> Selector:
         raise BadRequest(f"invalid labelSelector: {exc}") from exc
 
 
-async def _read_metric(request: web.Request, user: UserInfo | None) -> list[Item]:
+async def _plan(request: web.Request, user: UserInfo | None) -> tuple[str, Selector, list[SourceState]]:
+    """Authorize, validate and pick the fresh sources; raises the Status the request must get."""
     parts = request.app[PARTS]
     namespace = request.match_info["namespace"]
     metric = request.match_info["metric"]
@@ -152,12 +153,46 @@ async def _read_metric(request: web.Request, user: UserInfo | None) -> list[Item
     if not _NAMESPACE.match(namespace):
         raise NotFound(f'namespace "{namespace}" is not a valid namespace name')
     selector = _parse_selector(request)
-    return parts.store.query(metric, namespace, selector, parts.clock())
+    return metric, selector, parts.store.asked(metric, namespace, selector, parts.clock())
+
+
+class _BodyCache:
+    """Encoded answers keyed by what determines them: metric, selector, and each asked collection.
+
+    Freshness and authorization are still decided per request; only the encoding is reused, so a new
+    collection simply makes a new key. Cleared when full instead of tracking recency: keys of replaced
+    collections can never be hit again anyway.
+    """
+
+    def __init__(self, max_entries: int = 8192) -> None:
+        self.max_entries = max_entries
+        self._bodies: dict[Hashable, bytes] = {}
+
+    def get_or_build(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        body = self._bodies.get(key)
+        if body is None:
+            body = build()
+            if len(self._bodies) >= self.max_entries:
+                self._bodies.clear()
+            self._bodies[key] = body
+        return body
+
+
+BODIES = web.AppKey("bodies", _BodyCache)
 
 
 async def handle_metric(request: web.Request) -> web.Response:
     user = await _authenticated(request)
-    return _json(apidocs.value_list(await _read_metric(request, user)))
+    metric, selector, asked = await _plan(request, user)
+    store = request.app[PARTS].store
+    key = (metric, selector, tuple((s.name, s.collected_at) for s in asked))
+    body = request.app[BODIES].get_or_build(
+        key,
+        lambda: json.dumps(
+            apidocs.value_list(store.items(metric, selector, asked)), separators=(",", ":")
+        ).encode(),
+    )
+    return web.Response(body=body, content_type=_JSON)
 
 
 async def handle_keda(request: web.Request) -> web.Response:
@@ -170,7 +205,8 @@ async def handle_keda(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("a valid bearer token is required")
-    items = await _read_metric(request, None)
+    metric, selector, asked = await _plan(request, None)
+    items = request.app[PARTS].store.items(metric, selector, asked)
     return _json(
         {
             "metricName": request.match_info["metric"],
@@ -203,6 +239,7 @@ async def handle_not_found(request: web.Request) -> web.Response:
 def create_app(parts: AdapterParts) -> web.Application:
     app = web.Application(middlewares=[_errors_as_status])
     app[PARTS] = parts
+    app[BODIES] = _BodyCache()
     r = app.router
     r.add_get("/healthz", handle_health, name="healthz", allow_head=False)
     r.add_get("/livez", handle_health, name="livez", allow_head=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -105,3 +106,42 @@ class Poller:
         self._tasks = []
         for source in self.sources:
             await source.close()
+
+
+class PollerThread:
+    """Runs a :class:`Poller` on an event loop of its own thread.
+
+    Parsing a large answer (a big ``/metrics`` page, thousands of Spark stages) is CPU work; on the
+    serving loop it would stall every request meanwhile. The store is shared: a collection is swapped
+    in by plain attribute assignment, which readers see whole.
+    """
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="queuescale-poller", daemon=True)
+        self._thread.start()
+        self._started.wait()
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.poller.start()
+        self._started.set()
+        await self._stop.wait()
+        await self.poller.stop()
+
+    async def stop(self) -> None:
+        if self._thread is None or self._loop is None or self._stop is None:
+            return
+        self._loop.call_soon_threadsafe(self._stop.set)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from adapter.auth.tls import ServingTLS
 from adapter.errors import ConfigError
 from adapter.kube import api_client
 from adapter.listen import Listening, listen
-from adapter.poller import Poller
+from adapter.poller import Poller, PollerThread
 from adapter.selfmetrics import SelfMetrics
 from adapter.settings import Settings, split_host_port
 from adapter.sources.registry import build_sources, catalog_for
@@ -36,6 +37,19 @@ INSECURE_BANNER = """
 !! For development on loopback only; never register this as an APIService.   !!
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 """
+
+
+def tune_gc() -> None:
+    """Collect young objects less often.
+
+    A poll allocates one object per series; with CPython's default threshold (700) a 10,000-series
+    collection triggers dozens of collections, some full, which pause the serving thread too (p99 of the
+    metric GET went from 1.7 ms to 19 ms in benchmarks/adapter_bench.py). Objects that survive start-up
+    are frozen out of the collector's walk altogether.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def _read_token(path: Path) -> str:
@@ -65,6 +79,7 @@ async def start_adapter(
     settings: Settings, *, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[Running]:
     """Build everything from ``settings``, serve, poll; tear it all down on exit."""
+    tune_gc()
     kube: Callable[[], kubernetes.client.ApiClient] = functools.cache(lambda: api_client(settings.kube))
     catalog = catalog_for(settings)
     store = SampleStore(catalog)
@@ -119,12 +134,13 @@ async def start_adapter(
         log.warning(INSECURE_BANNER.format(listen=server.url))
     if provider is not None:
         await provider.start()
-    poller.start()
+    polling = PollerThread(poller)
+    polling.start()
     log.info("adapter serving on %s with %d sources", server.url, len(poller.sources))
     try:
         yield Running(server=server, store=store, poller=poller)
     finally:
-        await poller.stop()
+        await polling.stop()
         if provider is not None:
             await provider.stop()
         await server.stop()

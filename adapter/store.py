@@ -124,10 +124,13 @@ class SampleStore:
             if sample.metric not in state.metrics or not sample.is_valid():
                 dropped += 1
                 continue
-            labels = {**sample.labels, **state.identity}
-            series.setdefault(sample.metric, _Series()).add(Sample(sample.metric, labels, sample.value))
+            bucket = series.get(sample.metric)
+            if bucket is None:
+                bucket = series[sample.metric] = _Series()
+            bucket.add(sample)
         if dropped:
             log.warning("source %s: dropped %d invalid or unexpected samples", state.name, dropped)
+        # Data first, then its time: a reader on another thread never sees a new time with old data.
         state.series = series
         state.series_count = len(collection.samples) - dropped
         state.collected_at = collection.collected_at
@@ -153,7 +156,8 @@ class SampleStore:
         served = set().union(*(s.metrics for s in self._sources.values())) if self._sources else set()
         return sorted(served)
 
-    def query(self, metric: str, namespace: str, selector: Selector, now: float) -> list[Item]:
+    def asked(self, metric: str, namespace: str, selector: Selector, now: float) -> list[SourceState]:
+        """The fresh sources a request reads, or the NotFound/Unavailable it must answer (rules 1-3)."""
         candidates = [s for s in self._sources.values() if s.serves(metric, namespace)]
         if not candidates:
             if any(metric in s.metrics for s in self._sources.values()):
@@ -165,17 +169,28 @@ class SampleStore:
         stale = [s.name for s in asked if not s.is_fresh(now)]
         if stale:
             raise Unavailable(f'metric "{metric}" has no fresh data (source {", ".join(stale)})')
-        equality = selector.equality_labels()
+        return asked
+
+    def items(self, metric: str, selector: Selector, asked: Sequence[SourceState]) -> list[Item]:
+        """The series of ``asked`` sources that match, or one idle zero (rule 4)."""
         items: list[Item] = []
         for state in asked:
-            series = state.series.get(metric)
-            if series is None:
+            # Read once: the poller may swap in a newer collection while this runs.
+            series, collected_at = state.series.get(metric), state.collected_at
+            if series is None or collected_at is None:
                 continue
-            assert state.collected_at is not None
+            # Identity labels were matched in ``asked`` and win over whatever a sample claims, so
+            # samples are stored as the source gave them and only the served ones get merged labels.
+            identity = state.identity
+            rest = selector.restricted_to([r.key for r in selector.requirements if r.key not in identity])
             items.extend(
-                Item(metric, s.labels, s.value, state.collected_at) for s in series.select(selector, equality)
+                Item(metric, {**s.labels, **identity}, s.value, collected_at)
+                for s in series.select(rest, rest.equality_labels())
             )
         if items:
             return items
         oldest = min(s.collected_at for s in asked if s.collected_at is not None)
-        return [Item(metric, equality, 0.0, oldest)]
+        return [Item(metric, selector.equality_labels(), 0.0, oldest)]
+
+    def query(self, metric: str, namespace: str, selector: Selector, now: float) -> list[Item]:
+        return self.items(metric, selector, self.asked(metric, namespace, selector, now))

@@ -9,7 +9,7 @@ from adapter.app import AdapterParts, create_app
 from adapter.auth import AllowAll, Anonymous
 from adapter.catalog import DEFAULT_CATALOG
 from adapter.listen import Listening, listen
-from adapter.poller import Poller
+from adapter.poller import Poller, PollerThread
 from adapter.selfmetrics import SelfMetrics
 from adapter.sources.base import Source
 from adapter.store import SampleStore
@@ -31,10 +31,11 @@ async def running_adapter(
         keda_token=(lambda: keda_token) if keda else None,
     )
     server = await listen(create_app(parts), "127.0.0.1", 0)
+    polling = PollerThread(poller)
     if poll:
-        poller.start()
+        polling.start()
     try:
         yield server, poller
     finally:
-        await poller.stop()
+        await polling.stop()
         await server.stop()

@@ -1,0 +1,461 @@
+"""Trino as a source: the coordinator's own endpoints, no Prometheus in between.
+
+One poll makes these requests to the coordinator, concurrently, all sent with ``X-Trino-User``:
+
+- ``GET /metrics`` (OpenMetrics; "read system information"): queued and running queries (``QueryManager``),
+  the workers queries wait for (``ClusterSizeMonitor.RequiredWorkers``), cluster memory
+  (``ClusterMemoryManager``) and node counts, named ``trino_node_name_CoordinatorNodeManager_*`` since 477
+  and ``trino_metadata_name_DiscoveryNodeManager_*`` before. The counts include the coordinator itself.
+- ``GET /v1/query?state=RUNNING``: blocked queries are the running ones whose ``queryStats.fullyBlocked`` is
+  true; ``QueryManager`` has no such gauge and ``/ui/api/stats`` needs a Web UI login. The list only holds
+  queries the user may view, so give the user the right to view all queries.
+- ``GET /v1/resourceGroupState/{a}/{b}`` for each configured root and, recursively, each sub-group it lists.
+  Trino lists only sub-groups with running or queued queries, so idle groups have no series (idle = 0);
+  groups are created on first use, so a root that answers 404 is also idle.
+
+A poll is all or nothing: any failure, odd answer or missing metric raises :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import parser as openmetrics_parser
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import Field, field_validator
+
+from adapter.errors import SourceError
+from adapter.samples import Sample
+from adapter.sources.base import SourceSettings
+from adapter.sources.http import HttpEndpoint, new_session
+
+log = logging.getLogger(__name__)
+
+ACCEPT_METRICS = "application/openmetrics-text; version=1.0.0, text/plain; version=0.0.4; q=0.5, */*; q=0.1"
+
+QUEUED = "trino_execution_name_QueryManager_QueuedQueries"
+RUNNING = "trino_execution_name_QueryManager_RunningQueries"
+REQUIRED_WORKERS = "trino_execution_name_ClusterSizeMonitor_RequiredWorkers"
+CLUSTER_MEMORY = "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes"
+# Newest naming first: the node manager moved from trino.metadata to trino.node in 477.
+NODE_MANAGER_PREFIXES = (
+    "trino_node_name_CoordinatorNodeManager_",
+    "trino_metadata_name_DiscoveryNodeManager_",
+)
+NODE_STATES = {
+    "Active": "active",
+    "Inactive": "inactive",
+    "Draining": "draining",
+    "Drained": "drained",
+    "ShuttingDown": "shutting_down",
+}
+
+CLUSTER_METRICS = (
+    "trino_blocked_queries",
+    "trino_capacity_queued_queries",
+    "trino_cluster_memory_bytes",
+    "trino_nodes",
+    "trino_queued_queries",
+    "trino_required_workers",
+    "trino_running_queries",
+)
+RESOURCE_GROUP_METRICS = (
+    "trino_resource_group_hard_concurrency_limit",
+    "trino_resource_group_limit_bound",
+    "trino_resource_group_queued_queries",
+    "trino_resource_group_running_queries",
+)
+
+# Trino nests resource groups a few levels deep; anything deeper is a loop or a broken answer.
+_MAX_GROUP_DEPTH = 16
+# Share of the source timeout this source spends itself, so its error (naming the slow request) wins over
+# the poller's anonymous one when both bound the same poll.
+_BUDGET_SHARE = 0.9
+
+# The OpenMetrics parser carries no annotations; give it the text parser's signature.
+_parse_openmetrics: Callable[[str], Iterable[Metric]] = openmetrics_parser.text_string_to_metric_families
+
+T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+
+
+class TrinoSettings(SourceSettings):
+    """A Trino coordinator polled over its REST API."""
+
+    endpoint: HttpEndpoint = Field(
+        description=(
+            "The coordinator: base URL (e.g. http://trino:8080), TLS options and credentials read from "
+            "mounted Secret files (basic-auth password or bearer token)."
+        )
+    )
+    user: str = Field(
+        "queuescale",
+        min_length=1,
+        description=(
+            "Trino user sent as X-Trino-User. It needs 'read system information' and the right to view all "
+            "queries; with password or JWT authentication it must be the authenticated user."
+        ),
+    )
+    resource_groups: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Root resource groups to poll, dotted (e.g. `global` or `global.adhoc`); each one and its "
+            "active sub-groups, recursively, become `resource_group` series. Empty: no per-group metrics, "
+            "and trino_capacity_queued_queries equals trino_queued_queries."
+        ),
+    )
+
+    @field_validator("resource_groups")
+    @classmethod
+    def _group_ids(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not group or any(not part.strip() for part in group.split(".")):
+                raise ValueError(
+                    f"resource group {group!r} must be dotted non-empty names, e.g. global.adhoc"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("resource_groups lists a group twice")
+        return value
+
+
+@dataclass(frozen=True)
+class ResourceGroupState:
+    """One group as read from ``/v1/resourceGroupState``."""
+
+    id: tuple[str, ...]
+    queued: int
+    running: int
+    hard_concurrency_limit: int
+    children: tuple[tuple[str, ...], ...]
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.id)
+
+    @property
+    def limit_bound(self) -> bool:
+        """Queued because it is at its concurrency limit: more workers will not start these queries."""
+        return self.queued > 0 and self.running >= self.hard_concurrency_limit
+
+
+@dataclass(frozen=True)
+class CoordinatorMetrics:
+    queued: float
+    running: float
+    required_workers: float
+    cluster_memory_bytes: float
+    nodes: Mapping[str, float]
+
+
+def parse_exposition(url: str, text: str) -> dict[str, float]:
+    """Sample name -> value of an OpenMetrics or Prometheus text exposition.
+
+    airlift writes counters without the ``_total`` suffix OpenMetrics requires, which the strict
+    OpenMetrics parser rejects; the Prometheus text parser reads the same body (``# EOF`` is a comment to it).
+    """
+    try:
+        families = list(_parse_openmetrics(text))
+    except ValueError as strict_error:
+        try:
+            families = list(text_string_to_metric_families(text))
+        except ValueError as exc:
+            raise SourceError(
+                f"{url} answered something that is neither OpenMetrics nor Prometheus text: {exc}"
+            ) from strict_error
+    values: dict[str, float] = {}
+    for family in families:
+        for sample in family.samples:
+            values.setdefault(sample.name, float(sample.value))
+    return values
+
+
+def coordinator_metrics(url: str, values: Mapping[str, float]) -> CoordinatorMetrics:
+    """The gauges this source needs, in either naming era; a missing or non-finite one is an error."""
+
+    def required(name: str) -> float:
+        if name not in values:
+            raise SourceError(f"{url} has no {name}: is this a Trino coordinator?")
+        return _count(url, name, values[name])
+
+    prefix = next((p for p in NODE_MANAGER_PREFIXES if p + "ActiveNodeCount" in values), None)
+    if prefix is None:
+        names = " or ".join(p + "ActiveNodeCount" for p in NODE_MANAGER_PREFIXES)
+        raise SourceError(f"{url} has no {names}: is this a Trino coordinator?")
+    nodes = {
+        state: _count(url, prefix + attribute + "NodeCount", values[prefix + attribute + "NodeCount"])
+        for attribute, state in NODE_STATES.items()
+        if prefix + attribute + "NodeCount" in values
+    }
+    return CoordinatorMetrics(
+        queued=required(QUEUED),
+        running=required(RUNNING),
+        required_workers=required(REQUIRED_WORKERS),
+        cluster_memory_bytes=required(CLUSTER_MEMORY),
+        nodes=nodes,
+    )
+
+
+def _count(url: str, name: str, value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise SourceError(f"{url} reports {name} = {value}, which is not a count")
+    return value
+
+
+def blocked_queries(url: str, payload: Any) -> int:
+    """Running queries whose every driver is blocked, from a ``/v1/query`` list."""
+    if not isinstance(payload, list):
+        raise SourceError(f"{url} answered {type(payload).__name__}, expected a list of queries")
+    blocked = 0
+    for item in payload:
+        stats = item.get("queryStats") if isinstance(item, dict) else None
+        flag = stats.get("fullyBlocked") if isinstance(stats, dict) else None
+        if not isinstance(flag, bool):
+            raise SourceError(f"{url} lists a query without queryStats.fullyBlocked")
+        if item.get("state", "RUNNING") == "RUNNING" and flag:
+            blocked += 1
+    return blocked
+
+
+def resource_group_state(url: str, payload: Any) -> ResourceGroupState:
+    """Validate one ``ResourceGroupInfo`` document."""
+    if not isinstance(payload, dict):
+        raise SourceError(f"{url} answered {type(payload).__name__}, expected a resource group object")
+    group_id = _group_id(url, payload.get("id"))
+    numbers = {}
+    for key in ("numQueuedQueries", "numRunningQueries", "hardConcurrencyLimit"):
+        value = payload.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SourceError(f"{url} has no valid {key} for {'.'.join(group_id)}")
+        numbers[key] = value
+    sub_groups = payload.get("subGroups")
+    if sub_groups is None:
+        sub_groups = []
+    if not isinstance(sub_groups, list):
+        raise SourceError(f"{url} has subGroups that are not a list")
+    children = []
+    for sub in sub_groups:
+        child = _group_id(url, sub.get("id") if isinstance(sub, dict) else None)
+        if child[:-1] != group_id:
+            raise SourceError(f"{url} lists {'.'.join(child)} as a sub-group of {'.'.join(group_id)}")
+        children.append(child)
+    return ResourceGroupState(
+        id=group_id,
+        queued=numbers["numQueuedQueries"],
+        running=numbers["numRunningQueries"],
+        hard_concurrency_limit=numbers["hardConcurrencyLimit"],
+        children=tuple(children),
+    )
+
+
+def _group_id(url: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, str) and s for s in value):
+        raise SourceError(f"{url} has a resource group without a valid id")
+    return tuple(value)
+
+
+def capacity_queued(groups: Sequence[ResourceGroupState]) -> int:
+    """Queued queries that more workers would start.
+
+    A query queued in a leaf counts unless that leaf or a polled ancestor is limit-bound: a group at its
+    ``hardConcurrencyLimit`` stays there however many workers join.
+    """
+    by_id = {g.id: g for g in groups}
+    total = 0
+    for group in groups:
+        if group.children or group.queued == 0:
+            continue
+        path = [group.id[:n] for n in range(1, len(group.id) + 1)]
+        if not any(by_id[p].limit_bound for p in path if p in by_id):
+            total += group.queued
+    return total
+
+
+class TrinoSource:
+    """Polls one coordinator; see the module documentation for what it reads."""
+
+    def __init__(self, settings: TrinoSettings) -> None:
+        self._settings = settings
+        self._base = settings.endpoint.base()
+        self._roots = [tuple(group.split(".")) for group in settings.resource_groups]
+        self._session: aiohttp.ClientSession | None = None
+        self._absent_roots: set[tuple[str, ...]] = set()
+
+    @property
+    def settings(self) -> TrinoSettings:
+        return self._settings
+
+    def identity(self) -> Mapping[str, str]:
+        return {"cluster": self._settings.name}
+
+    def served_metrics(self) -> Sequence[str]:
+        if self._roots:
+            return sorted((*CLUSTER_METRICS, *RESOURCE_GROUP_METRICS))
+        return list(CLUSTER_METRICS)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def collect(self, now: float) -> list[Sample]:
+        budget = self._settings.timeout_seconds * _BUDGET_SHARE
+        try:
+            async with asyncio.timeout(budget):
+                metrics, blocked, groups = await _all3(
+                    self._coordinator_metrics(), self._blocked(), self._resource_groups()
+                )
+        except TimeoutError as exc:
+            raise SourceError(f"{self._base} did not answer within {budget:g}s") from exc
+        return self._samples(metrics, blocked, groups)
+
+    def _samples(
+        self, metrics: CoordinatorMetrics, blocked: int, groups: Sequence[ResourceGroupState]
+    ) -> list[Sample]:
+        cluster = {"cluster": self._settings.name}
+        samples = [
+            Sample("trino_queued_queries", cluster, metrics.queued),
+            Sample("trino_running_queries", cluster, metrics.running),
+            Sample("trino_blocked_queries", cluster, float(blocked)),
+            Sample("trino_required_workers", cluster, metrics.required_workers),
+            Sample("trino_cluster_memory_bytes", cluster, metrics.cluster_memory_bytes),
+        ]
+        samples += [
+            Sample("trino_nodes", {**cluster, "state": state}, count)
+            for state, count in metrics.nodes.items()
+        ]
+        if self._roots:
+            samples.append(Sample("trino_capacity_queued_queries", cluster, float(capacity_queued(groups))))
+        else:
+            samples.append(Sample("trino_capacity_queued_queries", cluster, metrics.queued))
+        for group in groups:
+            labels = {**cluster, "resource_group": group.dotted}
+            samples += [
+                Sample("trino_resource_group_queued_queries", labels, float(group.queued)),
+                Sample("trino_resource_group_running_queries", labels, float(group.running)),
+                Sample(
+                    "trino_resource_group_hard_concurrency_limit", labels, float(group.hard_concurrency_limit)
+                ),
+                Sample("trino_resource_group_limit_bound", labels, 1.0 if group.limit_bound else 0.0),
+            ]
+        return samples
+
+    # ---------------------------------------------------------------- requests
+
+    def _headers(self, accept: str = "application/json") -> dict[str, str]:
+        return {
+            "X-Trino-User": self._settings.user,
+            "Accept": accept,
+            **self._settings.endpoint.auth_headers(),
+        }
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = new_session(self._settings.endpoint, self._settings.timeout_seconds)
+        return self._session
+
+    async def _get(self, path: str, accept: str = "application/json") -> tuple[str, int, str]:
+        url = self._base + path
+        headers = self._headers(accept)
+        try:
+            async with self._client().get(url, headers=headers, allow_redirects=False) as response:
+                return url, response.status, await response.text(errors="replace")
+        except TimeoutError as exc:
+            raise SourceError(f"{url} timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise SourceError(f"{url} failed: {exc.__class__.__name__}: {exc}") from exc
+
+    async def _get_ok(self, path: str, accept: str = "application/json") -> tuple[str, str]:
+        url, status, body = await self._get(path, accept)
+        if status != 200:
+            raise SourceError(f"{url} answered HTTP {status}{_reason(body)}")
+        return url, body
+
+    async def _get_json(self, path: str) -> tuple[str, Any]:
+        url, body = await self._get_ok(path)
+        try:
+            return url, json.loads(body)
+        except ValueError as exc:
+            raise SourceError(f"{url} answered something that is not JSON") from exc
+
+    async def _coordinator_metrics(self) -> CoordinatorMetrics:
+        url, body = await self._get_ok("/metrics", ACCEPT_METRICS)
+        return coordinator_metrics(url, parse_exposition(url, body))
+
+    async def _blocked(self) -> int:
+        url, payload = await self._get_json("/v1/query?state=RUNNING")
+        return blocked_queries(url, payload)
+
+    async def _resource_groups(self) -> list[ResourceGroupState]:
+        seen: dict[tuple[str, ...], ResourceGroupState] = {}
+        level = list(self._roots)
+        for _ in range(_MAX_GROUP_DEPTH):
+            level = [g for g in dict.fromkeys(level) if g not in seen]
+            if not level:
+                return list(seen.values())
+            found = await _all(*(self._group(group_id) for group_id in level))
+            level = []
+            for group in found:
+                if group is not None:
+                    seen[group.id] = group
+                    level.extend(group.children)
+        raise SourceError(f"{self._base} has resource groups nested deeper than {_MAX_GROUP_DEPTH} levels")
+
+    async def _group(self, group_id: tuple[str, ...]) -> ResourceGroupState | None:
+        path = "/v1/resourceGroupState/" + "/".join(quote(part, safe="") for part in group_id)
+        url, status, body = await self._get(path)
+        if status == 404:
+            # Trino creates groups when the first query selects them: an unknown group is an idle one.
+            if group_id in self._roots and group_id not in self._absent_roots:
+                self._absent_roots.add(group_id)
+                log.warning("Trino %s has no resource group %s (yet): it counts as idle", self._base, url)
+            return None
+        if status != 200:
+            raise SourceError(f"{url} answered HTTP {status}{_reason(body)}")
+        self._absent_roots.discard(group_id)
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise SourceError(f"{url} answered something that is not JSON") from exc
+        group = resource_group_state(url, payload)
+        if group.id != group_id:
+            raise SourceError(f"{url} answered group {group.dotted}")
+        return group
+
+
+def _reason(body: str) -> str:
+    text = " ".join(body.split())[:200]
+    return f": {text}" if text else ""
+
+
+async def _all(*awaitables: Awaitable[T]) -> list[T]:
+    """Await concurrently; the first failure cancels the rest instead of leaving them running."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        await _cancel(tasks)
+
+
+async def _all3(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C]) -> tuple[A, B, C]:
+    first, second, third = asyncio.ensure_future(a), asyncio.ensure_future(b), asyncio.ensure_future(c)
+    try:
+        return await asyncio.gather(first, second, third)
+    finally:
+        await _cancel([first, second, third])
+
+
+async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
