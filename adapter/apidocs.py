@@ -56,7 +56,12 @@ def api_resource_list(metrics: Iterable[str]) -> dict[str, Any]:
         }
         for name in metrics
     ]
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": GROUP_VERSION, "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": GROUP_VERSION,
+        "resources": resources,
+    }
 
 
 def rfc3339(ts: float) -> str:

@@ -249,9 +249,7 @@ def create_app(parts: AdapterParts) -> web.Application:
     r.add_get("/apis", handle_apis, name="apis", allow_head=False)
     r.add_get(f"/apis/{apidocs.GROUP}", handle_group, name="group", allow_head=False)
     r.add_get(_PREFIX, handle_resources, name="resources", allow_head=False)
-    r.add_get(
-        _PREFIX + "/namespaces/{namespace}/{metric}", handle_metric, name="metric", allow_head=False
-    )
+    r.add_get(_PREFIX + "/namespaces/{namespace}/{metric}", handle_metric, name="metric", allow_head=False)
     r.add_get("/keda/v1/namespaces/{namespace}/{metric}", handle_keda, name="keda", allow_head=False)
     # The aggregator probes OpenAPI; a 404 Status is the accepted answer for a server without one.
     r.add_route("*", "/openapi/{tail:.*}", handle_not_found, name="openapi")

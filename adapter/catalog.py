@@ -37,9 +37,7 @@ _RG = ("resource_group",)
 
 BUILTIN: tuple[MetricSpec, ...] = (
     _trino("trino_queued_queries", (), "queries", "Queries waiting in a resource-group queue."),
-    _trino(
-        "trino_running_queries", (), "queries", "Queries running and not fully blocked (QueryManager)."
-    ),
+    _trino("trino_running_queries", (), "queries", "Queries running and not fully blocked (QueryManager)."),
     _trino("trino_blocked_queries", (), "queries", "Running queries blocked waiting for memory or data."),
     _trino(
         "trino_required_workers",
@@ -60,12 +58,8 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "queries",
         "Queued queries that more workers would start: excludes groups held at their concurrency limit.",
     ),
-    _trino(
-        "trino_resource_group_queued_queries", _RG, "queries", "Queries queued in one resource group."
-    ),
-    _trino(
-        "trino_resource_group_running_queries", _RG, "queries", "Queries running in one resource group."
-    ),
+    _trino("trino_resource_group_queued_queries", _RG, "queries", "Queries queued in one resource group."),
+    _trino("trino_resource_group_running_queries", _RG, "queries", "Queries running in one resource group."),
     _trino(
         "trino_resource_group_hard_concurrency_limit",
         _RG,

@@ -72,7 +72,8 @@ def load_or_exit(path: Path | None, overrides: dict[str, Any]) -> Settings:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m adapter", description="Serve Trino and Spark backlog metrics on external.metrics.k8s.io."
+        prog="python -m adapter",
+        description="Serve Trino and Spark backlog metrics on external.metrics.k8s.io.",
     )
     add_adapter_arguments(parser)
     args = parser.parse_args(argv)

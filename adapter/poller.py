@@ -27,7 +27,7 @@ def next_delay(interval: float, failures: int, ceiling: float, jitter: float) ->
     """
     if failures <= 0:
         return interval
-    base = min(ceiling, interval * 2 ** (failures - 1))
+    base = min(ceiling, interval * 2.0 ** (failures - 1))
     return base * (0.8 + 0.4 * jitter)
 
 

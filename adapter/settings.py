@@ -63,7 +63,9 @@ class ServerSettings(BaseModel):
         host, _ = split_host_port(self.listen)
         if self.insecure_http:
             if not is_loopback(host):
-                raise ValueError("insecure_http serves without TLS or authentication: listen on loopback only")
+                raise ValueError(
+                    "insecure_http serves without TLS or authentication: listen on loopback only"
+                )
         elif self.tls_cert_file is None or self.tls_key_file is None:
             raise ValueError("tls_cert_file and tls_key_file are required unless insecure_http is set")
         return self
@@ -82,13 +84,16 @@ class KedaSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="QUEUESCALE_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+        env_prefix="QUEUESCALE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
     )
 
-    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
-    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
-    kube: KubeSettings = Field(default_factory=KubeSettings)  # type: ignore[arg-type]
-    keda: KedaSettings = Field(default_factory=KedaSettings)  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    kube: KubeSettings = Field(default_factory=KubeSettings)
+    keda: KedaSettings = Field(default_factory=KedaSettings)
     trino: list[TrinoSettings] = Field(default_factory=list, description="Trino coordinators to poll.")
     spark: list[SparkSettings] = Field(default_factory=list, description="Spark pools to poll.")
     prometheus: list[PrometheusSettings] = Field(

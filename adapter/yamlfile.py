@@ -42,9 +42,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node)
         if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
 
@@ -69,7 +67,7 @@ def parse_documents(text: str, source: str) -> list[YamlDoc]:
     """Parse every document of a YAML stream; a syntax error names the file and line."""
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
-        datas = list(yaml.load_all(text, Loader=_Loader))  # noqa: S506 - _Loader derives from SafeLoader
+        datas = list(yaml.load_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark else source

@@ -19,8 +19,8 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import aiohttp
 import numpy as np
@@ -94,7 +94,9 @@ def rss_mb(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--series", default="10,1000,10000")
@@ -117,7 +119,9 @@ def main() -> None:
         rows.append((series, figures))
         time.sleep(0.2)
 
-    print(f"metric GET, 1 matching series; wrk -t1 -c16 {args.seconds:g}s; paced client at {args.rate:g} req/s")
+    print(
+        f"metric GET, 1 matching series; wrk -t1 -c16 {args.seconds:g}s; paced client at {args.rate:g} req/s"
+    )
     header = (
         "| series | adapter req/s | bare req/s | ratio | adapter p50 ms | adapter p99 ms | bare p99 ms "
         "| adapter RSS MB | bare RSS MB |"

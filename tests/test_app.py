@@ -63,7 +63,9 @@ async def test_discovery_documents() -> None:
         assert status == 406
         assert_status(body, 406, "NotAcceptable")
         # A client that can take either gets the plain list.
-        status, body, _ = await fetch(server.url + "/apis", headers={"Accept": AGGREGATED + ",application/json"})
+        status, body, _ = await fetch(
+            server.url + "/apis", headers={"Accept": AGGREGATED + ",application/json"}
+        )
         assert (status, body["kind"]) == (200, "APIGroupList")
 
         status, body, _ = await fetch(server.url + "/apis/external.metrics.k8s.io")
@@ -98,7 +100,8 @@ async def test_metric_values_are_canonical_quantities() -> None:
         assert item["timestamp"].endswith("Z")
 
         status, body, _ = await fetch(
-            server.url + f"{BASE}/namespaces/default/{RG}", params={"labelSelector": "resource_group in (global.bi)"}
+            server.url + f"{BASE}/namespaces/default/{RG}",
+            params={"labelSelector": "resource_group in (global.bi)"},
         )
         assert status == 200
         assert [i["value"] for i in body["items"]] == ["3k"]
@@ -109,7 +112,8 @@ async def test_idle_metric_answers_zero_not_an_empty_list() -> None:
     async with running_adapter([source]) as (server, _):
         await ready(server.url)
         status, body, _ = await fetch(
-            server.url + f"{BASE}/namespaces/default/{RG}", params={"labelSelector": "resource_group=global.x"}
+            server.url + f"{BASE}/namespaces/default/{RG}",
+            params={"labelSelector": "resource_group=global.x"},
         )
         assert status == 200
         assert [(i["value"], i["metricLabels"]) for i in body["items"]] == [
@@ -136,7 +140,13 @@ async def test_idle_metric_answers_zero_not_an_empty_list() -> None:
         (f"{BASE}/namespaces/default/{Q}", {"labelSelector": "!x=a"}, "GET", 400, "BadRequest"),
         (f"{BASE}/namespaces/default/{Q}", {"labelSelector": "x<a"}, "GET", 400, "BadRequest"),
         # a huge selector is refused with a Status, cheaply
-        (f"{BASE}/namespaces/default/{Q}", {"labelSelector": "a=b," * 3000 + "c=d"}, "GET", 400, "BadRequest"),
+        (
+            f"{BASE}/namespaces/default/{Q}",
+            {"labelSelector": "a=b," * 3000 + "c=d"},
+            "GET",
+            400,
+            "BadRequest",
+        ),
         # wrong methods
         (f"{BASE}/namespaces/default/{Q}", {}, "POST", 405, "MethodNotAllowed"),
         (f"{BASE}/namespaces/default/{Q}", {}, "DELETE", 405, "MethodNotAllowed"),
@@ -149,7 +159,9 @@ async def test_idle_metric_answers_zero_not_an_empty_list() -> None:
         (f"{BASE}/namespaces/default/{Q}", {"labelSelector": "cluster=typo"}, "GET", 404, "NotFound"),
     ],
 )
-async def test_errors_are_statuses(path: str, params: dict[str, str], method: str, code: int, reason: str) -> None:
+async def test_errors_are_statuses(
+    path: str, params: dict[str, str], method: str, code: int, reason: str
+) -> None:
     async with running_adapter([adhoc()]) as (server, _):
         await ready(server.url)
         status, body, ctype = await fetch(server.url + path, method, params=params)
@@ -197,9 +209,13 @@ async def test_hanging_source_times_out_and_others_keep_serving() -> None:
         status, body, _ = await fetch(server.url + "/metrics")
         assert status == 200
         assert 'queuescale_adapter_source_poll_errors_total{reason="timeout",source="etl"}' in body
-        status, body, _ = await fetch(server.url + f"{BASE}/namespaces/default/{Q}", params={"labelSelector": "cluster=etl"})
+        status, body, _ = await fetch(
+            server.url + f"{BASE}/namespaces/default/{Q}", params={"labelSelector": "cluster=etl"}
+        )
         assert_status(body, 503, "ServiceUnavailable")
-        status, _, _ = await fetch(server.url + f"{BASE}/namespaces/default/{Q}", params={"labelSelector": "cluster=adhoc"})
+        status, _, _ = await fetch(
+            server.url + f"{BASE}/namespaces/default/{Q}", params={"labelSelector": "cluster=adhoc"}
+        )
         assert status == 200
 
 
@@ -258,5 +274,5 @@ async def test_keda_metrics_api_endpoint() -> None:
 async def test_keda_endpoint_off_by_default() -> None:
     async with running_adapter([adhoc()], keda=False) as (server, _):
         await ready(server.url)
-        status, body, _ = await fetch(server.url + f"/keda/v1/namespaces/default/{RG}")
+        _, body, _ = await fetch(server.url + f"/keda/v1/namespaces/default/{RG}")
         assert_status(body, 404, "NotFound")

@@ -24,7 +24,12 @@ async def kubectl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     assert KUBECTL is not None, "kubectl is required (Debian package kubernetes-client)"
     env = {**os.environ, "KUBECONFIG": os.devnull}
     return await asyncio.to_thread(
-        subprocess.run, [KUBECTL, f"--server={url}", *args], capture_output=True, text=True, env=env, timeout=60
+        subprocess.run,
+        [KUBECTL, f"--server={url}", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -49,7 +54,9 @@ async def test_kubectl_reads_discovery_and_metrics() -> None:
         names = {r["name"] for r in json.loads(listing.stdout)["resources"]}
         assert names == {"trino_queued_queries", "trino_nodes", "spark_remaining_tasks"}
 
-        got = await kubectl(url, "get", "--raw", f"{BASE}/namespaces/default/trino_nodes?labelSelector=state%3Dactive")
+        got = await kubectl(
+            url, "get", "--raw", f"{BASE}/namespaces/default/trino_nodes?labelSelector=state%3Dactive"
+        )
         assert got.returncode == 0, got.stderr
         assert [i["value"] for i in json.loads(got.stdout)["items"]] == ["4"]
 
@@ -64,7 +71,9 @@ async def test_kubectl_reads_discovery_and_metrics() -> None:
 
 async def test_kubectl_discovery_has_no_errors() -> None:
     async with running_adapter(sources()) as (server, _):
-        resources = await kubectl(server.url, "api-resources", "--api-group=external.metrics.k8s.io", "-o", "wide")
+        resources = await kubectl(
+            server.url, "api-resources", "--api-group=external.metrics.k8s.io", "-o", "wide"
+        )
         assert resources.returncode == 0, resources.stderr
         assert resources.stderr == ""
         lines = resources.stdout.splitlines()

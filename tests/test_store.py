@@ -25,7 +25,9 @@ def put(store: SampleStore, source: str, at: float, *samples: Sample) -> None:
     store.put(Collection(source=source, collected_at=at, samples=samples))
 
 
-def everything(store: SampleStore, metric: str, ns: str, sel: str, now: float) -> list[tuple[dict[str, str], float]]:
+def everything(
+    store: SampleStore, metric: str, ns: str, sel: str, now: float
+) -> list[tuple[dict[str, str], float]]:
     return [(dict(i.labels), i.value) for i in store.query(metric, ns, parse_selector(sel), now)]
 
 
@@ -151,7 +153,7 @@ def test_readiness_needs_every_source_attempted() -> None:
 
 def test_registration_rejects_unknown_metrics_and_duplicate_names() -> None:
     store = make_store()
-    with pytest.raises(ValueError, match="twice|named"):
+    with pytest.raises(ValueError, match=r"twice|named"):
         store.register("adhoc", identity={}, metrics=[Q], max_age=1)
     with pytest.raises(ValueError, match="catalog"):
         store.register("x", identity={}, metrics=["made_up"], max_age=1)

@@ -73,14 +73,10 @@ def _read_secret(path: Path) -> str:
 
 def new_session(endpoint: HttpEndpoint, timeout_seconds: float) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(ssl=endpoint.ssl_context(), limit=16)
-    return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_seconds)
-    )
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_seconds))
 
 
-async def get_json(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
-) -> Any:
+async def get_json(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> Any:
     """GET a JSON document; every failure becomes a SourceError naming the URL."""
     text = await get_text(session, url, headers)
     try:
@@ -89,9 +85,7 @@ async def get_json(
         raise SourceError(f"{url} answered something that is not JSON") from exc
 
 
-async def get_text(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
-) -> str:
+async def get_text(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> str:
     try:
         async with session.get(url, headers=headers) as resp:
             body = await resp.text(errors="replace")

@@ -27,9 +27,7 @@ def needs_kube(settings: Settings) -> bool:
     return settings.auth.mode == "front-proxy" or any(s.kubernetes is not None for s in settings.spark)
 
 
-def build_sources(
-    settings: Settings, kube: Callable[[], kubernetes.client.ApiClient]
-) -> list[Source]:
+def build_sources(settings: Settings, kube: Callable[[], kubernetes.client.ApiClient]) -> list[Source]:
     """Sorted by kind, then in configuration order, so the table reads the same as the file."""
     sources: list[Source] = []
     sources.extend(PrometheusSource(s) for s in settings.prometheus)
