@@ -31,12 +31,11 @@ from adapter.store import SampleStore
 log = logging.getLogger(__name__)
 
 INSECURE_BANNER = """
-!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
-!! queuescale adapter: PLAIN HTTP, NO AUTHENTICATION, NO AUTHORIZATION.      !!
-!! Anyone who reaches {listen:<44} can read every metric. !!
-!! For development on loopback only; never register this as an APIService.   !!
-!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
-"""
+################################################################################
+# queuescale adapter: PLAIN HTTP, NO AUTHENTICATION, NO AUTHORIZATION.
+# Anyone who reaches {listen} can read every metric.
+# For development on loopback only; never register this as an APIService.
+################################################################################"""
 
 
 def tune_gc() -> None:

@@ -59,15 +59,10 @@ class ServerSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _tls_or_loopback(self) -> ServerSettings:
+    def _loopback_when_insecure(self) -> ServerSettings:
         host, _ = split_host_port(self.listen)
-        if self.insecure_http:
-            if not is_loopback(host):
-                raise ValueError(
-                    "insecure_http serves without TLS or authentication: listen on loopback only"
-                )
-        elif self.tls_cert_file is None or self.tls_key_file is None:
-            raise ValueError("tls_cert_file and tls_key_file are required unless insecure_http is set")
+        if self.insecure_http and not is_loopback(host):
+            raise ValueError("insecure_http serves without TLS or authentication: listen on loopback only")
         return self
 
 
@@ -109,6 +104,12 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        if not self.server.insecure_http and (
+            self.server.tls_cert_file is None or self.server.tls_key_file is None
+        ):
+            raise ValueError(
+                "server.tls_cert_file and server.tls_key_file are required unless server.insecure_http is set"
+            )
         if self.server.insecure_http and self.auth.mode != "none":
             raise ValueError("server.insecure_http needs auth.mode: none (there is no client certificate)")
         if not self.server.insecure_http and self.auth.mode == "none":

@@ -1,0 +1,143 @@
+"""The ``queuescale`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from typing import Any
+
+import aiohttp
+
+from adapter.cli import (
+    add_adapter_arguments,
+    configure_logging,
+    load_or_exit,
+    overrides_from_args,
+    run_with_signals,
+)
+from adapter.errors import ConfigError
+from adapter.runtime import start_adapter
+from adapter.settings import Settings
+
+BASE = "/apis/external.metrics.k8s.io/v1beta1"
+SHOWN = (
+    ("trino_queued_queries", "queued"),
+    ("trino_running_queries", "running"),
+    ("trino_nodes", "trino nodes"),
+    ("spark_remaining_tasks", "spark remaining tasks"),
+    ("spark_executors_needed", "executors needed"),
+)
+
+
+async def _served_value(session: aiohttp.ClientSession, url: str, metric: str) -> str:
+    async with session.get(f"{url}{BASE}/namespaces/default/{metric}") as resp:
+        body = await resp.json()
+        if resp.status != 200:
+            return f"{resp.status} {body.get('reason', '')}"
+        total = sum(_milli(item["value"]) for item in body["items"]) / 1000
+        return f"{total:g}"
+
+
+def _milli(value: str) -> int:
+    from adapter.quantity import milli_value
+
+    return milli_value(value)
+
+
+async def _show_answers(url: str, stop: asyncio.Event, every: float) -> None:
+    """Print what the adapter serves, read over HTTP like the HPA reads it."""
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if stop.is_set():
+                return
+            try:
+                figures = [f"{label}={await _served_value(session, url, m)}" for m, label in SHOWN]
+            except (aiohttp.ClientError, json.JSONDecodeError) as exc:
+                figures = [f"adapter unreachable: {exc}"]
+            print("served: " + "  ".join(figures), flush=True)
+
+
+def _print_urls(url: str) -> None:
+    print(
+        f"""
+queuescale adapter on the sandbox: {url}
+  curl {url}{BASE}
+  curl '{url}{BASE}/namespaces/default/trino_queued_queries?labelSelector=cluster%3Dsandbox'
+  kubectl --server={url} get --raw {BASE}/namespaces/default/spark_remaining_tasks
+  curl {url}/metrics        # the adapter's own metrics
+Ctrl-C stops.
+""",
+        flush=True,
+    )
+
+
+async def _adapter_on_sandbox(
+    args: argparse.Namespace, overrides: dict[str, Any], stop: asyncio.Event
+) -> None:
+    from autoscaler.sandbox.world import running_world
+
+    async with running_world(seed=args.seed) as world:
+        try:
+            settings = load_or_exit(args.config, {**world.source_settings(), **overrides})
+        except SystemExit:
+            stop.set()
+            raise
+        async with start_adapter(settings) as running:
+            _print_urls(running.url)
+            await _show_answers(running.url, stop, args.show_every)
+
+
+def cmd_adapter(args: argparse.Namespace) -> None:
+    overrides = overrides_from_args(args)
+    if args.sandbox:
+        if not args.insecure_http:
+            # The sandbox has no kube-apiserver to front-proxy for it: it is a loopback development world.
+            print(
+                "queuescale: --sandbox needs --insecure-http (the sandbox has no kube-apiserver)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        configure_logging(args.log_level or "warning")
+        run_with_signals(lambda stop: _adapter_on_sandbox(args, overrides, stop))
+        return
+    settings: Settings = load_or_exit(args.config, overrides)
+    configure_logging(settings.log_level)
+    from adapter.runtime import run_until_stopped
+
+    run_with_signals(lambda stop: run_until_stopped(settings, stop))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="queuescale", description="Scale Trino and Spark on Kubernetes on the work that is waiting."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    adapter = sub.add_parser(
+        "adapter", help="serve Trino and Spark backlog metrics on external.metrics.k8s.io"
+    )
+    add_adapter_arguments(adapter)
+    adapter.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="poll the embedded sandbox (emulated Trino cluster and Spark pool under moving load)",
+    )
+    adapter.add_argument("--seed", type=int, default=0, help="seed of the sandbox load (with --sandbox)")
+    adapter.add_argument(
+        "--show-every", type=float, default=5.0, help="seconds between printed answers (with --sandbox)"
+    )
+    adapter.set_defaults(func=cmd_adapter)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ConfigError as exc:
+        print(f"queuescale: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
