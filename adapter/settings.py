@@ -85,10 +85,19 @@ class Settings(BaseSettings):
         nested_model_default_partial_update=True,
     )
 
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    auth: AuthSettings = Field(default_factory=AuthSettings)
-    kube: KubeSettings = Field(default_factory=KubeSettings)
-    keda: KedaSettings = Field(default_factory=KedaSettings)
+    server: ServerSettings = Field(
+        default_factory=ServerSettings, description="Where and how the API server listens."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Who may call: front-proxy authentication and SAR."
+    )
+    kube: KubeSettings = Field(
+        default_factory=KubeSettings,
+        description="How to reach the Kubernetes API (SubjectAccessReview, ConfigMap, Spark discovery).",
+    )
+    keda: KedaSettings = Field(
+        default_factory=KedaSettings, description="The KEDA metrics-api JSON endpoint."
+    )
     trino: list[TrinoSettings] = Field(default_factory=list, description="Trino coordinators to poll.")
     spark: list[SparkSettings] = Field(default_factory=list, description="Spark pools to poll.")
     prometheus: list[PrometheusSettings] = Field(

@@ -1,0 +1,31 @@
+"""Generated documents stay in step with the code they describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapter.catalog import markdown_table
+from adapter.settings import Settings
+from adapter.settings_doc import fields, reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_catalog_table_is_current() -> None:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- catalog:start -->\n") + len("<!-- catalog:start -->\n")
+    end = readme.index("<!-- catalog:end -->")
+    assert readme[start:end] == markdown_table(), (
+        "run: python -m adapter.catalog --markdown, paste into README"
+    )
+
+
+def test_configuration_reference_is_current() -> None:
+    assert (ROOT / "docs/configuration.md").read_text() == reference(), (
+        "run: python -m adapter.settings_doc > docs/configuration.md"
+    )
+
+
+def test_every_setting_is_documented() -> None:
+    undocumented = [path for path, info in fields(Settings, "") if not (info.description or "").strip()]
+    assert undocumented == []
