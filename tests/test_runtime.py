@@ -1,0 +1,110 @@
+"""The adapter assembled from its settings, as deployed: HTTPS, front-proxy trust read from the
+ConfigMap, SubjectAccessReviews, a Trino source polled in the background."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from adapter.runtime import start_adapter
+from adapter.settings import load_settings
+from tests.helpers.certs import CertFactory
+from tests.helpers.kube import running_kube
+from tests.helpers.trino import trino_sandbox
+from tests.helpers.wait import eventually
+
+BASE = "/apis/external.metrics.k8s.io/v1beta1"
+METRIC = f"{BASE}/namespaces/team-a/trino_nodes?labelSelector=state%3Dactive"
+
+
+async def test_secure_adapter_from_settings(tmp_path: Path) -> None:
+    certs = CertFactory(tmp_path)
+    serving_ca = certs.ca("serving-ca")
+    serving = certs.serving(serving_ca)
+    proxy_ca = certs.ca("front-proxy-ca")
+    proxy = certs.client(proxy_ca, "proxy", cn="front-proxy-client")
+    stranger = certs.client(certs.ca("other-ca"), "stranger", cn="front-proxy-client")
+
+    async with running_kube() as kube, trino_sandbox(478, workers=3) as trino:
+        kube.sandbox.set_configmap(
+            "kube-system",
+            "extension-apiserver-authentication",
+            {
+                "requestheader-client-ca-file": proxy_ca.cert_pem.decode(),
+                "requestheader-allowed-names": json.dumps(["front-proxy-client"]),
+                "requestheader-username-headers": json.dumps(["X-Remote-User"]),
+                "requestheader-group-headers": json.dumps(["X-Remote-Group"]),
+                "requestheader-extra-headers-prefix": json.dumps(["X-Remote-Extra-"]),
+            },
+        )
+        kube.sandbox.allow(
+            user="system:serviceaccount:kube-system:horizontal-pod-autoscaler", namespace="team-a"
+        )
+        settings = load_settings(
+            None,
+            {
+                "server": {
+                    "listen": "127.0.0.1:0",
+                    "tls_cert_file": str(serving.cert_file),
+                    "tls_key_file": str(serving.key_file),
+                },
+                "kube": {"host": kube.url},
+                "trino": [
+                    {
+                        "name": "adhoc",
+                        "endpoint": {"url": trino.coordinator_url},
+                        "poll_interval_seconds": 0.1,
+                    }
+                ],
+            },
+        )
+
+        async with start_adapter(settings) as running:
+
+            async def call(
+                client: Any | None, headers: dict[str, str], path: str = METRIC
+            ) -> tuple[Any, Any]:
+                ctx = ssl.create_default_context(cafile=serving_ca.cert_file)
+                if client is not None:
+                    ctx.load_cert_chain(client.cert_file, client.key_file)
+                connector = aiohttp.TCPConnector(ssl=ctx, force_close=True)
+                try:
+                    async with (
+                        aiohttp.ClientSession(connector=connector) as session,
+                        session.get(running.url + path, headers=headers) as resp,
+                    ):
+                        return resp.status, await resp.json()
+                except aiohttp.ClientError as exc:
+                    return "tls", exc
+
+            hpa = {"X-Remote-User": "system:serviceaccount:kube-system:horizontal-pod-autoscaler"}
+            status, body = await eventually(lambda: call(proxy, hpa), check=lambda r: r[0] == 200)
+            assert [i["value"] for i in body["items"]] == ["4"]  # the coordinator is an active node too
+            assert body["items"][0]["metricLabels"] == {"cluster": "adhoc", "state": "active"}
+
+            # Claims without the front-proxy certificate are not believed.
+            status, body = await call(
+                None, {"X-Remote-User": "system:masters", "X-Remote-Group": "system:masters"}
+            )
+            assert (status, body["kind"], body["reason"]) == (401, "Status", "Unauthorized")
+            # A certificate from another CA never gets past TLS.
+            status, _ = await call(stranger, hpa)
+            assert status == "tls"
+            # A real proxied user the SubjectAccessReview denies.
+            status, body = await call(proxy, {"X-Remote-User": "mallory"})
+            assert (status, body["reason"]) == (403, "Forbidden")
+            # The cluster's superusers need no review.
+            reviews = len(kube.sandbox.reviews)
+            status, _ = await call(proxy, {"X-Remote-User": "root", "X-Remote-Group": "system:masters"})
+            assert status == 200
+            assert len(kube.sandbox.reviews) == reviews
+            # Discovery needs an authenticated caller, nothing more.
+            status, body = await call(proxy, {"X-Remote-User": "system:kube-aggregator"}, BASE)
+            assert status == 200
+            assert "trino_queued_queries" in {r["name"] for r in body["resources"]}
+            status, _ = await call(None, {}, BASE)
+            assert status == 401
