@@ -108,3 +108,35 @@ async def test_secure_adapter_from_settings(tmp_path: Path) -> None:
             assert "trino_queued_queries" in {r["name"] for r in body["resources"]}
             status, _ = await call(None, {}, BASE)
             assert status == 401
+
+
+async def test_several_trino_clusters_of_both_naming_eras() -> None:
+    async with trino_sandbox(476, workers=1) as old, trino_sandbox(478, workers=2) as new:
+        # The small groups: adhoc runs 2 at a time, so the rest queue.
+        old.cluster.submit_many("global.adhoc", 5, work_seconds=1e9)
+        new.cluster.submit_many("global.adhoc", 3, work_seconds=1e9)
+        settings = load_settings(
+            None,
+            {
+                "server": {"listen": "127.0.0.1:0", "insecure_http": True},
+                "auth": {"mode": "none"},
+                "trino": [
+                    {"name": name, "endpoint": {"url": sb.coordinator_url}, "poll_interval_seconds": 0.1}
+                    for name, sb in (("old", old), ("new", new))
+                ],
+            },
+        )
+        async with start_adapter(settings) as running, aiohttp.ClientSession() as session:
+
+            async def queued(selector: str) -> tuple[int, Any]:
+                url = f"{running.url}{BASE}/namespaces/default/trino_queued_queries"
+                async with session.get(url, params={"labelSelector": selector} if selector else {}) as resp:
+                    return resp.status, await resp.json()
+
+            _, body = await eventually(lambda: queued(""), check=lambda r: r[0] == 200)
+            by_cluster = {i["metricLabels"]["cluster"]: i["value"] for i in body["items"]}
+            assert by_cluster == {"old": "3", "new": "1"}
+            _, body = await queued("cluster=old")
+            assert [i["value"] for i in body["items"]] == ["3"]
+            _, body = await queued("cluster in (new)")
+            assert [i["value"] for i in body["items"]] == ["1"]
