@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
+from autoscaler.sandbox.trino import Fault
 from tests.helpers.certs import CertFactory
 from tests.helpers.kube import running_kube
-from tests.helpers.trino import trino_sandbox
+from tests.helpers.trino import refused_url, trino_sandbox
 from tests.helpers.wait import eventually
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
@@ -140,3 +142,69 @@ async def test_several_trino_clusters_of_both_naming_eras() -> None:
             assert [i["value"] for i in body["items"]] == ["3"]
             _, body = await queued("cluster in (new)")
             assert [i["value"] for i in body["items"]] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # garbage where OpenMetrics text should be
+        Fault(status=200, body="<html>502 Bad Gateway</html>\n\x00\xff", content_type="text/html"),
+        # a backend error
+        Fault(status=500, body="Internal Server Error"),
+        # a coordinator that accepts the connection and never answers
+        Fault(hang=True),
+    ],
+)
+async def test_a_broken_coordinator_degrades_only_its_own_metrics(fault: Fault) -> None:
+    async with trino_sandbox(478, workers=1) as broken, trino_sandbox(478, workers=2) as healthy:
+        broken.faults().set("/metrics", fault)
+        settings = load_settings(
+            None,
+            {
+                "server": {"listen": "127.0.0.1:0", "insecure_http": True},
+                "auth": {"mode": "none"},
+                "trino": [
+                    {
+                        "name": name,
+                        "endpoint": {"url": url},
+                        "poll_interval_seconds": 0.1,
+                        "timeout_seconds": 0.5,
+                        "max_age_seconds": 1.0,
+                    }
+                    for name, url in (
+                        ("broken", broken.coordinator_url),
+                        ("healthy", healthy.coordinator_url),
+                        ("refused", refused_url()),
+                    )
+                ],
+            },
+        )
+        async with start_adapter(settings) as running, aiohttp.ClientSession() as session:
+
+            async def nodes(cluster: str) -> tuple[int, Any]:
+                url = f"{running.url}{BASE}/namespaces/default/trino_nodes"
+                params = {"labelSelector": f"cluster={cluster},state=active"}
+                async with session.get(url, params=params) as resp:
+                    return resp.status, await resp.json()
+
+            status, body = await eventually(lambda: nodes("healthy"), check=lambda r: r[0] == 200)
+            assert [i["value"] for i in body["items"]] == ["3"]
+            for cluster in ("broken", "refused"):
+                status, body = await nodes(cluster)
+                assert (status, body["kind"], body["reason"]) == (503, "Status", "ServiceUnavailable")
+
+            async def ready() -> int:
+                async with session.get(running.url + "/readyz") as resp:
+                    return resp.status
+
+            # One dead backend must not take the adapter out of service once every source had its try.
+            await eventually(ready, check=lambda status: status == 200)
+            async with session.get(running.url + "/metrics") as resp:
+                text = await resp.text()
+            assert 'queuescale_adapter_source_up{source="healthy"} 1.0' in text
+            assert 'queuescale_adapter_source_up{source="broken"} 0.0' in text
+            assert 'queuescale_adapter_source_poll_errors_total{reason="error",source="refused"}' in text
+            # The broken one recovers, and so does its metric.
+            broken.faults().clear()
+            status, body = await eventually(lambda: nodes("broken"), check=lambda r: r[0] == 200)
+            assert [i["value"] for i in body["items"]] == ["2"]
