@@ -27,7 +27,8 @@ def next_delay(interval: float, failures: int, ceiling: float, jitter: float) ->
     """
     if failures <= 0:
         return interval
-    base = min(ceiling, interval * 2.0 ** (failures - 1))
+    # The exponent is capped: a source down for days must not overflow the float.
+    base = min(ceiling, interval * 2.0 ** min(failures - 1, 64))
     return base * (0.8 + 0.4 * jitter)
 
 

@@ -29,4 +29,4 @@ def test_next_delay(failures: int, jitter: float, expected: float) -> None:
 
 
 def test_backoff_never_exceeds_ceiling_plus_jitter() -> None:
-    assert max(next_delay(2.0, n, 60.0, 0.999) for n in range(1, 200)) <= 60.0 * 1.2
+    assert max(next_delay(2.0, n, 60.0, 0.999) for n in (*range(1, 200), 5000, 10**9)) <= 60.0 * 1.2
