@@ -23,7 +23,6 @@ from adapter.sources.spark import (
 from autoscaler.sandbox.kube import KubeSandbox, client_for
 from autoscaler.sandbox.serve import serve
 from autoscaler.sandbox.spark import AppSpec, DynamicAllocation, SparkPool, SparkSandbox, StageSpec
-from autoscaler.sandbox.spark_http import stop_drained
 from tests.helpers.spark import (
     Fault,
     Front,
@@ -521,8 +520,8 @@ async def kube_world(world: World) -> AsyncIterator[tuple[World, KubeSandbox, st
     try:
         yield world, kube, api.url
     finally:
-        await stop_drained(api)
-        await stop_drained(trap)
+        await api.stop()
+        await trap.stop()
 
 
 def kube_settings(port: int, **discovery: Any) -> Any:

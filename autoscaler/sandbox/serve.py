@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -15,7 +16,18 @@ class Served:
     url: str
     port: int
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 0.5) -> None:
+        """Stop once the connections clients just closed are gone (at most ``grace_seconds``).
+
+        aiohttp leaks the socket of a connection whose client hung up just before the server stopped
+        (a ResourceWarning later), so give it a few loop turns to see the hang-up first.
+        """
+        server = self.runner.server
+        step = 0.005
+        for _ in range(max(1, round(grace_seconds / step))):
+            if server is None or not server.connections:
+                break
+            await asyncio.sleep(step)
         await self.runner.cleanup()
 
 

@@ -500,21 +500,6 @@ def master_app(pool: SparkPool, driver_url: DriverLookup) -> web.Application:
 # ---------------------------------------------------------------------- the runner
 
 
-async def stop_drained(served: Served, grace_seconds: float = 0.5) -> None:
-    """Stop a server once the connections its clients just closed are gone (at most ``grace_seconds``).
-
-    aiohttp leaks the socket of a connection whose client hung up just before the server stopped
-    (a ResourceWarning later), so give it a few loop turns to see the hang-up first.
-    """
-    server = served.runner.server
-    step = 0.005
-    for _ in range(max(1, round(grace_seconds / step))):
-        if server is None or not server.connections:
-            break
-        await asyncio.sleep(step)
-    await served.stop()
-
-
 class SparkSandbox:
     """Serve a pool's master and one driver per active application on loopback.
 
@@ -573,7 +558,7 @@ class SparkSandbox:
         servers = [*self._drivers.values(), *([self._master] if self._master is not None else [])]
         self._drivers.clear()
         self._master = None
-        await asyncio.gather(*(stop_drained(s) for s in servers))
+        await asyncio.gather(*(s.stop() for s in servers))
 
     async def sync(self) -> None:
         """Start drivers of new applications and stop those of finished ones."""

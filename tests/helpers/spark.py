@@ -22,7 +22,6 @@ from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.spark import SparkSettings
 from autoscaler.sandbox.serve import serve
-from autoscaler.sandbox.spark_http import stop_drained
 
 
 def settings(name: str = "pool-a", **fields: Any) -> SparkSettings:
@@ -130,7 +129,7 @@ async def serving(front: Front) -> AsyncIterator[str]:
         yield served.url
     finally:
         front._release.set()
-        await stop_drained(served)
+        await served.stop()
 
 
 # ---------------------------------------------------------------------- real Spark
