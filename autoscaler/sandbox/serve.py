@@ -16,7 +16,7 @@ class Served:
     url: str
     port: int
 
-    async def stop(self, grace_seconds: float = 0.5) -> None:
+    async def stop(self, grace_seconds: float = 0.05) -> None:
         """Stop once the connections clients just closed are gone (at most ``grace_seconds``).
 
         aiohttp leaks the socket of a connection whose client hung up just before the server stopped
