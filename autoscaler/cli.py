@@ -21,6 +21,7 @@ from adapter.cli import (
 from adapter.errors import ConfigError
 from adapter.runtime import start_adapter
 from adapter.settings import Settings
+from autoscaler.validate import add_validate_parser
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 SHOWN = (
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-every", type=float, default=5.0, help="seconds between printed answers (with --sandbox)"
     )
     adapter.set_defaults(func=cmd_adapter)
+    add_validate_parser(sub)
     return parser
 
 
