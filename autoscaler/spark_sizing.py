@@ -1,0 +1,244 @@
+"""Spark sizing: executors from the task backlog (dynamic allocation's formula), pool workers from executors.
+
+:func:`executors_needed` is ``ExecutorAllocationManager.maxNumExecutorsNeededPerResourceProfile`` of
+apache/spark (``core/src/main/scala/org/apache/spark/ExecutorAllocationManager.scala``) followed by the
+``[minExecutors, maxExecutors]`` clamp Spark applies to its target:
+
+- ``tasksPerExecutor = executorCores / taskCpus`` in *integer* division (``ResourceProfile.maxTasksPerExecutor``
+  for the default profile); 0 is a configuration error in Spark ("spark.executor.cores must not be less
+  than spark.task.cpus") and a ``ValueError`` here;
+- ``maxNeeded = ceil((pending + pendingSpeculative + running) × executorAllocationRatio / tasksPerExecutor)``,
+  computed in binary floating point like the JVM's ``Double`` (so ``25 × 0.28 = 7.000000000000001``
+  rounds up to 8 there and here alike);
+- one extra executor when that gives exactly 1, ``tasksPerExecutor > 1`` and a speculative task is pending
+  (a speculative copy must not run on the executor of its original);
+- with unschedulable task sets (executors excluded after failures), at least
+  ``current executors + ceil(unschedulable × ratio / tasksPerExecutor)``.
+
+Spark re-evaluates this every 100 ms and ramps its target up in rounds of 1, 2, 4, ... executors; an
+external autoscaler sizes for the end point of that ramp, which is what these functions return.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AppDemand",
+    "AppSizing",
+    "PoolSizing",
+    "executors_needed",
+    "max_executors_needed",
+    "pool_workers_needed",
+    "tasks_per_executor",
+]
+
+
+def tasks_per_executor(executor_cores: int, task_cpus: int = 1) -> int:
+    """Task slots of one executor: ``executor_cores // task_cpus`` (Spark's integer division)."""
+    if executor_cores < 1 or task_cpus < 1:
+        raise ValueError(f"executor cores ({executor_cores}) and task cpus ({task_cpus}) must be >= 1")
+    slots = executor_cores // task_cpus
+    if slots == 0:
+        raise ValueError(
+            f"executor cores ({executor_cores}) must not be less than task cpus ({task_cpus}): "
+            "an executor would have no task slot"
+        )
+    return slots
+
+
+def max_executors_needed(
+    remaining_tasks: int,
+    executor_cores: int,
+    task_cpus: int = 1,
+    allocation_ratio: float = 1.0,
+    *,
+    pending_speculative: int = 0,
+    unschedulable_task_sets: int = 0,
+    current_executors: int = 0,
+) -> int:
+    """Spark's ``maxNumExecutorsNeeded`` before any clamp (see the module documentation).
+
+    ``remaining_tasks`` is pending + running tasks of active stages; ``pending_speculative`` are speculative
+    copies not yet started (Spark counts them too, and they trigger the locality extra executor).
+    """
+    if remaining_tasks < 0 or pending_speculative < 0 or unschedulable_task_sets < 0 or current_executors < 0:
+        raise ValueError("task, task-set and executor counts must be >= 0")
+    if not (math.isfinite(allocation_ratio) and 0 < allocation_ratio <= 1.0):
+        raise ValueError(f"executorAllocationRatio must be in (0, 1], not {allocation_ratio}")
+    per_executor = tasks_per_executor(executor_cores, task_cpus)
+    demand = remaining_tasks + pending_speculative
+    needed = math.ceil(demand * allocation_ratio / per_executor)
+    if per_executor > 1 and needed == 1 and pending_speculative > 0:
+        needed += 1
+    if unschedulable_task_sets > 0:
+        extra = math.ceil(unschedulable_task_sets * allocation_ratio / per_executor)
+        needed = max(needed, current_executors + extra)
+    return needed
+
+
+def executors_needed(
+    remaining_tasks: int,
+    executor_cores: int,
+    task_cpus: int = 1,
+    allocation_ratio: float = 1.0,
+    min_executors: int = 0,
+    max_executors: int | None = None,
+    *,
+    pending_speculative: int = 0,
+    unschedulable_task_sets: int = 0,
+    current_executors: int = 0,
+) -> int:
+    """Executors one application needs: :func:`max_executors_needed` clamped to ``[min, max]``.
+
+    ``min_executors`` wins over ``max_executors`` only if a caller passes ``min > max``, which Spark refuses
+    at start-up and this function refuses too.
+    """
+    if min_executors < 0:
+        raise ValueError(f"min executors must be >= 0, not {min_executors}")
+    if max_executors is not None and max_executors < min_executors:
+        raise ValueError(f"min executors ({min_executors}) must be <= max executors ({max_executors})")
+    needed = max_executors_needed(
+        remaining_tasks,
+        executor_cores,
+        task_cpus,
+        allocation_ratio,
+        pending_speculative=pending_speculative,
+        unschedulable_task_sets=unschedulable_task_sets,
+        current_executors=current_executors,
+    )
+    if max_executors is not None:
+        needed = min(needed, max_executors)
+    return max(needed, min_executors)
+
+
+@dataclass(frozen=True, slots=True)
+class AppDemand:
+    """One application on a pool: its backlog and its dynamic-allocation settings.
+
+    ``executor_cores`` overrides the pool's default ``spark.executor.cores`` for this application.
+    ``next_wave_tasks`` (tasks of stages waiting on their parents) count only when the caller opts in with
+    ``include_next_wave``: they predict demand a little ahead of Spark itself.
+    """
+
+    app_id: str
+    remaining_tasks: int
+    executor_cores: int | None = None
+    task_cpus: int = 1
+    allocation_ratio: float = 1.0
+    min_executors: int = 0
+    max_executors: int | None = None
+    pending_speculative: int = 0
+    next_wave_tasks: int = 0
+    include_next_wave: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppSizing:
+    app_id: str
+    executors: int
+    executor_cores: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSizing:
+    """Workers a standalone pool needs for its applications, with the figures behind it."""
+
+    workers: int
+    reason: str
+    executors: int
+    cores: int
+    apps: tuple[AppSizing, ...]
+    clamped_by: str | None
+
+
+def _pack_workers(executor_sizes: Sequence[int], cores_per_worker: int) -> int:
+    """Workers for executors of the given core counts: first-fit decreasing.
+
+    An executor never spans workers, so a pool of 4-core workers holds one 3-core executor per worker, not
+    4/3; with equal sizes this is exactly ``ceil(n / (cores_per_worker // size))``.
+    """
+    free: list[int] = []
+    for size in sorted(executor_sizes, reverse=True):
+        for i, room in enumerate(free):
+            if room >= size:
+                free[i] = room - size
+                break
+        else:
+            free.append(cores_per_worker - size)
+    return len(free)
+
+
+def pool_workers_needed(
+    apps: Sequence[AppDemand],
+    cores_per_worker: int,
+    executor_cores: int,
+    executors_per_worker: int | None = None,
+    min_workers: int = 0,
+    max_workers: int | None = None,
+) -> PoolSizing:
+    """Workers of a Spark standalone pool that hold every application's needed executors.
+
+    Per application :func:`executors_needed`; then workers from executors: ``ceil(executors /
+    executors_per_worker)`` when the pool pins executors per worker, otherwise the executors are packed by
+    cores onto workers of ``cores_per_worker`` (first-fit decreasing). The result is clamped to
+    ``[min_workers, max_workers]``, and the reason names the clamp. Memory per executor is not modelled:
+    pools sized by memory should set ``executors_per_worker``.
+    """
+    if cores_per_worker < 1:
+        raise ValueError(f"cores per worker must be >= 1, not {cores_per_worker}")
+    if executors_per_worker is not None and executors_per_worker < 1:
+        raise ValueError(f"executors per worker must be >= 1, not {executors_per_worker}")
+    if min_workers < 0 or (max_workers is not None and max_workers < min_workers):
+        raise ValueError(f"worker bounds [{min_workers}, {max_workers}] are not a valid range")
+    sized: list[AppSizing] = []
+    sizes: list[int] = []
+    for app in apps:
+        cores = app.executor_cores if app.executor_cores is not None else executor_cores
+        if executors_per_worker is None and cores > cores_per_worker:
+            raise ValueError(
+                f"application {app.app_id}: an executor of {cores} cores does not fit a worker of "
+                f"{cores_per_worker} cores"
+            )
+        remaining = app.remaining_tasks + (app.next_wave_tasks if app.include_next_wave else 0)
+        n = executors_needed(
+            remaining,
+            cores,
+            app.task_cpus,
+            app.allocation_ratio,
+            app.min_executors,
+            app.max_executors,
+            pending_speculative=app.pending_speculative,
+        )
+        sized.append(AppSizing(app.app_id, n, cores))
+        sizes.extend([cores] * n)
+    total_executors = len(sizes)
+    total_cores = sum(sizes)
+    if executors_per_worker is not None:
+        raw = math.ceil(total_executors / executors_per_worker)
+        how = f"{total_executors} executors at {executors_per_worker} per worker"
+    else:
+        raw = _pack_workers(sizes, cores_per_worker)
+        how = (
+            f"{total_executors} executors ({total_cores} cores) packed on workers of {cores_per_worker} cores"
+        )
+    workers = raw
+    clamped_by: str | None = None
+    if max_workers is not None and workers > max_workers:
+        workers, clamped_by = max_workers, "maxWorkers"
+    if workers < min_workers:
+        workers, clamped_by = min_workers, "minWorkers"
+    per_app = ", ".join(f"{a.app_id}: {a.executors}" for a in sized) or "no application"
+    reason = f"executors needed ({per_app}); {how} → {raw} workers"
+    if clamped_by is not None:
+        reason += f"; clamped to {workers} by {clamped_by}"
+    return PoolSizing(
+        workers=workers,
+        reason=reason,
+        executors=total_executors,
+        cores=total_cores,
+        apps=tuple(sized),
+        clamped_by=clamped_by,
+    )
