@@ -1,0 +1,335 @@
+"""Seeded, deterministic query loads for the simulator.
+
+A :class:`Load` is a list of queries, each with an arrival time (seconds from the start of the run), a
+service time and a resource-group index. The service model is *slot-seconds*: a query holds one query slot
+of one worker for exactly its service time, whatever else runs on that worker (no processor sharing; a
+worker's slots are independent servers, which makes a static cluster an M/M/c queue of ``workers × slots``
+servers and keeps the model checkable against Erlang C).
+
+Sources:
+
+- :func:`from_shape` / :func:`from_trace_csv`: a ``ts,value`` load-shape series (the traces of
+  ``data/traces``), values scaled to arrivals per second and held constant until the next sample
+  (step interpolation); arrivals per interval are Poisson, placed uniformly inside it;
+- :func:`from_arrivals_csv`: a CSV of individual queries ``arrival_ts,service_seconds[,group]``;
+- :func:`poisson`, :func:`diurnal`, :func:`bursts`: synthetic rate curves.
+
+Everything random comes from one ``numpy.random.Generator`` seeded by the caller.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "FloatArray",
+    "IntArray",
+    "Load",
+    "ServiceDist",
+    "bursts",
+    "diurnal",
+    "from_arrivals_csv",
+    "from_rate_curve",
+    "from_shape",
+    "from_trace_csv",
+    "poisson",
+    "read_shape_csv",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ServiceDist = Literal["exponential", "lognormal"]
+
+
+@dataclass(frozen=True, eq=False)
+class Load:
+    """Queries sorted by arrival; ``duration`` is the span the load covers (the run length by default)."""
+
+    arrivals: FloatArray
+    service: FloatArray
+    group: IntArray
+    duration: float
+
+    def __post_init__(self) -> None:
+        n = len(self.arrivals)
+        if len(self.service) != n or len(self.group) != n:
+            raise ValueError("arrivals, service and group must have the same length")
+        if n and (np.any(np.diff(self.arrivals) < 0) or self.arrivals[0] < 0):
+            raise ValueError("arrivals must be sorted and >= 0")
+        if n and not np.all(np.isfinite(self.service) & (self.service > 0)):
+            raise ValueError("service times must be positive and finite")
+        if not (math.isfinite(self.duration) and self.duration > 0):
+            raise ValueError(f"duration must be a positive number of seconds, not {self.duration}")
+
+    @property
+    def count(self) -> int:
+        return len(self.arrivals)
+
+    def offered_load(self) -> float:
+        """Mean busy slots over the whole span (``λ·S``)."""
+        return float(self.service.sum()) / self.duration
+
+    def slice(self, start: float, end: float) -> Load:
+        """The queries arriving in ``[start, end)``, re-timed to start at 0."""
+        lo, hi = np.searchsorted(self.arrivals, [start, end], side="left")
+        return Load(
+            self.arrivals[lo:hi] - start, self.service[lo:hi].copy(), self.group[lo:hi].copy(), end - start
+        )
+
+
+def _service_times(
+    rng: np.random.Generator, n: int, mean_service_s: float, dist: ServiceDist, sigma: float
+) -> FloatArray:
+    if not (math.isfinite(mean_service_s) and mean_service_s > 0):
+        raise ValueError(f"mean service time must be positive, not {mean_service_s}")
+    if dist == "exponential":
+        return rng.exponential(mean_service_s, n)
+    if dist == "lognormal":
+        # mu chosen so the lognormal's mean, exp(mu + sigma²/2), is the requested mean.
+        mu = math.log(mean_service_s) - sigma * sigma / 2.0
+        return rng.lognormal(mu, sigma, n)
+    raise ValueError(f"service distribution must be exponential or lognormal, not {dist!r}")
+
+
+def from_rate_curve(
+    starts: FloatArray,
+    rates: FloatArray,
+    duration: float,
+    *,
+    mean_service_s: float,
+    seed: int,
+    service_dist: ServiceDist = "exponential",
+    sigma: float = 1.0,
+    groups: int = 1,
+) -> Load:
+    """Poisson arrivals under a step-wise constant rate: ``rates[i]`` arrivals/s from ``starts[i]`` to the
+    next start (the last one to ``duration``). Queries spread uniformly over ``groups`` resource groups."""
+    starts = np.asarray(starts, dtype=np.float64)
+    rates = np.asarray(rates, dtype=np.float64)
+    if len(starts) != len(rates) or len(starts) == 0:
+        raise ValueError("need as many interval starts as rates, at least one")
+    if np.any(rates < 0) or not np.all(np.isfinite(rates)):
+        raise ValueError("rates must be finite and >= 0")
+    ends = np.append(starts[1:], duration)
+    widths = np.clip(ends - starts, 0.0, None)
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rates * widths)
+    total = int(counts.sum())
+    base = np.repeat(starts, counts)
+    arrivals = np.sort(base + rng.random(total) * np.repeat(widths, counts))
+    service = _service_times(rng, total, mean_service_s, service_dist, sigma)
+    group = rng.integers(0, groups, total).astype(np.int64) if groups > 1 else np.zeros(total, np.int64)
+    return Load(arrivals, service, group, float(duration))
+
+
+def read_shape_csv(path: str | Path) -> tuple[FloatArray, FloatArray]:
+    """``ts,value`` rows (header optional) as two arrays, sorted by time."""
+    ts: list[float] = []
+    values: list[float] = []
+    with open(path, newline="") as handle:
+        for row in csv.reader(handle):
+            if not row or not row[0].strip():
+                continue
+            try:
+                t, v = float(row[0]), float(row[1])
+            except ValueError:
+                if not ts:  # a header line
+                    continue
+                raise
+            ts.append(t)
+            values.append(v)
+    order = np.argsort(np.asarray(ts), kind="stable")
+    return np.asarray(ts)[order], np.asarray(values)[order]
+
+
+def from_shape(
+    ts: FloatArray,
+    values: FloatArray,
+    *,
+    mean_service_s: float,
+    seed: int,
+    mean_rate: float | None = None,
+    rate_scale: float | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    service_dist: ServiceDist = "exponential",
+    sigma: float = 1.0,
+    groups: int = 1,
+) -> Load:
+    """A load whose arrival rate follows the shape ``values`` over ``ts``.
+
+    Arrivals/s = ``value × rate_scale``; give ``mean_rate`` instead to pick the scale that makes the mean of
+    the shape over the chosen span that rate (exactly one of the two). ``start`` (seconds after the first
+    sample) and ``duration`` cut a slice; the last sample lasts as long as the median sample step.
+    """
+    if (mean_rate is None) == (rate_scale is None):
+        raise ValueError("give exactly one of mean_rate and rate_scale")
+    ts = np.asarray(ts, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if len(ts) == 0:
+        raise ValueError("the shape has no samples")
+    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 60.0
+    rel = ts - ts[0]
+    full = float(rel[-1] + step)
+    begin = 0.0 if start is None else float(start)
+    span = full - begin if duration is None else float(duration)
+    if span <= 0 or begin + span > full + 1e-9:
+        raise ValueError(f"slice [{begin}, {begin + span}) is outside the shape's span of {full} s")
+    first = max(int(np.searchsorted(rel, begin, side="right")) - 1, 0)
+    last = int(np.searchsorted(rel, begin + span, side="left"))
+    starts = np.maximum(rel[first:last] - begin, 0.0)
+    shape = np.clip(values[first:last], 0.0, None)
+    if rate_scale is None:
+        assert mean_rate is not None
+        widths = np.append(starts[1:], span) - starts
+        mean_shape = float(np.sum(shape * widths) / span)
+        if mean_shape <= 0:
+            raise ValueError("the shape is zero over the chosen span: cannot scale it to a mean rate")
+        rate_scale = mean_rate / mean_shape
+    return from_rate_curve(
+        starts,
+        shape * rate_scale,
+        span,
+        mean_service_s=mean_service_s,
+        seed=seed,
+        service_dist=service_dist,
+        sigma=sigma,
+        groups=groups,
+    )
+
+
+def from_trace_csv(
+    path: str | Path,
+    *,
+    mean_service_s: float,
+    seed: int,
+    mean_rate: float | None = None,
+    rate_scale: float | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    service_dist: ServiceDist = "exponential",
+    sigma: float = 1.0,
+    groups: int = 1,
+) -> Load:
+    """:func:`from_shape` on a ``ts,value`` CSV file."""
+    ts, values = read_shape_csv(path)
+    return from_shape(
+        ts,
+        values,
+        mean_service_s=mean_service_s,
+        seed=seed,
+        mean_rate=mean_rate,
+        rate_scale=rate_scale,
+        start=start,
+        duration=duration,
+        service_dist=service_dist,
+        sigma=sigma,
+        groups=groups,
+    )
+
+
+def from_arrivals_csv(path: str | Path, *, duration: float | None = None) -> Load:
+    """``arrival_ts,service_seconds[,group]`` rows (header optional); times re-based to the first arrival.
+
+    Without ``duration`` the load lasts until the last arrival plus its service time.
+    """
+    arrivals: list[float] = []
+    service: list[float] = []
+    group: list[int] = []
+    with open(path, newline="") as handle:
+        for row in csv.reader(handle):
+            if not row or not row[0].strip():
+                continue
+            try:
+                a, s = float(row[0]), float(row[1])
+                g = int(row[2]) if len(row) > 2 and row[2].strip() else 0
+            except ValueError:
+                if not arrivals:
+                    continue
+                raise
+            arrivals.append(a)
+            service.append(s)
+            group.append(g)
+    if not arrivals:
+        raise ValueError(f"{path}: no arrivals")
+    a_arr = np.asarray(arrivals, dtype=np.float64)
+    order = np.argsort(a_arr, kind="stable")
+    a_arr = a_arr[order] - a_arr[order][0]
+    s_arr = np.asarray(service, dtype=np.float64)[order]
+    g_arr = np.asarray(group, dtype=np.int64)[order]
+    span = float(duration) if duration is not None else float(np.max(a_arr + s_arr))
+    return Load(a_arr, s_arr, g_arr, max(span, 1.0))
+
+
+def poisson(
+    rate: float,
+    duration: float,
+    *,
+    mean_service_s: float,
+    seed: int,
+    service_dist: ServiceDist = "exponential",
+    groups: int = 1,
+) -> Load:
+    """Constant-rate Poisson arrivals."""
+    return from_rate_curve(
+        np.zeros(1),
+        np.array([rate]),
+        duration,
+        mean_service_s=mean_service_s,
+        seed=seed,
+        service_dist=service_dist,
+        groups=groups,
+    )
+
+
+def diurnal(
+    mean_rate: float,
+    duration: float,
+    *,
+    mean_service_s: float,
+    seed: int,
+    amplitude: float = 0.8,
+    period_s: float = 86_400.0,
+    peak_at_s: float = 14 * 3600.0,
+    resolution_s: float = 60.0,
+) -> Load:
+    """A daily sine: ``mean_rate × (1 + amplitude·cos(2π(t − peak)/period))``, held per ``resolution_s``."""
+    if not 0 <= amplitude <= 1:
+        raise ValueError("amplitude must be in [0, 1] so the rate never goes negative")
+    starts = np.arange(0.0, duration, resolution_s)
+    mid = starts + resolution_s / 2
+    rates = mean_rate * (1.0 + amplitude * np.cos(2 * math.pi * (mid - peak_at_s) / period_s))
+    return from_rate_curve(starts, rates, duration, mean_service_s=mean_service_s, seed=seed)
+
+
+def bursts(
+    base_rate: float,
+    burst_rate: float,
+    duration: float,
+    *,
+    mean_service_s: float,
+    seed: int,
+    every_s: float = 3600.0,
+    length_s: float = 300.0,
+    first_at_s: float = 600.0,
+) -> Load:
+    """``base_rate`` with a rectangular burst of ``burst_rate`` lasting ``length_s`` every ``every_s``."""
+    if not 0 < length_s < every_s:
+        raise ValueError("a burst must be shorter than the time between bursts")
+    edges: list[float] = [0.0]
+    rates: list[float] = [base_rate]
+    t = first_at_s
+    while t < duration:
+        edges += [t, min(t + length_s, duration)]
+        rates += [burst_rate, base_rate]
+        t += every_s
+    return from_rate_curve(
+        np.asarray(edges), np.asarray(rates), duration, mean_service_s=mean_service_s, seed=seed
+    )

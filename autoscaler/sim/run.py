@@ -1,0 +1,185 @@
+"""Drive a :class:`~autoscaler.sim.trino.TrinoCluster` with a :class:`~autoscaler.sim.trino.Policy`.
+
+Simulated time advances in ``step_seconds`` steps; between steps the cluster processes its events at their
+exact instants. At every step boundary that reaches the policy's next period the policy is asked for a
+replica count, which is applied at once. Every ``sample_every`` steps one point of the time series is kept.
+
+Figures of a :class:`Result`:
+
+- ``worker_hours``: every worker from the moment it was requested until it left (or the end of the run);
+- ``queue_wait_p50_s`` / ``p95`` / ``p99``: over the queue waits of every query that started (0 without any);
+- ``slo_misses``: started queries that waited longer than ``slo_seconds``, plus queries still queued at the
+  end that have already waited longer;
+- ``scale_actions``: how many times the replica count set on the cluster changed;
+- ``killed``: queries killed by abrupt removal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autoscaler.sim.load import FloatArray, Load
+from autoscaler.sim.trino import ClusterConfig, Policy, TrinoCluster
+
+__all__ = ["Result", "result_json", "simulate"]
+
+_SUMMARY_KEYS = (
+    "worker_hours",
+    "queue_wait_p50_s",
+    "queue_wait_p95_s",
+    "queue_wait_p99_s",
+    "slo_misses",
+    "scale_actions",
+    "killed",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """One policy's run. The series share the time axis ``t`` (seconds from the start, one point per
+    sample): ``arrival_rate`` (arrivals/s since the previous sample), ``queued``, ``running``, ``desired``
+    (replicas set), ``current`` (starting + active workers), ``billed`` (every worker present, draining
+    included) and ``queue_wait`` (how long the oldest queued query had waited)."""
+
+    policy: str
+    worker_hours: float
+    queue_wait_p50_s: float
+    queue_wait_p95_s: float
+    queue_wait_p99_s: float
+    queue_wait_mean_s: float
+    slo_misses: int
+    scale_actions: int
+    killed: int
+    arrived: int
+    completed: int
+    queued_at_end: int
+    running_at_end: int
+    duration_s: float
+    steps: int
+    waits: FloatArray
+    t: FloatArray
+    arrival_rate: FloatArray
+    queued: FloatArray
+    running: FloatArray
+    desired: FloatArray
+    current: FloatArray
+    billed: FloatArray
+    queue_wait: FloatArray
+
+    def summary(self) -> dict[str, float | int]:
+        return {key: getattr(self, key) for key in _SUMMARY_KEYS}
+
+
+def simulate(
+    load: Load,
+    policy: Policy,
+    cluster_config: ClusterConfig,
+    seed: int = 0,
+    step_seconds: float = 5.0,
+    duration: float | None = None,
+    *,
+    max_samples: int = 2000,
+) -> Result:
+    """Run ``policy`` on ``load`` for ``duration`` (default the load's) seconds.
+
+    ``seed`` is accepted for a uniform call shape; the model itself draws nothing at random (the load
+    carries all randomness), so equal inputs give equal results whatever it is.
+    """
+    del seed
+    if not (math.isfinite(step_seconds) and step_seconds > 0):
+        raise ValueError("step_seconds must be positive")
+    end = float(load.duration if duration is None else duration)
+    steps = math.ceil(end / step_seconds)
+    sample_every = max(1, math.ceil((steps + 1) / max_samples))
+    cluster = TrinoCluster(load, cluster_config)
+    mode = policy.scale_down
+    period = float(policy.period_seconds)
+
+    first = policy.desired(0.0, cluster.view(0.0))
+    initial = cluster_config.initial_workers
+    cluster.set_replicas(first if initial is None else initial, 0.0, mode, initial=True)
+    if initial is not None and first != initial:
+        cluster.set_replicas(first, 0.0, mode)
+    next_eval = period
+
+    ts: list[float] = []
+    rates: list[float] = []
+    queued: list[int] = []
+    running: list[int] = []
+    desired: list[int] = []
+    current: list[int] = []
+    billed: list[int] = []
+    head_wait: list[float] = []
+    last_sample_t = 0.0
+    last_arrived = 0
+
+    for k in range(1, steps + 1):
+        now = min(k * step_seconds, end)
+        cluster.advance(now)
+        if now + 1e-9 >= next_eval:
+            view = cluster.view(now)
+            cluster.set_replicas(policy.desired(now, view), now, mode)
+            while next_eval <= now + 1e-9:
+                next_eval += period
+        if k % sample_every == 0 or k == steps:
+            arrived = cluster.arrived
+            width = now - last_sample_t
+            ts.append(now)
+            rates.append((arrived - last_arrived) / width if width > 0 else 0.0)
+            queued.append(cluster.queued)
+            running.append(cluster.running)
+            desired.append(cluster.replicas)
+            current.append(cluster.member_workers())
+            billed.append(cluster.billed_workers())
+            head_wait.append(cluster.head_wait(now))
+            last_sample_t, last_arrived = now, arrived
+
+    waits = cluster.started_waits()
+    still = cluster.queued_waits(end)
+    slo = cluster_config.slo_seconds
+    if len(waits):
+        p50, p95, p99 = (float(x) for x in np.percentile(waits, [50, 95, 99]))
+        mean = float(waits.mean())
+    else:
+        p50 = p95 = p99 = mean = 0.0
+    return Result(
+        policy=policy.name,
+        worker_hours=cluster.finish(end) / 3600.0,
+        queue_wait_p50_s=p50,
+        queue_wait_p95_s=p95,
+        queue_wait_p99_s=p99,
+        queue_wait_mean_s=mean,
+        slo_misses=int(np.count_nonzero(waits > slo) + np.count_nonzero(still > slo)),
+        scale_actions=cluster.scale_actions,
+        killed=cluster.killed,
+        arrived=cluster.arrived,
+        completed=cluster.completed,
+        queued_at_end=cluster.queued,
+        running_at_end=cluster.running,
+        duration_s=end,
+        steps=steps,
+        waits=waits,
+        t=np.asarray(ts),
+        arrival_rate=np.asarray(rates),
+        queued=np.asarray(queued, dtype=np.float64),
+        running=np.asarray(running, dtype=np.float64),
+        desired=np.asarray(desired, dtype=np.float64),
+        current=np.asarray(current, dtype=np.float64),
+        billed=np.asarray(billed, dtype=np.float64),
+        queue_wait=np.asarray(head_wait),
+    )
+
+
+def result_json(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
+    """The per-policy summary figures of ``result.json`` (JSON-ready: plain floats and ints)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, result in results.items():
+        row: dict[str, Any] = {}
+        for key, value in result.summary().items():
+            row[key] = int(value) if isinstance(value, int) else round(float(value), 6)
+        out[name] = row
+    return out
