@@ -21,6 +21,7 @@ from adapter.cli import (
 from adapter.errors import ConfigError
 from adapter.runtime import start_adapter
 from adapter.settings import Settings
+from autoscaler.sim.cli import add_simulate_parser
 from autoscaler.validate import add_validate_parser
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     adapter.set_defaults(func=cmd_adapter)
     add_validate_parser(sub)
+    add_simulate_parser(sub)
     return parser
 
 

@@ -290,7 +290,8 @@ def estimate_rates(
 
     service: float | None
     if throughput is not None:
-        service = mean_running / throughput if throughput > 0 else None
+        # No sample saw a running query (short, rare queries): the service time is unknown, not 0.
+        service = mean_running / throughput if throughput > 0 and mean_running > 0 else None
         if service is None and service_seconds_hint is not None:
             service = service_seconds_hint
     else:

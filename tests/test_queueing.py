@@ -528,3 +528,15 @@ def test_trino_target_validation() -> None:
         TrinoTarget(target_wait_seconds=1.0, percentile=1.0, slots_per_worker=4)
     with pytest.raises(ValueError, match="slots per worker"):
         TrinoTarget(target_wait_seconds=1.0, percentile=0.9, slots_per_worker=0)
+
+
+def test_rare_short_queries_leave_the_service_time_unknown_not_zero() -> None:
+    # Completions were counted in the window but no sample caught a query running: Little's law has
+    # nothing to divide, so the service time is unknown (it used to come out as 0 and raise).
+    history = [
+        QueueObservation(at=0.0, queued=0, running=0, completed_total=10),
+        QueueObservation(at=60.0, queued=0, running=0, completed_total=12),
+    ]
+    rates = estimate_rates(history, now=60.0, window_seconds=300)
+    assert rates is not None
+    assert rates.service_seconds is None

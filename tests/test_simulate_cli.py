@@ -1,0 +1,223 @@
+"""``queuescale simulate`` end to end through a subprocess: outputs, determinism, bad input, arrivals CSVs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoscaler.sim.baselines import BASELINES
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "examples" / "trino-workers-deployment.yaml"
+TRACE = Path("/work/shared/data/traces/crane-input0.csv")
+KEYS = {
+    "worker_hours",
+    "queue_wait_p50_s",
+    "queue_wait_p95_s",
+    "queue_wait_p99_s",
+    "slo_misses",
+    "scale_actions",
+    "killed",
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _simulate(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autoscaler", "simulate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def _policy_name() -> str:
+    match = re.search(r"^  name: (\S+)$", POLICY.read_text(), re.MULTILINE)
+    assert match
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim") / "out"
+    done = _simulate("--policy", POLICY, "--trace", TRACE, "--days", "0.2", "--seed", "3", "--out", out)
+    assert done.returncode == 0, done.stderr
+    # stderr is not a terminal here: no progress bar.
+    assert "\r" not in done.stderr
+    return out
+
+
+def test_result_json_has_every_policy_with_exactly_the_figures(short_run: Path) -> None:
+    result = json.loads((short_run / "result.json").read_text())
+    assert list(result) == [*BASELINES, _policy_name()]
+    for name, row in result.items():
+        assert set(row) == KEYS, name
+        assert row["worker_hours"] > 0, name
+        assert row["queue_wait_p50_s"] <= row["queue_wait_p95_s"] <= row["queue_wait_p99_s"], name
+    # The engine drains workers and the oracle never kills; the static size never changes.
+    assert result[_policy_name()]["killed"] == 0
+    assert result["oracle"]["killed"] == 0
+    assert result["static"]["scale_actions"] == 0
+
+
+def test_plots_are_png_files(short_run: Path) -> None:
+    pngs = sorted(short_run.glob("*.png"))
+    assert len(pngs) == 2
+    for png in pngs:
+        data = png.read_bytes()
+        assert data.startswith(PNG_SIGNATURE), png
+        assert len(data) > 10_000, png
+
+
+def test_summary_ratios_match_result_json(short_run: Path) -> None:
+    result = json.loads((short_run / "result.json").read_text())
+    summary = (short_run / "summary.md").read_text()
+    ref = result["hpa-cpu"]["worker_hours"]
+    oracle = result["oracle"]["worker_hours"]
+    for name, row in result.items():
+        line = next(line for line in summary.splitlines() if line.startswith(f"| {name} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[2] == f"{row['worker_hours'] / ref:.2f}x", name
+        assert cells[3] == f"{row['worker_hours'] / oracle:.2f}x", name
+        assert f"**{name}**" in summary
+    assert "timeseries.png" in summary
+
+
+def test_same_seed_same_result_other_seed_other_result(short_run: Path, tmp_path: Path) -> None:
+    again = _simulate(
+        "--policy", POLICY, "--trace", TRACE, "--days", "0.2", "--seed", "3", "--out", tmp_path / "a"
+    )
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "a" / "result.json").read_text() == (short_run / "result.json").read_text()
+    other = _simulate(
+        "--policy", POLICY, "--trace", TRACE, "--days", "0.2", "--seed", "4",
+        "--baselines", "hpa-cpu,oracle", "--out", tmp_path / "b",
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    first = json.loads((short_run / "result.json").read_text())
+    second = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert list(second) == ["hpa-cpu", "oracle", _policy_name()]
+    assert second["oracle"] != first["oracle"]
+
+
+BAD_POLICY = """\
+apiVersion: queuescale.io/v1alpha1
+kind: ScalingPolicy
+metadata: {name: bad}
+spec:
+  target:
+    kind: TrinoWorkers
+    workload: {kind: Deployment, name: trino-worker}
+    trino: {cluster: c, coordinatorUrl: "http://trino:8080", version: 478}
+  minReplicas: 5
+  maxReplicas: 3
+  metrics:
+    - type: RequiredWorkers
+      requiredWorkers: {}
+"""
+
+SPARK_POLICY = """\
+apiVersion: queuescale.io/v1alpha1
+kind: ScalingPolicy
+metadata: {name: pool}
+spec:
+  target:
+    kind: SparkWorkerPool
+    workload: {kind: StatefulSet, name: spark-worker}
+    spark: {pool: etl, masterUrl: "http://m:8080", coresPerWorker: 4}
+  maxReplicas: 3
+  metrics:
+    - type: SparkExecutors
+      sparkExecutors: {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # minReplicas above maxReplicas: the validation message names file, line and field.
+        (BAD_POLICY, "minReplicas"),
+        # A valid policy for something the Trino simulator does not model.
+        (SPARK_POLICY, "models Trino workers"),
+    ],
+)
+def test_bad_policy_exits_non_zero_with_the_message(tmp_path: Path, text: str, message: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text)
+    done = _simulate("--policy", policy, "--trace", TRACE, "--days", "0.01", "--out", tmp_path / "out")
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert str(policy) in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_arrivals_csv(tmp_path: Path) -> None:
+    # Bursts of 40 one-minute queries every 20 minutes: more than one worker's slots each time.
+    rows = ["arrival_ts,service_seconds"]
+    for burst in range(6):
+        rows.extend(f"{1_700_000_000 + burst * 1200 + i},60" for i in range(40))
+    trace = tmp_path / "arrivals.csv"
+    trace.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    done = _simulate(
+        "--policy", POLICY, "--trace", trace, "--baselines", "static,oracle", "--no-progress", "--out", out
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert list(result) == ["static", "oracle", _policy_name()]
+    for row in result.values():
+        assert set(row) == KEYS
+    # Every query lasts 60 s, so any policy pays at least 240 queries x 60 s / 4 slots.
+    assert all(row["worker_hours"] >= 240 * 60 / 4 / 3600 for row in result.values())
+    assert "240 queries" in (out / "summary.md").read_text()
+
+
+def _run_on_terminal_stderr(*args: str | Path) -> tuple[int, str]:
+    """Run ``simulate`` with stderr on a pseudo-terminal; its exit status and what it wrote there."""
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autoscaler", "simulate", *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+            cwd=ROOT,
+        )
+        os.close(secondary)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return proc.wait(timeout=120), b"".join(chunks).decode()
+    finally:
+        os.close(primary)
+
+
+@pytest.mark.parametrize(
+    ("flags", "bar"),
+    [
+        # A terminal gets a bar that reaches 100 %.
+        ((), True),
+        # --no-progress silences it even on a terminal.
+        (("--no-progress",), False),
+    ],
+)
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, flags: tuple[str, ...], bar: bool) -> None:
+    status, err = _run_on_terminal_stderr(
+        "--policy", POLICY, "--trace", TRACE, "--days", "0.05", "--baselines", "static",
+        "--out", tmp_path / "out", *flags,
+    )  # fmt: skip
+    assert status == 0, err
+    assert ("100%" in err and "\r" in err) is bar
