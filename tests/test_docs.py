@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapter.catalog import markdown_table
-from adapter.settings import Settings
+from adapter.settings import Settings, load_settings
 from adapter.settings_doc import fields, reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,3 +29,14 @@ def test_configuration_reference_is_current() -> None:
 def test_every_setting_is_documented() -> None:
     undocumented = [path for path, info in fields(Settings, "") if not (info.description or "").strip()]
     assert undocumented == []
+
+
+def test_readme_adapter_configuration_example_loads(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```yaml\nserver:") + len("```yaml\n")
+    example = readme[start : readme.index("```", start)]
+    config = tmp_path / "adapter.yaml"
+    config.write_text(example)
+    settings = load_settings(config)
+    assert [s.name for s in settings.trino] == ["adhoc"]
+    assert [q.metric for q in settings.prometheus[0].queries] == ["trino_gateway_backlog"]
