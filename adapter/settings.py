@@ -142,16 +142,6 @@ class _Layer(PydanticBaseSettingsSource):
         return self.data
 
 
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """File, then environment, then ``overrides`` (command-line flags); errors name where and what."""
     doc: YamlDoc | None = None

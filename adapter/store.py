@@ -23,8 +23,6 @@ from adapter.selectors import Selector
 
 log = logging.getLogger(__name__)
 
-_LabelKey = tuple[tuple[str, str], ...]
-
 
 @dataclass(frozen=True, slots=True)
 class Item:

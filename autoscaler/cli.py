@@ -19,6 +19,7 @@ from adapter.cli import (
     run_with_signals,
 )
 from adapter.errors import ConfigError
+from adapter.quantity import milli_value
 from adapter.runtime import start_adapter
 from adapter.settings import Settings
 from autoscaler.sim.cli import add_simulate_parser
@@ -39,14 +40,8 @@ async def _served_value(session: aiohttp.ClientSession, url: str, metric: str) -
         body = await resp.json()
         if resp.status != 200:
             return f"{resp.status} {body.get('reason', '')}"
-        total = sum(_milli(item["value"]) for item in body["items"]) / 1000
+        total = sum(milli_value(item["value"]) for item in body["items"]) / 1000
         return f"{total:g}"
-
-
-def _milli(value: str) -> int:
-    from adapter.quantity import milli_value
-
-    return milli_value(value)
 
 
 async def _show_answers(url: str, stop: asyncio.Event, every: float) -> None:

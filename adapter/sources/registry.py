@@ -23,10 +23,6 @@ def catalog_for(settings: Settings) -> Catalog:
     return DEFAULT_CATALOG.extended(custom)
 
 
-def needs_kube(settings: Settings) -> bool:
-    return settings.auth.mode == "front-proxy" or any(s.kubernetes is not None for s in settings.spark)
-
-
 def build_sources(settings: Settings, kube: Callable[[], kubernetes.client.ApiClient]) -> list[Source]:
     """Sorted by kind, then in configuration order, so the table reads the same as the file."""
     sources: list[Source] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from adapter.errors import SourceError
 from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
 
@@ -57,7 +56,3 @@ class ScriptedSource:
 
     async def close(self) -> None:
         self.closed = True
-
-
-def fail_with(message: str) -> SourceError:
-    return SourceError(message)
