@@ -1,0 +1,100 @@
+"""What every actuator offers the reconcile loop, and what it reports back.
+
+An actuator owns one target (a Trino worker workload, a Spark worker pool, a spark-operator application).
+The loop calls :meth:`Actuator.observe` before deciding and :meth:`Actuator.apply` with the decision; a
+scale-down that needs a drain or a decommission is carried out over several passes, each ``apply`` doing
+what can be done without waiting (start drains, check them, lower replicas when the leavers are idle).
+Progress that must survive a controller restart is kept on the cluster (pod annotations), never only in
+memory, so a restarted controller resumes a drain instead of starting over or scaling needlessly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = [
+    "Actuator",
+    "ActuatorError",
+    "ActuatorEvent",
+    "DrainEnd",
+    "Outcome",
+    "TargetState",
+]
+
+EventType = Literal["Normal", "Warning"]
+
+#: Annotation a drain writes on a leaving pod: the Unix time the drain started, so a restarted controller
+#: resumes the drain with its original deadline.
+DRAIN_STARTED_ANNOTATION = "queuescale.io/drain-started"
+#: The Kubernetes annotation a ReplicaSet ranks pods by on scale-down (lowest cost goes first).
+POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+class ActuatorError(Exception):
+    """A call the actuator needed failed; ``operation`` names it for the actuator-errors metric."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        super().__init__(message)
+        self.operation = operation
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """The target as observed now.
+
+    ``replicas`` is what the engine calls current (the scale subresource's ``spec.replicas``, workers still
+    draining included); ``ready`` the replicas ready to take work; ``draining`` those being drained or
+    decommissioned, still counted in ``replicas``. ``found`` False: the target does not exist (``reason``
+    says why) and the loop must not act on it.
+    """
+
+    replicas: int
+    ready: int
+    draining: int = 0
+    found: bool = True
+    reason: str = ""
+    selector: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActuatorEvent:
+    """One thing worth a Kubernetes Event on the policy (and a log line)."""
+
+    reason: str
+    message: str
+    type: EventType = "Normal"
+
+
+@dataclass(frozen=True, slots=True)
+class DrainEnd:
+    """A drain or decommission that ended in this pass, for the drain metrics."""
+
+    outcome: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one ``apply`` did. ``replicas`` is the count written to the target (None: unchanged)."""
+
+    replicas: int | None = None
+    draining: int = 0
+    drains_started: int = 0
+    drains_ended: tuple[DrainEnd, ...] = ()
+    events: tuple[ActuatorEvent, ...] = ()
+    errors: tuple[ActuatorError, ...] = ()
+    detail: str = ""
+    written: dict[str, object] = field(default_factory=dict)
+    """The objects/patches written this pass, keyed by a short description (the tests validate them)."""
+
+
+class Actuator(Protocol):
+    async def observe(self, now: float) -> TargetState: ...
+
+    async def apply(self, desired: int, now: float, *, dry_run: bool = False) -> Outcome:
+        """Move the target toward ``desired`` replicas without losing work; with ``dry_run`` change nothing
+        and say in ``detail`` what would have been done."""
+        ...
+
+    async def close(self) -> None: ...
