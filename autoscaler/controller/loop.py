@@ -1,0 +1,368 @@
+"""The reconcile loop: every period, for every policy, observe → decide → act → report.
+
+One bad policy or target never stops the loop: every step's failure is caught at the policy's boundary,
+counted, and reported in that policy's status. While this replica is not the leader it still observes
+and decides (so its engine history is warm when it takes over) but writes nothing: no scale, no drain,
+no status, no Event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kubernetes.client
+from kubernetes.client.exceptions import ApiException
+
+from autoscaler.controller.actuator import Actuator, ActuatorError, ActuatorEvent, Outcome, TargetState
+from autoscaler.controller.metrics import ControllerMetrics
+from autoscaler.controller.observe import observe
+from autoscaler.controller.policies import PolicyEntry, PolicyKey, PolicySource
+from autoscaler.controller.readings import MetricReader
+from autoscaler.controller.status import Cond, EventRecorder, StatusWriter, build_status, status_changed
+from autoscaler.engine import DEFAULT_CONFIG, Decision, EngineConfig, EngineState, decide
+from autoscaler.policy_models import ScalingPolicy
+
+__all__ = ["ActuatorFactory", "Controller", "HpaIndex", "PassReport"]
+
+log = logging.getLogger(__name__)
+
+ActuatorFactory = Callable[[ScalingPolicy], Actuator]
+
+
+def target_identity(policy: ScalingPolicy) -> tuple[str, ...]:
+    """What the actuator is bound to: a change here means a new actuator and a fresh engine history."""
+    t = policy.spec.target
+    ref = (
+        t.workload.kind + "/" + t.workload.name
+        if t.workload
+        else ""
+        if t.application is None
+        else t.application.name
+    )
+    return (policy.metadata.namespace or "default", t.kind, ref)
+
+
+@dataclass(slots=True)
+class _Runtime:
+    policy: ScalingPolicy
+    actuator: Actuator
+    identity: tuple[str, ...]
+    engine: EngineState = field(default_factory=EngineState)
+    status: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    """What one pass did for one policy (for tests, the demo's live view and logs)."""
+
+    key: PolicyKey
+    skipped: str = ""
+    target: TargetState | None = None
+    decision: Decision | None = None
+    outcome: Outcome | None = None
+    acted: bool = False
+    problems: tuple[str, ...] = ()
+
+
+class HpaIndex:
+    """The workloads HorizontalPodAutoscalers target, read once per pass (autoscaling/v2)."""
+
+    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+        self.v2 = kubernetes.client.AutoscalingV2Api(api)
+
+    async def targets(self) -> dict[tuple[str, str, str], str]:
+        """``{(namespace, kind, name): hpa name}``; empty when the list fails (logged)."""
+        try:
+            result = await asyncio.to_thread(self.v2.list_horizontal_pod_autoscaler_for_all_namespaces)
+        except ApiException as exc:
+            log.warning("listing HorizontalPodAutoscalers failed: %s %s", exc.status, exc.reason)
+            return {}
+        out: dict[tuple[str, str, str], str] = {}
+        for hpa in result.items or []:
+            ref = hpa.spec.scale_target_ref if hpa.spec is not None else None
+            if ref is None or hpa.metadata is None:
+                continue
+            out[(hpa.metadata.namespace or "default", ref.kind, ref.name)] = hpa.metadata.name or ""
+        return out
+
+
+def _direction(decision: Decision) -> str:
+    if decision.replicas > decision.current:
+        return "up"
+    if decision.replicas < decision.current:
+        return "down"
+    return "none"
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        source: PolicySource,
+        reader: MetricReader,
+        make_actuator: ActuatorFactory,
+        metrics: ControllerMetrics | None = None,
+        events: EventRecorder | None = None,
+        status: StatusWriter | None = None,
+        hpas: HpaIndex | None = None,
+        dry_run: bool = False,
+        is_leader: Callable[[], bool] | None = None,
+        engine_config: EngineConfig = DEFAULT_CONFIG,
+        concurrency: int = 16,
+        status_refresh_seconds: float = 60.0,
+    ) -> None:
+        self.source = source
+        self.reader = reader
+        self.make_actuator = make_actuator
+        self.metrics = metrics or ControllerMetrics()
+        self.events = events or EventRecorder(None)
+        self.status = status
+        self.hpas = hpas
+        self.dry_run = dry_run
+        self.is_leader = is_leader or (lambda: True)
+        self.engine_config = engine_config
+        self.status_refresh = status_refresh_seconds
+        self._limit = asyncio.Semaphore(concurrency)
+        self._runtimes: dict[PolicyKey, _Runtime] = {}
+        self._reported: dict[PolicyKey, str] = {}
+        self.last: dict[PolicyKey, PassReport] = {}
+
+    # ------------------------------------------------------------------ one pass
+
+    async def reconcile(self, now: float) -> dict[PolicyKey, PassReport]:
+        started = time.perf_counter()
+        entries = self.source.snapshot()
+        for key in [k for k in self._runtimes if k not in entries]:
+            await self._forget(key)
+        hpa_targets = await self.hpas.targets() if self.hpas is not None else {}
+        reports = await asyncio.gather(
+            *(self._guarded(entry, now, hpa_targets) for entry in entries.values())
+        )
+        self.last = {r.key: r for r in reports}
+        self.metrics.loop_duration.observe(time.perf_counter() - started)
+        return self.last
+
+    async def run(
+        self, stop: asyncio.Event, *, period_seconds: float = 15.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        """Pass after pass until ``stop`` is set; a pass that raises is logged and the loop goes on."""
+        while not stop.is_set():
+            begun = time.monotonic()
+            try:
+                await self.reconcile(clock())
+            except Exception:
+                log.exception("reconcile pass failed")
+            remaining = period_seconds - (time.monotonic() - begun)
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), remaining)
+
+    async def close(self) -> None:
+        for key in list(self._runtimes):
+            await self._forget(key)
+        self.source.close()
+
+    async def _forget(self, key: PolicyKey) -> None:
+        runtime = self._runtimes.pop(key, None)
+        self._reported.pop(key, None)
+        if runtime is not None:
+            try:
+                await runtime.actuator.close()
+            except Exception:
+                log.exception("closing the actuator of %s/%s failed", *key)
+        self.metrics.forget(*key)
+
+    async def _guarded(
+        self, entry: PolicyEntry, now: float, hpa_targets: Mapping[tuple[str, str, str], str]
+    ) -> PassReport:
+        async with self._limit:
+            try:
+                return await self._one(entry, now, hpa_targets)
+            except Exception as exc:
+                log.exception("policy %s/%s: pass failed", *entry.key)
+                self.metrics.actuator_errors.labels(*entry.key, "bug").inc()
+                return PassReport(entry.key, skipped=f"internal error: {exc}")
+
+    async def _one(
+        self, entry: PolicyEntry, now: float, hpa_targets: Mapping[tuple[str, str, str], str]
+    ) -> PassReport:
+        key = entry.key
+        leader = self.is_leader()
+        if entry.policy is None:
+            self.metrics.policy_ready.labels(*key).set(0)
+            if leader:
+                await self._report_once(entry, now, "InvalidPolicy", entry.error)
+                await self._write_status(
+                    entry, None, now, [Cond("Ready", "False", "InvalidPolicy", entry.error)]
+                )
+            return PassReport(key, skipped=f"invalid policy: {entry.error}")
+        policy = entry.policy
+        runtime = self._runtime(entry, policy)
+        spec = policy.spec
+        if spec.target.workload is not None:
+            hpa = hpa_targets.get((key[0], spec.target.workload.kind, spec.target.workload.name))
+            if hpa is not None:
+                why = (
+                    f"HorizontalPodAutoscaler {hpa} already scales {spec.target.workload.kind} "
+                    f"{spec.target.workload.name}: not acting, to avoid fighting it"
+                )
+                self.metrics.policy_ready.labels(*key).set(0)
+                if leader:
+                    await self._report_once(entry, now, "ConflictingHPA", why)
+                    await self._write_status(
+                        entry,
+                        runtime,
+                        now,
+                        [
+                            Cond("Ready", "True", "Valid"),
+                            Cond("ScalingActive", "False", "ConflictingHPA", why),
+                        ],
+                    )
+                return PassReport(key, skipped=why)
+        try:
+            target = await runtime.actuator.observe(now)
+        except ActuatorError as exc:
+            self.metrics.actuator_errors.labels(*key, exc.operation).inc()
+            if leader:
+                await self._write_status(
+                    entry,
+                    runtime,
+                    now,
+                    [
+                        Cond("Ready", "True", "Valid"),
+                        Cond("ScalingActive", "False", "FailedGetTarget", str(exc)),
+                    ],
+                )
+            return PassReport(key, skipped=f"target unreadable: {exc}")
+        if not target.found:
+            self.metrics.policy_ready.labels(*key).set(0)
+            if leader:
+                await self._report_once(entry, now, "TargetNotFound", target.reason)
+                await self._write_status(
+                    entry, runtime, now, [Cond("Ready", "False", "TargetNotFound", target.reason)]
+                )
+            return PassReport(key, skipped=f"target not found: {target.reason}", target=target)
+        self._reported.pop(key, None)
+        self.metrics.policy_ready.labels(*key).set(1)
+        observed = await observe(policy, self.reader, now, target.replicas, target.ready)
+        decision, runtime.engine = decide(policy, observed.observation, runtime.engine, self.engine_config)
+        self.metrics.decisions.labels(*key, _direction(decision), decision.winner or "held").inc()
+        self.metrics.desired.labels(*key).set(decision.replicas)
+        self.metrics.current.labels(*key).set(target.replicas)
+        self.metrics.limited.labels(*key).set(1 if decision.clamped_by else 0)
+        if not leader:
+            return PassReport(key, target=target, decision=decision, problems=observed.problems)
+        dry = self.dry_run or decision.dry_run
+        outcome = await runtime.actuator.apply(decision.replicas, now, dry_run=dry)
+        self._count(key, target, outcome)
+        events = list(outcome.events)
+        if outcome.replicas is not None and outcome.replicas != target.replicas:
+            up = outcome.replicas > target.replicas
+            if not any(e.reason.startswith("Scaled") for e in events):
+                events.append(
+                    ActuatorEvent(
+                        "ScaledUp" if up else "ScaledDown",
+                        f"{target.replicas} → {outcome.replicas}: {decision.reasons[0] if decision.reasons else ''}",
+                    )
+                )
+        for err in outcome.errors:
+            events.append(ActuatorEvent("ActuatorError", f"{err.operation}: {err}", "Warning"))
+        for event in events:
+            await self.events.record(entry, event, now)
+        conditions = [
+            Cond("Ready", "True", "Valid"),
+            Cond(
+                "ScalingActive",
+                "False" if decision.winner is None else "True",
+                "DryRun" if dry else ("MetricsUnavailable" if decision.winner is None else "ValidMetrics"),
+                "; ".join(observed.problems) if decision.winner is None else "",
+            ),
+            Cond(
+                "ScalingLimited",
+                "True" if decision.clamped_by else "False",
+                _reason_word(decision.hpa_reason) if decision.clamped_by else "DesiredWithinRange",
+                f"clamped by {decision.clamped_by}" if decision.clamped_by else "",
+            ),
+            Cond(
+                "Draining",
+                "True" if outcome.draining else "False",
+                "DrainInProgress" if outcome.draining else "NoDrain",
+                outcome.detail if outcome.draining else "",
+            ),
+        ]
+        await self._write_status(
+            entry,
+            runtime,
+            now,
+            conditions,
+            current=target.replicas,
+            desired=decision.replicas,
+            reason="; ".join(decision.reasons),
+            scaled=outcome.replicas is not None and outcome.replicas != target.replicas,
+        )
+        return PassReport(
+            key, target=target, decision=decision, outcome=outcome, acted=True, problems=observed.problems
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _runtime(self, entry: PolicyEntry, policy: ScalingPolicy) -> _Runtime:
+        identity = target_identity(policy)
+        runtime = self._runtimes.get(entry.key)
+        if runtime is not None and runtime.identity == identity:
+            runtime.policy = policy
+            return runtime
+        if runtime is not None:
+            # A new target: the old actuator's drains and the engine's history belong to the old one.
+            asyncio.get_running_loop().create_task(runtime.actuator.close())
+        runtime = _Runtime(policy, self.make_actuator(policy), identity)
+        self._runtimes[entry.key] = runtime
+        return runtime
+
+    def _count(self, key: PolicyKey, target: TargetState, outcome: Outcome) -> None:
+        m = self.metrics
+        if outcome.replicas is not None and outcome.replicas != target.replicas:
+            m.scale_actions.labels(*key, "up" if outcome.replicas > target.replicas else "down").inc()
+        if outcome.drains_started:
+            m.drains_started.labels(*key).inc(outcome.drains_started)
+        for end in outcome.drains_ended:
+            m.drains_finished.labels(*key, end.outcome).inc()
+            m.drain_duration.labels(*key).observe(end.seconds)
+        m.drains_in_progress.labels(*key).set(outcome.draining)
+        for err in outcome.errors:
+            m.actuator_errors.labels(*key, err.operation).inc()
+
+    async def _report_once(self, entry: PolicyEntry, now: float, reason: str, message: str) -> None:
+        """One Warning Event per distinct problem, not one per pass."""
+        stamp = f"{entry.generation}:{reason}:{message}"
+        if self._reported.get(entry.key) == stamp:
+            return
+        self._reported[entry.key] = stamp
+        await self.events.record(entry, ActuatorEvent(reason, message, "Warning"), now)
+
+    async def _write_status(
+        self,
+        entry: PolicyEntry,
+        runtime: _Runtime | None,
+        now: float,
+        conditions: list[Cond],
+        **fields: Any,
+    ) -> None:
+        if self.status is None or not entry.from_cluster:
+            return
+        previous = runtime.status if runtime is not None else None
+        status = build_status(previous, conditions, now, generation=entry.generation or None, **fields)
+        if not status_changed(previous, status, now, self.status_refresh):
+            return
+        if await self.status.write(entry, status) and runtime is not None:
+            runtime.status = status
+
+
+def _reason_word(hpa_reason: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in hpa_reason.replace("-", " ").split()) or "Limited"

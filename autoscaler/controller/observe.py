@@ -1,0 +1,167 @@
+"""Turn the adapter's metrics into the engine's :class:`~autoscaler.signals.Observation` for one policy.
+
+Each metric of the policy is read the way the HPA would read it (same name, same selector, same sum);
+QueueWait/RequiredWorkers read the Trino cluster's catalog figures by its ``cluster`` label and
+SparkExecutors the pool's per-application backlog by its ``pool`` label. A read that fails leaves that
+signal missing or stale, which the engine turns into "scale up or hold, never down".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from adapter.selectors import Requirement, Selector
+from autoscaler.controller.readings import MetricReader, Reading
+from autoscaler.policy_models import ScalingPolicy
+from autoscaler.queueing import GroupLoad
+from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
+from autoscaler.spark_sizing import AppDemand
+
+__all__ = ["Observed", "observe"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """The observation and the read problems worth reporting in the policy's status."""
+
+    observation: Observation
+    problems: tuple[str, ...]
+
+
+def _equals(**labels: str) -> Selector:
+    return Selector(tuple(Requirement(k, "=", (v,)) for k, v in labels.items()))
+
+
+def _by_label(reading: Reading, label: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for s in reading.series or ():
+        key = s.labels.get(label)
+        if key is not None:
+            out[key] = out.get(key, 0.0) + s.value
+    return out
+
+
+def _count(value: float | None) -> int:
+    return max(0, math.ceil(value - 1e-9)) if value is not None and math.isfinite(value) else 0
+
+
+async def _trino(
+    reader: MetricReader, namespace: str, cluster: str, now: float
+) -> tuple[TrinoSnapshot | None, list[str]]:
+    sel = _equals(cluster=cluster)
+    names = (
+        "trino_queued_queries",
+        "trino_running_queries",
+        "trino_required_workers",
+        "trino_resource_group_queued_queries",
+        "trino_resource_group_running_queries",
+        "trino_resource_group_hard_concurrency_limit",
+    )
+    readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in names))
+    got = dict(zip(names, readings, strict=True))
+    core = [got[n] for n in names[:3]]
+    problems = [f"{n}: {r.error}" for n, r in got.items() if r.series is None and r.error]
+    if any(r.series is None for r in core):
+        stale = any(r.stale for r in core) and not any(r.series is None and not r.stale for r in core)
+        if stale:
+            return TrinoSnapshot(0, 0, stale=True), problems
+        return None, problems
+    groups: list[GroupLoad] = []
+    limits = _by_label(got["trino_resource_group_hard_concurrency_limit"], "resource_group")
+    queued = _by_label(got["trino_resource_group_queued_queries"], "resource_group")
+    running = _by_label(got["trino_resource_group_running_queries"], "resource_group")
+    for group, limit in sorted(limits.items()):
+        groups.append(GroupLoad(group, _count(queued.get(group)), _count(running.get(group)), _count(limit)))
+    snap = TrinoSnapshot(
+        queued=_count(got["trino_queued_queries"].total),
+        running=_count(got["trino_running_queries"].total),
+        required_workers=_count(got["trino_required_workers"].total),
+        groups=tuple(groups),
+    )
+    return snap, problems
+
+
+_SPARK_APP_METRICS = ("spark_remaining_tasks", "spark_next_wave_tasks")
+
+
+async def _spark(
+    reader: MetricReader, namespace: str, pool: str, now: float
+) -> tuple[SparkSnapshot | None, list[str]]:
+    sel = _equals(pool=pool)
+    names = (*_SPARK_APP_METRICS, "spark_pool_workers")
+    readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in names))
+    got = dict(zip(names, readings, strict=True))
+    problems = [f"{n}: {r.error}" for n, r in got.items() if r.series is None and r.error]
+    remaining = got["spark_remaining_tasks"]
+    if remaining.series is None:
+        return (SparkSnapshot(stale=True) if remaining.stale else None), problems
+    next_wave = _by_label(got["spark_next_wave_tasks"], "app")
+    apps = tuple(
+        AppDemand(app_id=app, remaining_tasks=_count(value), next_wave_tasks=_count(next_wave.get(app)))
+        for app, value in sorted(_by_label(remaining, "app").items())
+        if value > 0 or app in next_wave
+    )
+    alive: int | None = None
+    workers = got["spark_pool_workers"]
+    if workers.series is not None:
+        alive = _count(sum(s.value for s in workers.series if s.labels.get("state") == "alive"))
+    return SparkSnapshot(apps=apps, workers_alive=alive), problems
+
+
+async def observe(
+    policy: ScalingPolicy,
+    reader: MetricReader,
+    now: float,
+    current_replicas: int,
+    ready_replicas: int,
+    *,
+    prometheus: Mapping[int, ValueReading | None] | None = None,
+) -> Observed:
+    """Read every signal ``policy`` names; ``prometheus`` holds the values of its Prometheus metrics (by
+    metric index) when the caller evaluated them."""
+    spec = policy.spec
+    namespace = policy.metadata.namespace or "default"
+    values: list[ValueReading | None] = [None] * len(spec.metrics)
+    problems: list[str] = []
+    external = [(i, m.external) for i, m in enumerate(spec.metrics) if m.external is not None]
+    reads = await asyncio.gather(
+        *(
+            reader.read(
+                namespace,
+                ext.metric.name,
+                ext.metric.selector.to_selector() if ext.metric.selector else Selector(()),
+                now,
+            )
+            for _, ext in external
+        )
+    )
+    for (i, ext), reading in zip(external, reads, strict=True):
+        if reading.series is None:
+            problems.append(f"{ext.metric.name}: {reading.error}")
+            values[i] = ValueReading(None, stale=reading.stale) if reading.stale else None
+        else:
+            values[i] = ValueReading(reading.total)
+    for i, value in (prometheus or {}).items():
+        if 0 <= i < len(values):
+            values[i] = value
+    trino: TrinoSnapshot | None = None
+    spark: SparkSnapshot | None = None
+    types = {m.type for m in spec.metrics}
+    if types & {"QueueWait", "RequiredWorkers"} and spec.target.trino is not None:
+        trino, more = await _trino(reader, namespace, spec.target.trino.cluster, now)
+        problems += more
+    if "SparkExecutors" in types and spec.target.spark is not None:
+        spark, more = await _spark(reader, namespace, spec.target.spark.pool, now)
+        problems += more
+    obs = Observation(
+        now=now,
+        current_replicas=current_replicas,
+        values=tuple(values),
+        trino=trino,
+        spark=spark,
+        ready_replicas=ready_replicas,
+    )
+    return Observed(obs, tuple(problems))
