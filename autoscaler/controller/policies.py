@@ -69,7 +69,7 @@ def entry_from_resource(obj: dict[str, Any]) -> PolicyEntry:
         policy = from_resource(obj)
     except ValidationError as exc:
         return PolicyEntry(key, None, explain(exc, None), generation, uid, True, where)
-    if policy.metadata.namespace is None:
+    if policy.metadata.namespace != key[0]:
         policy = policy.model_copy(
             update={"metadata": policy.metadata.model_copy(update={"namespace": key[0]})}
         )
@@ -231,13 +231,18 @@ class FilePolicySource:
         except ConfigError as exc:
             return [PolicyEntry(("", str(path)), None, str(exc), source=str(path))]
         entries = []
-        for policy, _doc in loaded:
-            namespace = policy.metadata.namespace or self.default_namespace
-            if policy.metadata.namespace is None:
+        for policy, doc in loaded:
+            meta = doc.data.get("metadata") if isinstance(doc.data, dict) else None
+            given = isinstance(meta, dict) and bool(meta.get("namespace"))
+            if not given:
                 policy = policy.model_copy(
-                    update={"metadata": policy.metadata.model_copy(update={"namespace": namespace})}
+                    update={
+                        "metadata": policy.metadata.model_copy(update={"namespace": self.default_namespace})
+                    }
                 )
-            entries.append(PolicyEntry((namespace, policy.metadata.name), policy, source=str(path)))
+            entries.append(
+                PolicyEntry((policy.metadata.namespace, policy.metadata.name), policy, source=str(path))
+            )
         return entries
 
     def snapshot(self) -> dict[PolicyKey, PolicyEntry]:

@@ -81,7 +81,9 @@ def parse_metric_list(doc: Any) -> tuple[Series, ...]:
     for item in items:
         if not isinstance(item, dict):
             raise ValueError("an item is not an object")
-        labels = item.get("metricLabels") or {}
+        labels = item.get("metricLabels")
+        if labels is None:
+            labels = {}
         if not isinstance(labels, dict):
             raise ValueError("metricLabels is not an object")
         try:
