@@ -74,6 +74,7 @@ __all__ = [
     "ValueReading",
     "decide",
     "effective_bounds",
+    "forecast_trusted",
 ]
 
 #: The values :attr:`Decision.clamped_by` takes besides None.
@@ -96,6 +97,11 @@ class EngineConfig:
     forecast_step_seconds: float = 300.0
     #: Refit the forecast model at most this often; between refits it is evaluated further ahead.
     forecast_refit_seconds: float = 3600.0
+    #: Per forecast step, how much of the forecast's past record is kept (0.995: half of it after ~11.5 h
+    #: at 5-minute steps), so a forecast that stops predicting well loses trust within a day.
+    forecast_skill_decay: float = 0.995
+    #: Weight of running short against running long in the forecast's record (as in the back-test).
+    forecast_under_weight: float = 3.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -107,6 +113,8 @@ class EngineConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value}")
+        if not 0.0 < self.forecast_skill_decay <= 1.0:
+            raise ValueError(f"forecast_skill_decay must be in (0, 1], not {self.forecast_skill_decay}")
         if self.rate_sample_seconds < 0:
             raise ValueError(f"rate_sample_seconds must be >= 0, not {self.rate_sample_seconds}")
 
@@ -225,6 +233,9 @@ class EngineState:
     forecast_fit_end: float = 0.0
     forecast_next_fit: float = -math.inf
     forecast_peak_cache: tuple[float, int, int, float] | None = None
+    #: Decayed asymmetric losses of "reactive and forecast" vs "reactive alone" on steps the model had not
+    #: seen when it predicted them (see :func:`_forecast_skill`).
+    forecast_skill: tuple[float, float] = (0.0, 0.0)
     schedule_cache: tuple[tuple[bool, float, float], ...] = ()
     plan: _Plan | None = None
     last: Decision | None = None
@@ -459,7 +470,11 @@ def _forecast_peak(
     step = config.forecast_step_seconds
     if state.forecast_bucket_start is None or len(state.forecast_series) < 2 * plan.season_steps:
         return state, None
+    spec = plan.policy.spec
+    lead = min(spec.target.startup_seconds + config.loop_seconds, float(spec.forecast.horizon_seconds))
+    bucket_start = state.forecast_bucket_start
     if state.forecast_model is None or now >= state.forecast_next_fit:
+        state = _forecast_skill(state, config, lead)
         try:
             model: Model | None = fit(
                 np.asarray(state.forecast_series, dtype=np.float64),
@@ -472,15 +487,13 @@ def _forecast_peak(
         state = replace(
             state,
             forecast_model=model,
-            forecast_fit_end=state.forecast_bucket_start,
+            forecast_fit_end=bucket_start,
             forecast_next_fit=now + config.forecast_refit_seconds,
             forecast_peak_cache=None,
         )
     model = state.forecast_model
     if model is None:
         return state, None
-    spec = plan.policy.spec
-    lead = min(spec.target.startup_seconds + config.loop_seconds, float(spec.forecast.horizon_seconds))
     first = math.floor((now - state.forecast_fit_end) / step) + 1
     last = math.floor((now + lead - state.forecast_fit_end) / step) + 1
     cache = state.forecast_peak_cache
@@ -488,6 +501,54 @@ def _forecast_peak(
         return state, cache[3]
     peak = float(model.predict(last)[first - 1 : last].max())
     return replace(state, forecast_peak_cache=(state.forecast_fit_end, first, last, peak)), peak
+
+
+def _forecast_skill(state: EngineState, config: EngineConfig, lead_seconds: float) -> EngineState:
+    """Score the outgoing model on the steps completed since it was fitted (out of sample).
+
+    Per step, against what came (``a``, the step's peak demand): reacting alone starts from the previous
+    step's level ``p`` and runs short by ``a − p`` only for ``lead_seconds`` (start-up plus a loop) before
+    it catches up; with the forecast the engine holds ``c = max(p, forecast)``, runs short by ``a − c`` for
+    the same lead, and pays ``c − max(a, p)`` for the whole step where it over-shot. Running short weighs
+    :attr:`EngineConfig.forecast_under_weight` times more. The sums decay per step so the record follows a
+    changing load.
+    """
+    model = state.forecast_model
+    start = state.forecast_bucket_start
+    if model is None or start is None:
+        return state
+    step = config.forecast_step_seconds
+    n = round((start - state.forecast_fit_end) / step)
+    series = state.forecast_series
+    if n < 1 or len(series) < n + 1:
+        return state
+    actual = np.asarray(series[-n:], dtype=np.float64)
+    previous = np.asarray(series[-n - 1 : -1], dtype=np.float64)
+    predicted = model.predict(n)[:n]
+    ok = ~(np.isnan(actual) | np.isnan(previous) | np.isnan(predicted))
+    if not ok.any():
+        return state
+    short = config.forecast_under_weight * min(1.0, lead_seconds / step)
+    decay = config.forecast_skill_decay ** np.arange(n - 1, -1, -1, dtype=np.float64)[ok]
+    a, prev = actual[ok], previous[ok]
+    held = np.maximum(prev, predicted[ok])
+    with_loss = short * np.maximum(a - held, 0.0) + np.maximum(held - np.maximum(a, prev), 0.0)
+    alone_loss = short * np.maximum(a - prev, 0.0)
+    kept = config.forecast_skill_decay**n
+    with_fc, alone = state.forecast_skill
+    return replace(
+        state,
+        forecast_skill=(
+            with_fc * kept + float((with_loss * decay).sum()),
+            alone * kept + float((alone_loss * decay).sum()),
+        ),
+    )
+
+
+def forecast_trusted(state: EngineState) -> bool:
+    """Whether the forecast has an out-of-sample record and it beats reacting alone: trust is earned."""
+    with_fc, alone = state.forecast_skill
+    return with_fc < alone
 
 
 # --- the decision ---------------------------------------------------------------------------------------
@@ -563,7 +624,14 @@ def decide(
             state, plan, config, now, float(reactive) if reactive is not None and not invalid else None
         )
         state, forecast = _forecast_peak(state, plan, config, now)
-        if forecast is not None and reactive is not None:
+        if forecast is not None and reactive is not None and not forecast_trusted(state):
+            with_fc, alone = state.forecast_skill
+            reasons.append(
+                f"forecast not used: on the load it had not seen, scaling with it would have cost "
+                f"{with_fc:.3g} against {alone:.3g} reacting alone (worker-steps, running short weighted "
+                f"{config.forecast_under_weight:g}x)"
+            )
+        elif forecast is not None and reactive is not None:
             wanted = math.ceil(forecast - 1e-9)
             if wanted > reactive:
                 raw = wanted

@@ -1,6 +1,6 @@
 """Every trace x every policy: queuescale's policy against the baselines, as a Markdown table.
 
-    python -m benchmarks.sim_compare [--days 7] [--policy examples/trino-workers-deployment.yaml]
+    python -m benchmarks.sim_compare [--days 7] [--policy benchmarks/policies/trino-workers.yaml]
         [--traces DIR] [--seed 1]
 
 Each trace is a load *shape*; it is scaled to a mean arrival rate chosen so that its busiest minute needs
@@ -31,7 +31,7 @@ from autoscaler.sim.cli import cluster_config_for, load_scenario, run_scenario
 from autoscaler.sim.report import ORACLE, REFERENCE
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_POLICY = ROOT / "examples" / "trino-workers-deployment.yaml"
+DEFAULT_POLICY = ROOT / "benchmarks" / "policies" / "trino-workers.yaml"
 DEFAULT_TRACES = Path("/work/shared/data/traces")
 MEAN_SERVICE_S = 20.0
 DEFAULT_RATE = 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,9 @@ def daily_demand(t: float, rng: np.random.Generator) -> float:
     return float(max(0.0, base + rng.normal(0, 0.5)))
 
 
-def run_forecast(enabled: bool) -> tuple[Decision, list[tuple[int, Decision]]]:
+def run_forecast(
+    enabled: bool, demand: Callable[[float, np.random.Generator], float] = daily_demand
+) -> tuple[Decision, list[tuple[int, Decision]]]:
     policy = trino_policy(
         {
             "target": {"startupSeconds": 600},
@@ -255,7 +258,7 @@ def run_forecast(enabled: bool) -> tuple[Decision, list[tuple[int, Decision]]]:
     # Three days of history, then day four up to 07:50, ten minutes before the daily rise at 08:00.
     end = start + 3 * 86400 + 7 * 3600 + 50 * 60
     while t <= end:
-        value = daily_demand(t, rng)
+        value = demand(t, rng)
         d, state = decide(policy, Observation(t, current, (ValueReading(value),)), state, config)
         seen.append((math.ceil(value), d))
         current = d.replicas
@@ -277,6 +280,30 @@ def test_forecast_scales_up_ahead_of_a_daily_rise_and_never_below_reactive() -> 
     for reactive_need, d in history:
         reactive = max(p.replicas or 0 for p in d.proposals)
         assert d.replicas >= min(reactive, d.max_replicas), (reactive_need, d.reasons)
+
+
+def spiky_demand(t: float, rng: np.random.Generator) -> float:
+    """Short bursts at random times on a low base: no daily cycle to learn from."""
+    return 25.0 if rng.random() < 0.08 else 2.0
+
+
+def test_a_forecast_without_a_record_of_beating_reaction_is_not_used() -> None:
+    last, history = run_forecast(True, spiky_demand)
+    # Bursts at random: a seasonal model learns phantom peaks and over-shoots; its out-of-sample record
+    # shows it, so the engine reacts alone and says why.
+    skipped = [d for _, d in history if any(r.startswith("forecast not used") for r in d.reasons)]
+    assert skipped
+    assert not any(d.winner == "forecast" for d in skipped)
+    # Trust is earned: before the first scored refit the forecast is never used either.
+    assert all(d.winner != "forecast" for _, d in history[: 2 * 288])
+    assert_explained(last)
+
+
+def test_a_forecast_that_predicts_the_daily_rise_earns_trust() -> None:
+    _, history = run_forecast(True)
+    used = [d for _, d in history if d.winner == "forecast"]
+    assert used
+    assert not any(r.startswith("forecast not used") for r in used[-1].reasons)
 
 
 # --- schedules ------------------------------------------------------------------------------------------
