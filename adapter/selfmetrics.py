@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from adapter.exported import CatalogExporter
+
 if TYPE_CHECKING:
     from adapter.store import SampleStore
 
@@ -82,6 +84,7 @@ class SelfMetrics:
 
     def watch_store(self, store: SampleStore, clock: Callable[[], float] = time.time) -> None:
         self.registry.register(_StoreCollector(store, clock))
+        self.registry.register(CatalogExporter(store, clock))
 
     def poll_succeeded(self, source: str, seconds: float) -> None:
         self.poll_duration.labels(source).observe(seconds)

@@ -75,7 +75,8 @@ async def test_in_process_and_api_readers_see_the_same_numbers() -> None:
         for metric in TRINO_METRICS:
             a = await store_reader.read("trino", metric, sel, now)
             b = await api_reader.read("trino", metric, sel, now)
-            assert a.series is not None and b.series is not None, (metric, a, b)
+            assert a.series is not None, (metric, a)
+            assert b.series is not None, (metric, b)
             assert sorted((tuple(sorted(s.labels.items())), s.value) for s in a.series) == sorted(
                 (tuple(sorted(s.labels.items())), s.value) for s in b.series
             )

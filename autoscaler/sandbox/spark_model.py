@@ -685,18 +685,20 @@ class MovingLoad:
                     dynamic_allocation=DynamicAllocation(max_executors=8, executor_idle_timeout_seconds=30),
                 )
                 self._apps.append(pool.submit(spec).app_id)
-            self._next_arrival = pool.now
-        peak = self.jobs_per_minute / 60 * 1.8
+            self._next_arrival = pool.now + self._rng.expovariate(self._peak())
         assert self._next_arrival is not None
-        while True:
-            self._next_arrival += self._rng.expovariate(peak)
-            if self._next_arrival > now:
-                break
-            pool.advance(max(pool.now, self._next_arrival))
+        # The next arrival is drawn once and kept until its time comes: drawing again on every step would
+        # push it past ``now`` forever when steps are shorter than the gaps between arrivals.
+        while self._next_arrival <= now:
+            at = self._next_arrival
+            self._next_arrival += self._rng.expovariate(self._peak())
+            pool.advance(max(pool.now, at))
             # Thinning turns the constant-rate stream at the peak into the sine-shaped one.
-            if self._rng.random() * peak > self.rate(self._next_arrival):
-                continue
-            self._arrive(pool)
+            if self._rng.random() * self._peak() <= self.rate(at):
+                self._arrive(pool)
+
+    def _peak(self) -> float:
+        return self.jobs_per_minute / 60 * 1.8
 
     def _arrive(self, pool: SparkPool) -> None:
         rng = self._rng
