@@ -127,12 +127,12 @@ spec:
 SPARK_POLICY = """\
 apiVersion: queuescale.io/v1alpha1
 kind: ScalingPolicy
-metadata: {name: pool}
+metadata: {name: nightly}
 spec:
   target:
-    kind: SparkWorkerPool
-    workload: {kind: StatefulSet, name: spark-worker}
-    spark: {pool: etl, masterUrl: "http://m:8080", coresPerWorker: 4}
+    kind: SparkApplication
+    application: {name: nightly-etl}
+    spark: {pool: etl}
   maxReplicas: 3
   metrics:
     - type: SparkExecutors
@@ -145,7 +145,7 @@ spec:
     [
         # minReplicas above maxReplicas: the validation message names file, line and field.
         (BAD_POLICY, "minReplicas"),
-        # A valid policy for something the Trino simulator does not model.
+        # A valid policy for something the simulator does not model (SparkWorkerPool: tests/test_sim_spark_cli.py).
         (SPARK_POLICY, "models Trino workers"),
     ],
 )

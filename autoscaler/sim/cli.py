@@ -4,7 +4,7 @@ The cluster comes from the policy: ``slotsPerWorker``, ``startupSeconds``, the l
 (policy or schedule) and the SLO (a QueueWait metric's ``sloSeconds``, else the simulator's default).
 A trace is a ``ts,value`` load shape (scaled to arrivals per second by ``--rate-scale`` or to a mean rate
 by ``--mean-rate``, default :data:`DEFAULT_MEAN_RATE`) or a CSV of individual arrivals with service times,
-told apart by the header.
+told apart by the header. SparkWorkerPool policies are simulated by :mod:`autoscaler.sim.spark_cli`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from autoscaler.sim.engine_policy import QueuescalePolicy
 from autoscaler.sim.load import Load, from_arrivals_csv, from_trace_csv, read_shape_csv
 from autoscaler.sim.report import plot_timeseries, plot_wait_distribution, summary_markdown
 from autoscaler.sim.run import Result, result_json, simulate
+from autoscaler.sim.spark_load import DEFAULT_APP_RATE
 from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, ScaleDownMode
 
 __all__ = [
@@ -49,7 +50,8 @@ def cluster_config_for(policy: ScalingPolicy) -> ClusterConfig:
     spec = policy.spec
     if spec.target.kind != "TrinoWorkers" or spec.target.trino is None:
         raise ConfigError(
-            f"policy {policy.metadata.name}: the simulator models Trino workers, not {spec.target.kind}"
+            f"policy {policy.metadata.name}: the simulator models Trino workers and Spark worker pools, "
+            f"not {spec.target.kind}"
         )
     slo = next(
         (m.queue_wait.slo_seconds for m in spec.metrics if m.queue_wait and m.queue_wait.slo_seconds),
@@ -225,9 +227,15 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         description="Run the policy and the baselines on one load; write DIR/result.json, "
         f"DIR/{TIMESERIES_PNG}, DIR/{WAITS_PNG} and DIR/summary.md.",
     )
-    parser.add_argument("--policy", required=True, type=Path, help="ScalingPolicy YAML (TrinoWorkers)")
     parser.add_argument(
-        "--trace", required=True, type=Path, help="ts,value load-shape CSV or arrival_ts,service_seconds CSV"
+        "--policy", required=True, type=Path, help="ScalingPolicy YAML (TrinoWorkers or SparkWorkerPool)"
+    )
+    parser.add_argument(
+        "--trace",
+        required=True,
+        type=Path,
+        help="ts,value load-shape CSV, arrival_ts,service_seconds CSV "
+        "or (Spark pools) app,arrival_ts,tasks,task_seconds CSV",
     )
     parser.add_argument(
         "--baselines",
@@ -240,13 +248,14 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     scale.add_argument(
         "--mean-rate",
         type=_positive,
-        help=f"scale the shape to this mean arrivals/s (default {DEFAULT_MEAN_RATE})",
+        help=f"scale the shape to this mean arrivals/s (default {DEFAULT_MEAN_RATE}; "
+        f"Spark pools: applications/s, default {DEFAULT_APP_RATE})",
     )
     parser.add_argument(
         "--mean-service",
         type=_positive,
         default=DEFAULT_MEAN_SERVICE,
-        help=f"mean query service time, s, for shapes (default {DEFAULT_MEAN_SERVICE:g})",
+        help=f"mean query (Spark: task) service time, s, for shapes (default {DEFAULT_MEAN_SERVICE:g})",
     )
     parser.add_argument("--days", type=_positive, help="simulate this many days (default the whole trace)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals and service times")
@@ -257,6 +266,12 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     policies = [p for p, _ in load_policies(args.policy)]
+    if any(p.spec.target.kind == "SparkWorkerPool" for p in policies):
+        # Imported here: the pool command reuses this module's output helpers.
+        from autoscaler.sim.spark_cli import cmd_simulate_pool
+
+        cmd_simulate_pool(args, policies)
+        return
     try:
         configs = [cluster_config_for(p) for p in policies]
     except ConfigError as exc:

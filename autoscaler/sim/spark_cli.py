@@ -1,0 +1,235 @@
+"""``queuescale simulate`` for SparkWorkerPool policies: the pool model, its baselines, figures and plots.
+
+:mod:`autoscaler.sim.cli` hands a SparkWorkerPool policy file here, with the same flags. The pool comes
+from the policy: ``coresPerWorker``, ``executorCores``, ``startupSeconds``, the largest ``maxReplicas``
+(policy or schedule); applications use Spark's dynamic-allocation defaults and the SLO is
+:data:`DEFAULT_SLO_SECONDS` of task wait. A trace is a ``ts,value`` load shape (scaled to applications per
+second by ``--rate-scale``, or to a mean by ``--mean-rate``, default :data:`DEFAULT_POOL_MEAN_RATE`; task
+durations average ``--mean-service`` seconds) or a CSV of applications ``app,arrival_ts,tasks,task_seconds``
+(one row per stage), told apart by the header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from adapter.errors import ConfigError
+from autoscaler.policy_models import ScalingPolicy
+from autoscaler.sim.cli import TIMESERIES_PNG, WAITS_PNG, _Progress
+from autoscaler.sim.load import read_shape_csv
+from autoscaler.sim.report import plot_timeseries, plot_wait_distribution, summary_markdown
+from autoscaler.sim.run import Result, result_json
+from autoscaler.sim.spark import PoolConfig, PoolPolicy, PoolScaleDown, PoolView
+from autoscaler.sim.spark_baselines import POOL_BASELINES, make_pool_baseline
+from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
+from autoscaler.sim.spark_load import DEFAULT_APP_RATE, AppShape, SparkLoad, from_apps_csv, from_shape
+from autoscaler.sim.spark_run import SparkResult, simulate_pool
+
+__all__ = [
+    "DEFAULT_POOL_MEAN_RATE",
+    "DEFAULT_SLO_SECONDS",
+    "PoolScenario",
+    "cmd_simulate_pool",
+    "is_apps_csv",
+    "load_pool_scenario",
+    "pool_config_for",
+    "run_pool_scenario",
+]
+
+DEFAULT_POOL_MEAN_RATE = DEFAULT_APP_RATE
+DEFAULT_SLO_SECONDS = 60.0
+STEP_SECONDS = 5.0
+
+
+def pool_config_for(policy: ScalingPolicy) -> PoolConfig:
+    """The simulated standalone pool a SparkWorkerPool policy describes."""
+    spec = policy.spec
+    spark = spec.target.spark
+    if spec.target.kind != "SparkWorkerPool" or spark is None or spark.cores_per_worker is None:
+        raise ConfigError(f"policy {policy.metadata.name}: not a SparkWorkerPool policy")
+    ceilings = [spec.max_replicas, *(s.max_replicas for s in spec.schedules if s.max_replicas is not None)]
+    return PoolConfig(
+        cores_per_worker=spark.cores_per_worker,
+        executor_cores=spark.executor_cores,
+        startup_seconds=float(spec.target.startup_seconds),
+        max_workers=max(ceilings),
+        slo_seconds=DEFAULT_SLO_SECONDS,
+    )
+
+
+def is_apps_csv(path: Path) -> bool:
+    """True for an applications CSV (its header names ``tasks``), False for a ``ts,value`` shape."""
+    with path.open(newline="") as handle:
+        header = handle.readline().strip().lower()
+    fields = [f.strip() for f in header.split(",")]
+    return fields[:2] != ["ts", "value"] and "tasks" in fields
+
+
+@dataclass(frozen=True, slots=True)
+class PoolScenario:
+    """A pool load and the epoch second its simulated time 0 stands for."""
+
+    load: SparkLoad
+    epoch_start: float
+    description: str
+
+
+def load_pool_scenario(
+    trace: Path,
+    *,
+    seed: int,
+    days: float | None,
+    rate_scale: float | None,
+    mean_rate: float | None,
+    mean_task_seconds: float,
+) -> PoolScenario:
+    duration = None if days is None else days * 86400.0
+    if is_apps_csv(trace):
+        load = from_apps_csv(trace, duration=duration)
+        return PoolScenario(load, 0.0, f"{trace.name}: {load.app_count} applications from the CSV")
+    ts, values = read_shape_csv(trace)
+    if len(ts) == 0:
+        raise ValueError(f"{trace}: no samples")
+    step = float(ts[1] - ts[0]) if len(ts) > 1 else 60.0
+    full = float(ts[-1] - ts[0]) + step
+    if duration is not None:
+        duration = min(duration, full)
+    if rate_scale is None and mean_rate is None:
+        mean_rate = DEFAULT_POOL_MEAN_RATE
+    shape = AppShape(mean_task_seconds=mean_task_seconds)
+    load = from_shape(
+        ts, values, seed=seed, mean_rate=mean_rate, rate_scale=rate_scale, duration=duration, shape=shape
+    )
+    scale = f"rate scale {rate_scale:g}" if rate_scale is not None else f"mean rate {mean_rate:g} apps/s"
+    return PoolScenario(
+        load,
+        float(ts[0]),
+        f"{trace.name}: shape scaled to {scale}, ~{shape.mean_stages:g} stages of ~{shape.mean_tasks():.0f} "
+        f"tasks, mean task {mean_task_seconds:g} s, seed {seed}",
+    )
+
+
+class _Watched:
+    """A pool policy that reports the simulated time it is asked at (the simulator has no progress hook)."""
+
+    def __init__(self, inner: PoolPolicy, progress: _Progress, label: str, offset: float) -> None:
+        self.inner = inner
+        self.progress = progress
+        self.label = label
+        self.offset = offset
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def period_seconds(self) -> float:
+        return self.inner.period_seconds
+
+    @property
+    def scale_down(self) -> PoolScaleDown:
+        return self.inner.scale_down
+
+    def desired(self, now: float, view: PoolView) -> int:
+        self.progress.show(self.label, self.offset + now)
+        return self.inner.desired(now, view)
+
+
+def run_pool_scenario(
+    scenario: PoolScenario,
+    policies: Sequence[ScalingPolicy],
+    baselines: Sequence[str],
+    config: PoolConfig,
+    *,
+    progress: bool = False,
+    stream: TextIO | None = None,
+) -> dict[str, SparkResult]:
+    """Every baseline and every policy on the same load; keyed by policy name, baselines first."""
+    runs: list[tuple[str, PoolPolicy]] = [
+        (b, make_pool_baseline(b, scenario.load, config)) for b in baselines
+    ]
+    for p in policies:
+        engine = SparkQueuescalePolicy(p, config, epoch_start=scenario.epoch_start)
+        runs.append((engine.name, engine))
+    duration = scenario.load.duration
+    bar = _Progress(stream or sys.stderr, progress, duration * len(runs))
+    results: dict[str, SparkResult] = {}
+    for index, (name, policy) in enumerate(runs):
+        if name in results:
+            raise ConfigError(f"two policies are named {name!r}")
+        watched = _Watched(policy, bar, name, index * duration)
+        results[name] = simulate_pool(scenario.load, watched, config, step_seconds=STEP_SECONDS)
+    bar.show("done", duration * len(runs))
+    bar.end()
+    return results
+
+
+def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy]) -> None:
+    """The ``simulate`` command once the policy file turned out to hold SparkWorkerPool policies."""
+    try:
+        configs = [pool_config_for(p) for p in policies]
+    except ConfigError as exc:
+        raise ConfigError(f"{args.policy}: {exc}") from exc
+    config = configs[0]
+    if any(c != config for c in configs[1:]):
+        raise ConfigError(f"{args.policy}: the policies describe different pools; simulate one at a time")
+    unknown = [b for b in args.baselines if b not in POOL_BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; pick from {', '.join(POOL_BASELINES)}")
+    try:
+        scenario = load_pool_scenario(
+            args.trace,
+            seed=args.seed,
+            days=args.days,
+            rate_scale=args.rate_scale,
+            mean_rate=args.mean_rate,
+            mean_task_seconds=args.mean_service,
+        )
+    except (OSError, ValueError, IndexError) as exc:
+        raise ConfigError(f"{args.trace}: cannot load the trace: {exc}") from exc
+    progress = not args.no_progress and sys.stderr.isatty()
+    results = run_pool_scenario(scenario, policies, args.baselines, config, progress=progress)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    plain: dict[str, Result] = dict(results)
+    (out / "result.json").write_text(json.dumps(result_json(plain), indent=2) + "\n")
+    plot_timeseries(
+        plain, out / TIMESERIES_PNG, slots_per_worker=config.slots_per_worker, slo_seconds=config.slo_seconds
+    )
+    plot_wait_distribution(plain, out / WAITS_PNG, slo_seconds=config.slo_seconds)
+    load = scenario.load
+    days = load.duration / 86400.0
+    notes = (
+        f"Load: {scenario.description}; {days:.3g} days, {load.app_count} applications, "
+        f"{load.task_count} tasks.",
+        f"Pool: {config.cores_per_worker} cores per worker, executors of {config.executor_cores} cores, "
+        f"{config.startup_seconds:g} s worker start-up, {config.executor_startup_seconds:g} s executor "
+        f"start-up, at most {config.max_workers} workers; Spark dynamic allocation with its defaults.",
+        "Here a query is a Spark task: its queue wait runs from its stage's submission to its start "
+        "(a killed task waits until its rerun starts), and killed counts task attempts.",
+        "",
+        f"![time series]({TIMESERIES_PNG})",
+        f"![queue-wait distribution]({WAITS_PNG})",
+    )
+    apps = [
+        "## Applications",
+        "",
+        "| policy | finished | run time p50 s | run time p95 s |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {name} | {r.apps_completed}/{r.apps_arrived} | {r.app_runtime_p50_s:.0f} | "
+            f"{r.app_runtime_p95_s:.0f} |"
+            for name, r in results.items()
+        ),
+        "",
+    ]
+    title = f"Simulation of {', '.join(p.metadata.name for p in policies)} (Spark standalone pool)"
+    summary = summary_markdown(plain, title=title, slo_seconds=config.slo_seconds, notes=notes)
+    (out / "summary.md").write_text(summary + "\n" + "\n".join(apps))
+    print(f"wrote {out / 'result.json'}, {out / TIMESERIES_PNG}, {out / WAITS_PNG}, {out / 'summary.md'}")

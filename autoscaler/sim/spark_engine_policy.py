@@ -1,0 +1,127 @@
+"""queuescale's own decision engine as a Spark pool policy (:class:`~autoscaler.sim.spark.PoolPolicy`).
+
+Every loop period the pool view becomes an :class:`~autoscaler.signals.Observation`: a Spark snapshot (one
+:class:`~autoscaler.spark_sizing.AppDemand` per running application, with the pool's dynamic-allocation
+bounds and its next-stage tasks, and the ALIVE workers) and, for External metrics of the policy, the
+catalog figure the pool model can stand in for. Other External and Prometheus metrics have no simulated
+source and are passed as missing (the engine then never scales down on their account).
+
+Scale-down follows ``spec.target.spark.decommission``: true decommissions workers on the master before
+they leave; false has no way to move work off a worker, so the controller only removes workers that hold
+no executor (``wait-idle`` in :mod:`autoscaler.sim.spark`).
+"""
+
+from __future__ import annotations
+
+from autoscaler.engine import EngineState, decide
+from autoscaler.policy_models import ScalingPolicy
+from autoscaler.signals import Observation, SparkSnapshot, ValueReading
+from autoscaler.sim.spark import DECOMMISSION, WAIT_IDLE, PoolConfig, PoolScaleDown, PoolView
+from autoscaler.spark_sizing import AppDemand, executors_needed
+
+__all__ = ["LOOP_SECONDS", "SparkQueuescalePolicy", "catalog_value"]
+
+LOOP_SECONDS = 15.0
+
+
+def catalog_value(name: str, view: PoolView, config: PoolConfig) -> float | None:
+    """The simulated pool-wide value of a ``spark_*`` catalog metric; None when the model has no such figure."""
+    if name == "spark_waiting_apps":
+        return float(view.waiting_apps)
+    if name == "spark_pending_tasks":
+        return float(view.pending_tasks)
+    if name == "spark_running_tasks":
+        return float(view.running_tasks)
+    if name == "spark_remaining_tasks":
+        return float(view.remaining_tasks)
+    if name == "spark_next_wave_tasks":
+        return float(view.next_wave_tasks)
+    if name == "spark_executors":
+        return float(view.executors)
+    if name == "spark_task_slots":
+        return float(view.executors * config.slots_per_executor)
+    if name == "spark_pool_cores":
+        return float(view.ready_cores)
+    if name == "spark_pool_cores_used":
+        return float(view.cores_used)
+    if name == "spark_executors_needed":
+        alloc = config.allocation
+        return float(
+            sum(
+                executors_needed(
+                    a.pending + a.running,
+                    config.executor_cores,
+                    config.task_cpus,
+                    1.0,
+                    alloc.min_executors,
+                    alloc.max_executors,
+                )
+                for a in view.apps
+            )
+        )
+    return None
+
+
+class SparkQueuescalePolicy:
+    """Drive :func:`autoscaler.engine.decide` with ``policy`` on the simulated pool.
+
+    ``epoch_start`` is the Unix time of simulated second 0: schedules and forecasts see wall-clock times.
+    """
+
+    period_seconds: float = LOOP_SECONDS
+
+    def __init__(self, policy: ScalingPolicy, config: PoolConfig, *, epoch_start: float = 0.0) -> None:
+        spark = policy.spec.target.spark
+        if policy.spec.target.kind != "SparkWorkerPool" or spark is None:
+            raise ValueError(f"policy {policy.metadata.name}: not a SparkWorkerPool policy")
+        self.policy = policy
+        self.config = config
+        self.epoch_start = float(epoch_start)
+        self.state = EngineState()
+        self.name = policy.metadata.name or "queuescale"
+        self.scale_down: PoolScaleDown = DECOMMISSION if spark.decommission else WAIT_IDLE
+        self._value_names: tuple[str | None, ...] = tuple(
+            m.external.metric.name if m.external is not None else None for m in policy.spec.metrics
+        )
+        self._app_ids: dict[int, str] = {}
+        self._started = False
+
+    def _demands(self, view: PoolView) -> tuple[AppDemand, ...]:
+        alloc = self.config.allocation
+        ids = self._app_ids
+        demands: list[AppDemand] = []
+        live: dict[int, str] = {}
+        for a in view.apps:
+            app_id = ids.get(a.app_id) or f"app-{a.app_id}"
+            live[a.app_id] = app_id
+            demands.append(
+                AppDemand(
+                    app_id=app_id,
+                    remaining_tasks=a.pending + a.running,
+                    task_cpus=self.config.task_cpus,
+                    min_executors=alloc.min_executors,
+                    max_executors=alloc.max_executors,
+                    next_wave_tasks=a.next_wave,
+                )
+            )
+        self._app_ids = live
+        return tuple(demands)
+
+    def desired(self, now: float, view: PoolView) -> int:
+        if not self._started:
+            # The StatefulSet's own replica count before the controller's first pass.
+            self._started = True
+            return self.policy.spec.min_replicas
+        values: list[ValueReading | None] = []
+        for name in self._value_names:
+            value = catalog_value(name, view, self.config) if name is not None else None
+            values.append(ValueReading(value) if value is not None else None)
+        obs = Observation(
+            now=self.epoch_start + now,
+            current_replicas=view.current_workers,
+            values=tuple(values),
+            spark=SparkSnapshot(apps=self._demands(view), workers_alive=view.ready_workers),
+            ready_replicas=view.ready_workers,
+        )
+        decision, self.state = decide(self.policy, obs, self.state)
+        return decision.replicas

@@ -1,0 +1,124 @@
+"""``queuescale simulate`` on a SparkWorkerPool policy, end to end through a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoscaler.sim.spark_baselines import POOL_BASELINES
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "examples" / "spark-worker-pool.yaml"
+TRACE = Path("/work/shared/data/traces/crane-input0.csv")
+KEYS = {
+    "worker_hours",
+    "queue_wait_p50_s",
+    "queue_wait_p95_s",
+    "queue_wait_p99_s",
+    "slo_misses",
+    "scale_actions",
+    "killed",
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _simulate(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autoscaler", "simulate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("spark") / "out"
+    done = _simulate("--policy", POLICY, "--trace", TRACE, "--days", "0.15", "--seed", "3", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr
+    return out
+
+
+def test_result_json_has_every_policy_with_exactly_the_figures(short_run: Path) -> None:
+    result = json.loads((short_run / "result.json").read_text())
+    assert list(result) == [*POOL_BASELINES, "etl-pool"]
+    for name, row in result.items():
+        assert set(row) == KEYS, name
+        assert row["worker_hours"] > 0, name
+        assert row["queue_wait_p50_s"] <= row["queue_wait_p95_s"] <= row["queue_wait_p99_s"], name
+    # The example decommissions workers and the oracle never kills; the static size never changes.
+    assert result["etl-pool"]["killed"] == 0
+    assert result["oracle"]["killed"] == 0
+    assert result["static"]["scale_actions"] == 0
+
+
+def test_plots_are_png_files(short_run: Path) -> None:
+    pngs = sorted(p.name for p in short_run.glob("*.png"))
+    assert pngs == ["queue_wait_tail.png", "timeseries.png"]
+    for name in pngs:
+        data = (short_run / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), name
+        assert len(data) > 10_000, name
+
+
+def test_summary_names_the_pool_and_every_policy(short_run: Path) -> None:
+    summary = (short_run / "summary.md").read_text()
+    assert summary.startswith("# Simulation of etl-pool (Spark standalone pool)")
+    assert "4 cores per worker" in summary
+    result = json.loads((short_run / "result.json").read_text())
+    for name, row in result.items():
+        assert f"| {name} | {row['worker_hours']:.1f} |" in summary
+
+
+def test_same_seed_same_figures(short_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    done = _simulate(
+        "--policy",
+        POLICY,
+        "--trace",
+        TRACE,
+        "--days",
+        "0.15",
+        "--seed",
+        "3",
+        "--out",
+        out,
+        "--baselines",
+        "oracle",
+    )
+    assert done.returncode == 0, done.stderr
+    first = json.loads((short_run / "result.json").read_text())
+    again = json.loads((out / "result.json").read_text())
+    assert list(again) == ["oracle", "etl-pool"]
+    assert again["oracle"] == first["oracle"]
+    assert again["etl-pool"] == first["etl-pool"]
+
+
+def test_an_applications_csv_is_simulated(tmp_path: Path) -> None:
+    trace = tmp_path / "apps.csv"
+    rows = ["app,arrival_ts,tasks,task_seconds"]
+    for i in range(20):
+        rows += [f"a{i},{1000 + 90 * i},{8 + i},15", f"a{i},{1000 + 90 * i},4,30"]
+    trace.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    done = _simulate("--policy", POLICY, "--trace", trace, "--baselines", "static", "--out", out)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert list(result) == ["static", "etl-pool"]
+    assert "20 applications from the CSV" in (out / "summary.md").read_text()
+
+
+def test_a_mixed_policy_file_is_refused(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(
+        POLICY.read_text() + "\n---\n" + (ROOT / "examples" / "trino-workers-deployment.yaml").read_text()
+    )
+    done = _simulate("--policy", mixed, "--trace", TRACE, "--days", "0.01", "--out", tmp_path / "out")
+    assert done.returncode != 0
+    assert "not a SparkWorkerPool policy" in done.stderr
