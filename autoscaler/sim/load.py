@@ -1,20 +1,23 @@
 """Seeded, deterministic query loads for the simulator.
 
 A :class:`Load` is a list of queries, each with an arrival time (seconds from the start of the run), a
-service time and a resource-group index. The service model is *slot-seconds*: a query holds one query slot
-of one worker for exactly its service time, whatever else runs on that worker (no processor sharing; a
-worker's slots are independent servers, which makes a static cluster an M/M/c queue of ``workers × slots``
-servers and keeps the model checkable against Erlang C).
+service time, a resource-group index and, optionally, the memory it reserves while it runs (GB). The
+service time is CPU-seconds of work at full speed: :mod:`autoscaler.sim.trino` runs a query at full speed
+while its worker has no more queries than cores and shares the cores among them beyond that. With one core
+per query slot (the default) a query holds one slot for exactly its service time, whatever else runs on
+that worker, which makes a static cluster an M/M/c queue of ``workers × slots`` servers and keeps the model
+checkable against Erlang C.
 
 Sources:
 
 - :func:`from_shape` / :func:`from_trace_csv`: a ``ts,value`` load-shape series (the traces of
   ``data/traces``), values scaled to arrivals per second and held constant until the next sample
   (step interpolation); arrivals per interval are Poisson, placed uniformly inside it;
-- :func:`from_arrivals_csv`: a CSV of individual queries ``arrival_ts,service_seconds[,group]``;
+- :func:`from_arrivals_csv`: a CSV of individual queries ``arrival_ts,service_seconds[,group[,memory_gb]]``;
 - :func:`poisson`, :func:`diurnal`, :func:`bursts`: synthetic rate curves.
 
-Everything random comes from one ``numpy.random.Generator`` seeded by the caller.
+:func:`query_memory` draws per-query memory for a load that has none (:meth:`Load.with_memory` attaches
+it). Everything random comes from a ``numpy.random.Generator`` seeded by the caller.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "FloatArray",
     "IntArray",
     "Load",
+    "MemoryModel",
     "ServiceDist",
     "bursts",
     "diurnal",
@@ -40,22 +44,28 @@ __all__ = [
     "from_shape",
     "from_trace_csv",
     "poisson",
+    "query_memory",
     "read_shape_csv",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ServiceDist = Literal["exponential", "lognormal"]
+MemoryModel = Literal["constant", "service"]
 
 
 @dataclass(frozen=True, eq=False)
 class Load:
-    """Queries sorted by arrival; ``duration`` is the span the load covers (the run length by default)."""
+    """Queries sorted by arrival; ``duration`` is the span the load covers (the run length by default).
+
+    ``memory`` is each query's memory reservation in GB; None reserves nothing.
+    """
 
     arrivals: FloatArray
     service: FloatArray
     group: IntArray
     duration: float
+    memory: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.arrivals)
@@ -67,21 +77,67 @@ class Load:
             raise ValueError("service times must be positive and finite")
         if not (math.isfinite(self.duration) and self.duration > 0):
             raise ValueError(f"duration must be a positive number of seconds, not {self.duration}")
+        if self.memory is not None:
+            if len(self.memory) != n:
+                raise ValueError("memory must have one entry per query")
+            if n and not np.all(np.isfinite(self.memory) & (self.memory >= 0)):
+                raise ValueError("query memory must be finite and >= 0 GB")
 
     @property
     def count(self) -> int:
         return len(self.arrivals)
 
     def offered_load(self) -> float:
-        """Mean busy slots over the whole span (``λ·S``)."""
+        """Mean busy cores (or slots, one core each) over the whole span (``λ·S``)."""
         return float(self.service.sum()) / self.duration
+
+    def with_memory(self, memory: FloatArray) -> Load:
+        """The same queries, each reserving ``memory[i]`` GB."""
+        return Load(self.arrivals, self.service, self.group, self.duration, np.asarray(memory, np.float64))
 
     def slice(self, start: float, end: float) -> Load:
         """The queries arriving in ``[start, end)``, re-timed to start at 0."""
         lo, hi = np.searchsorted(self.arrivals, [start, end], side="left")
         return Load(
-            self.arrivals[lo:hi] - start, self.service[lo:hi].copy(), self.group[lo:hi].copy(), end - start
+            self.arrivals[lo:hi] - start,
+            self.service[lo:hi].copy(),
+            self.group[lo:hi].copy(),
+            end - start,
+            None if self.memory is None else self.memory[lo:hi].copy(),
         )
+
+
+def query_memory(
+    service: FloatArray,
+    *,
+    mean_gb: float,
+    seed: int,
+    model: MemoryModel = "service",
+    sigma: float = 0.5,
+    max_gb: float | None = None,
+) -> FloatArray:
+    """Per-query memory in GB averaging ``mean_gb`` for queries of the given service times.
+
+    ``constant``: every query reserves ``mean_gb``. ``service``: memory grows with the square root of the
+    service time (bigger queries hold more, sub-linearly) times lognormal noise of shape ``sigma`` drawn
+    from ``seed``, scaled so the mean is ``mean_gb``. ``max_gb`` caps every query (after scaling), e.g. at a
+    worker's memory so every query can run somewhere.
+    """
+    if not (math.isfinite(mean_gb) and mean_gb >= 0):
+        raise ValueError(f"mean query memory must be >= 0 GB, not {mean_gb}")
+    service = np.asarray(service, dtype=np.float64)
+    n = len(service)
+    if model == "constant":
+        memory = np.full(n, float(mean_gb))
+    elif model == "service":
+        rng = np.random.default_rng(seed)
+        raw = np.sqrt(service) * rng.lognormal(0.0, sigma, n)
+        memory = raw * (mean_gb / float(raw.mean())) if n else raw
+    else:
+        raise ValueError(f"memory model must be constant or service, not {model!r}")
+    if max_gb is not None:
+        memory = np.minimum(memory, max_gb)
+    return memory
 
 
 def _service_times(
@@ -236,13 +292,16 @@ def from_trace_csv(
 
 
 def from_arrivals_csv(path: str | Path, *, duration: float | None = None) -> Load:
-    """``arrival_ts,service_seconds[,group]`` rows (header optional); times re-based to the first arrival.
+    """``arrival_ts,service_seconds[,group[,memory_gb]]`` rows (header optional); times re-based to the first
+    arrival. A query without a memory figure reserves none; without any, the load has no memory array.
 
     Without ``duration`` the load lasts until the last arrival plus its service time.
     """
     arrivals: list[float] = []
     service: list[float] = []
     group: list[int] = []
+    memory: list[float] = []
+    has_memory = False
     with open(path, newline="") as handle:
         for row in csv.reader(handle):
             if not row or not row[0].strip():
@@ -250,6 +309,7 @@ def from_arrivals_csv(path: str | Path, *, duration: float | None = None) -> Loa
             try:
                 a, s = float(row[0]), float(row[1])
                 g = int(row[2]) if len(row) > 2 and row[2].strip() else 0
+                m = float(row[3]) if len(row) > 3 and row[3].strip() else None
             except ValueError:
                 if not arrivals:
                     continue
@@ -257,6 +317,8 @@ def from_arrivals_csv(path: str | Path, *, duration: float | None = None) -> Loa
             arrivals.append(a)
             service.append(s)
             group.append(g)
+            memory.append(0.0 if m is None else m)
+            has_memory = has_memory or m is not None
     if not arrivals:
         raise ValueError(f"{path}: no arrivals")
     a_arr = np.asarray(arrivals, dtype=np.float64)
@@ -264,8 +326,9 @@ def from_arrivals_csv(path: str | Path, *, duration: float | None = None) -> Loa
     a_arr = a_arr[order] - a_arr[order][0]
     s_arr = np.asarray(service, dtype=np.float64)[order]
     g_arr = np.asarray(group, dtype=np.int64)[order]
+    m_arr = np.asarray(memory, dtype=np.float64)[order] if has_memory else None
     span = float(duration) if duration is not None else float(np.max(a_arr + s_arr))
-    return Load(a_arr, s_arr, g_arr, max(span, 1.0))
+    return Load(a_arr, s_arr, g_arr, max(span, 1.0), m_arr)
 
 
 def poisson(
