@@ -108,6 +108,22 @@ def test_same_seed_same_result_other_seed_other_result(short_run: Path, tmp_path
     assert second["oracle"] != first["oracle"]
 
 
+def test_fewer_cores_than_slots_and_memory_slow_the_same_load(short_run: Path, tmp_path: Path) -> None:
+    shared = _simulate(
+        "--policy", POLICY, "--trace", TRACE, "--days", "0.2", "--seed", "3", "--baselines", "static",
+        "--cores-per-worker", "1", "--worker-memory-gb", "8", "--query-memory-gb", "3", "--out", tmp_path,
+    )  # fmt: skip
+    assert shared.returncode == 0, shared.stderr
+    slot_model = json.loads((short_run / "result.json").read_text())
+    constrained = json.loads((tmp_path / "result.json").read_text())
+    # 1 core for 4 slots: a zero-wait static size runs one query per worker at full speed, so it needs
+    # about four times the workers; the engine's policy sees slower queries and pays more too.
+    assert constrained["static"]["worker_hours"] > 3 * slot_model["static"]["worker_hours"]
+    name = _policy_name()
+    assert constrained[name]["worker_hours"] > slot_model[name]["worker_hours"]
+    assert "1 cores per worker, 8 GB" in (tmp_path / "summary.md").read_text()
+
+
 BAD_POLICY = """\
 apiVersion: queuescale.io/v1alpha1
 kind: ScalingPolicy

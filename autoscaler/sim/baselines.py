@@ -145,6 +145,12 @@ class Keda:
         return replicas
 
 
+def full_speed_queries(config: ClusterConfig) -> int:
+    """Queries one worker runs without slowing any of them: its slots, or fewer when it has fewer cores
+    (more queries than cores share the CPU and each runs slower, which a zero-wait sizing must avoid)."""
+    return max(1, min(config.slots_per_worker, math.floor(config.cores)))
+
+
 def static_size(load: Load, config: ClusterConfig, window_s: float = 900.0) -> int:
     """Workers that keep ``P(wait) <= 5 %`` through the busiest ``window_s`` of ``load`` (Erlang C)."""
     if load.count == 0:
@@ -153,7 +159,7 @@ def static_size(load: Load, config: ClusterConfig, window_s: float = 900.0) -> i
     peak_rate = float(np.bincount(bins).max()) / window_s
     mean_service = float(load.service.mean())
     slots = servers_for_wait(peak_rate, mean_service, 0.0, 0.95)
-    return max(1, min(config.max_workers, -(-slots // config.slots_per_worker)))
+    return max(1, min(config.max_workers, -(-slots // full_speed_queries(config))))
 
 
 class Static:
@@ -191,7 +197,7 @@ class Oracle:
 
     def __init__(self, load: Load, config: ClusterConfig, period_seconds: float = HPA_PERIOD_SECONDS):
         self.period_seconds = period_seconds
-        self.slots = config.slots_per_worker
+        self.slots = full_speed_queries(config)
         self.lookahead = config.startup_seconds + period_seconds
         self.max_workers = config.max_workers
         self.busy = busy_if_unqueued(load)

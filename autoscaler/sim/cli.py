@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
 
 from adapter.errors import ConfigError
 from autoscaler.policy import load_policies
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import BASELINES, make_baseline
 from autoscaler.sim.engine_policy import QueuescalePolicy
-from autoscaler.sim.load import Load, from_arrivals_csv, from_trace_csv, read_shape_csv
+from autoscaler.sim.load import Load, from_arrivals_csv, from_trace_csv, query_memory, read_shape_csv
 from autoscaler.sim.report import plot_timeseries, plot_wait_distribution, summary_markdown
 from autoscaler.sim.run import Result, result_json, simulate
 from autoscaler.sim.spark_load import DEFAULT_APP_RATE
@@ -257,6 +260,20 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         default=DEFAULT_MEAN_SERVICE,
         help=f"mean query (Spark: task) service time, s, for shapes (default {DEFAULT_MEAN_SERVICE:g})",
     )
+    parser.add_argument(
+        "--cores-per-worker",
+        type=_positive,
+        help="Trino: cores of a worker; fewer cores than slots makes running queries share the CPU "
+        "(default: one core per slot)",
+    )
+    parser.add_argument(
+        "--worker-memory-gb", type=_positive, help="Trino: query memory of a worker, GB (default unlimited)"
+    )
+    parser.add_argument(
+        "--query-memory-gb",
+        type=_positive,
+        help="Trino: mean memory of a query, GB, growing with its service time (default: none reserved)",
+    )
     parser.add_argument("--days", type=_positive, help="simulate this many days (default the whole trace)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals and service times")
     parser.add_argument("--out", required=True, type=Path, help="output directory (created)")
@@ -279,6 +296,11 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     config = configs[0]
     if any(c != config for c in configs[1:]):
         raise ConfigError(f"{args.policy}: the policies describe different clusters; simulate one at a time")
+    config = replace(
+        config,
+        cores_per_worker=args.cores_per_worker,
+        memory_per_worker_gb=args.worker_memory_gb or math.inf,
+    )
     try:
         scenario = load_scenario(
             args.trace,
@@ -290,6 +312,11 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         )
     except (OSError, ValueError, IndexError) as exc:
         raise ConfigError(f"{args.trace}: cannot load the trace: {exc}") from exc
+    if args.query_memory_gb is not None:
+        memory = query_memory(scenario.load.service, mean_gb=args.query_memory_gb, seed=args.seed)
+        if math.isfinite(config.memory_per_worker_gb):
+            memory = np.minimum(memory, config.memory_per_worker_gb)
+        scenario = replace(scenario, load=scenario.load.with_memory(memory))
     progress = not args.no_progress and sys.stderr.isatty()
     results = run_scenario(scenario, policies, args.baselines, config, seed=args.seed, progress=progress)
     out: Path = args.out
@@ -305,7 +332,9 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     days = scenario.load.duration / 86400.0
     notes = (
         f"Load: {scenario.description}; {days:.3g} days, {len(scenario.load.arrivals)} queries.",
-        f"Cluster: {config.slots_per_worker} slots per worker, {config.startup_seconds:g} s start-up, "
+        f"Cluster: {config.slots_per_worker} slots and {config.cores:g} cores per worker"
+        + (f", {config.memory_per_worker_gb:g} GB" if math.isfinite(config.memory_per_worker_gb) else "")
+        + f", {config.startup_seconds:g} s start-up, "
         f"at most {config.max_workers} workers.",
         "",
         f"![time series]({TIMESERIES_PNG})",
