@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import kubernetes.client
 
 from autoscaler.sandbox.kube import KubeSandbox, client_for
 from autoscaler.sandbox.serve import Served, serve
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,3 +37,21 @@ async def running_kube(sandbox: KubeSandbox | None = None) -> AsyncIterator[Runn
     finally:
         api.close()
         await served.stop()
+
+
+@dataclass
+class ManualClock:
+    """A clock that moves only when told to, for the sandbox's pod start-up and termination delays."""
+
+    now: float = 1_750_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking official-client call off the loop that serves the sandbox."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
