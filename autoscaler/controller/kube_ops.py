@@ -8,7 +8,9 @@ fresh read, as client-go's ``RetryOnConflict`` does.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import base64
+import binascii
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import kubernetes.client
@@ -16,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler.controller.actuator import ActuatorError
 
-__all__ = ["KubeOps", "Scale", "WorkloadKind"]
+__all__ = ["KubeOps", "Scale", "WorkloadKind", "json_form"]
 
 WorkloadKind = Literal["Deployment", "StatefulSet"]
 _CONFLICT_RETRIES = 5
@@ -24,15 +26,23 @@ _CONFLICT_RETRIES = 5
 
 @dataclass(frozen=True, slots=True)
 class Scale:
-    """A workload's scale subresource: ``spec.replicas``, ``status.replicas`` and its pod selector."""
+    """A workload's scale subresource: ``spec.replicas``, ``status.replicas`` and its pod selector;
+    ``obj`` is the object as the API server answered it (JSON form)."""
 
     replicas: int
     status_replicas: int
     selector: str
     resource_version: str
+    obj: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def _scale_of(obj: Any) -> Scale:
+def json_form(api: kubernetes.client.ApiClient, obj: Any) -> dict[str, Any]:
+    """An official-client model as the JSON the API server sent (camelCase keys, no nulls)."""
+    out: dict[str, Any] = api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    return out
+
+
+def _scale_of(obj: Any, api: kubernetes.client.ApiClient) -> Scale:
     spec = obj.spec
     status = obj.status
     return Scale(
@@ -40,6 +50,7 @@ def _scale_of(obj: Any) -> Scale:
         status_replicas=int(status.replicas or 0) if status is not None else 0,
         selector=(status.selector or "") if status is not None else "",
         resource_version=obj.metadata.resource_version or "",
+        obj=json_form(api, obj),
     )
 
 
@@ -59,7 +70,7 @@ class KubeOps:
             raise ActuatorError(
                 "get_scale", f"reading {kind} {namespace}/{name} scale: {exc.status} {exc.reason}"
             ) from exc
-        return _scale_of(obj)
+        return _scale_of(obj, self.api)
 
     async def set_replicas(self, kind: WorkloadKind, namespace: str, name: str, replicas: int) -> Scale:
         """Write ``spec.replicas`` on the scale subresource; a 409 is retried on a fresh read."""
@@ -68,7 +79,7 @@ class KubeOps:
                 obj = await asyncio.to_thread(self._read_scale, kind, namespace, name)
                 obj.spec.replicas = replicas
                 written = await asyncio.to_thread(self._replace_scale, kind, namespace, name, obj)
-                return _scale_of(written)
+                return _scale_of(written, self.api)
             except ApiException as exc:
                 if exc.status == 409:
                     continue
@@ -105,6 +116,94 @@ class KubeOps:
             ) from exc
         return patch
 
+    async def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """JSON-merge-patch a pod (``None`` removes a key); returns the pod as answered (JSON form)."""
+        try:
+            pod = await asyncio.to_thread(
+                self.core.patch_namespaced_pod,
+                name,
+                namespace,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            raise ActuatorError(
+                "patch_pod", f"patching pod {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from exc
+        return json_form(self.api, pod)
+
+    async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded (trailing newlines dropped, as file-mounted credentials are read)."""
+        try:
+            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            raise ActuatorError(
+                "read_secret", f"reading secret {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from exc
+        data = secret.data or {}
+        if key in data:
+            try:
+                return base64.b64decode(data[key], validate=True).decode("utf-8").rstrip("\r\n")
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise ActuatorError(
+                    "read_secret", f"secret {namespace}/{name} key {key!r}: not base64 text"
+                ) from exc
+        raise ActuatorError("read_secret", f"secret {namespace}/{name} has no key {key!r}")
+
+    async def delete_pod(self, namespace: str, name: str) -> bool:
+        """Delete a pod (its controller recreates it); False when it was already gone."""
+        try:
+            await asyncio.to_thread(self.core.delete_namespaced_pod, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise ActuatorError(
+                "delete_pod", f"deleting pod {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from exc
+        return True
+
+    async def get_custom(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """A namespaced custom object, None when it does not exist."""
+        custom = kubernetes.client.CustomObjectsApi(self.api)
+        try:
+            obj = await asyncio.to_thread(
+                custom.get_namespaced_custom_object, group, version, namespace, plural, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ActuatorError(
+                "get_custom", f"reading {plural}.{group} {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from exc
+        return _object(obj)
+
+    async def patch_custom(
+        self, group: str, version: str, plural: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch a namespaced custom object and return it as written; None on 409 Conflict (a
+        ``metadata.resourceVersion`` in the patch no longer matches): re-read and decide again."""
+        custom = kubernetes.client.CustomObjectsApi(self.api)
+        try:
+            obj = await asyncio.to_thread(
+                custom.patch_namespaced_custom_object,
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise ActuatorError(
+                "patch_custom", f"patching {plural}.{group} {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from exc
+        return _object(obj)
+
     def _read_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Any:
         if kind == "Deployment":
             return self.apps.read_namespaced_deployment_scale(name, namespace)
@@ -114,3 +213,9 @@ class KubeOps:
         if kind == "Deployment":
             return self.apps.replace_namespaced_deployment_scale(name, namespace, body)
         return self.apps.replace_namespaced_stateful_set_scale(name, namespace, body)
+
+
+def _object(obj: object) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ActuatorError("get_custom", f"the API server answered a {type(obj).__name__}, not an object")
+    return obj

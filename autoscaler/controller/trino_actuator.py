@@ -1,0 +1,441 @@
+"""The TrinoWorkers actuator: scale a Deployment or StatefulSet of Trino workers without killing queries.
+
+Each pass reads the scale subresource and the workload's pods (by the scale's selector), asks every
+running pod's Trino worker for its state and its tasks, lets :func:`~autoscaler.controller.drain_plan.plan_drain`
+decide, then carries the plan out: annotations before a drain starts (so a restart resumes it), Trino
+state changes, and the replica count last. Up is one write of the scale subresource; down happens over
+several passes as the leavers drain.
+
+A worker is reached at ``<scheme>://<status.podIP>:<port>``: the scheme of the coordinator URL and the
+container port named ``http`` (``https`` for an https coordinator), 8080/8443 when none is named. The
+state changes are sent as the policy's ``user`` (``X-Trino-User``), with Basic credentials when the
+policy names a Secret (read with the official client on every pass, so a rotated password takes effect
+at once) or when ``password_file`` is given (a mounted Secret; it wins over the Secret reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from autoscaler.controller.actuator import (
+    DRAIN_STARTED_ANNOTATION,
+    POD_DELETION_COST,
+    ActuatorError,
+    ActuatorEvent,
+    DrainEnd,
+    Outcome,
+    TargetState,
+)
+from autoscaler.controller.drain_plan import (
+    DRAIN_KEPT_ANNOTATION,
+    DrainPlan,
+    DrainSettings,
+    Ended,
+    PodChange,
+    WorkerView,
+    parse_time,
+    plan_drain,
+)
+from autoscaler.controller.kube_ops import KubeOps, WorkloadKind, json_form
+from autoscaler.controller.trino_workers import TrinoWorkerClient, auth_headers
+from autoscaler.policy_models import Drain, ScalingPolicy, TrinoTarget, WorkloadRef
+
+__all__ = ["TrinoWorkersActuator", "pod_ordinal", "worker_url", "worker_view"]
+
+log = logging.getLogger(__name__)
+
+
+def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return pod.get("metadata") or {}
+
+
+def _annotations(pod: Mapping[str, Any]) -> Mapping[str, str]:
+    return _meta(pod).get("annotations") or {}
+
+
+def _is_ready(pod: Mapping[str, Any]) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def _is_running(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and bool(status.get("podIP"))
+
+
+def _in_play(pod: Mapping[str, Any]) -> bool:
+    """Not being deleted and not finished: a pod the workload still counts."""
+    phase = (pod.get("status") or {}).get("phase")
+    return not _meta(pod).get("deletionTimestamp") and phase not in ("Succeeded", "Failed")
+
+
+def pod_ordinal(pod_name: str, set_name: str) -> int | None:
+    """The StatefulSet ordinal in ``<set>-<n>``; None for another name."""
+    prefix = set_name + "-"
+    tail = pod_name[len(prefix) :] if pod_name.startswith(prefix) else ""
+    return int(tail) if tail.isdigit() and (tail == "0" or not tail.startswith("0")) else None
+
+
+def worker_url(pod: Mapping[str, Any], scheme: str = "http") -> str | None:
+    """The worker's base URL from the pod, None while it has no IP."""
+    ip = (pod.get("status") or {}).get("podIP")
+    if not ip:
+        return None
+    port_name, default = ("https", 8443) if scheme == "https" else ("http", 8080)
+    port = default
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for entry in container.get("ports") or []:
+            if entry.get("name") == port_name and entry.get("containerPort"):
+                port = int(entry["containerPort"])
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{scheme}://{host}:{port}"
+
+
+def _cost(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def worker_view(
+    pod: Mapping[str, Any], state: str | None, work: int | None, ordinal: int | None, now: float
+) -> WorkerView:
+    """What the planner needs of one pod; an unreadable drain-started time counts from ``now``."""
+    notes = _annotations(pod)
+    raw_started = notes.get(DRAIN_STARTED_ANNOTATION)
+    started = parse_time(raw_started)
+    invalid = raw_started is not None and started is None
+    running = _is_running(pod)
+    return WorkerView(
+        pod=str(_meta(pod).get("name")),
+        ordinal=ordinal,
+        running=running,
+        ready=_is_ready(pod),
+        state=state if running else None,
+        work=work if running else 0,
+        drain_started=now if invalid else started,
+        started_invalid=invalid,
+        deletion_cost=_cost(notes.get(POD_DELETION_COST)),
+        kept_at=parse_time(notes.get(DRAIN_KEPT_ANNOTATION)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What one pass saw: the scale, the pods in play (JSON form) and the planner's view of them."""
+
+    replicas: int
+    selector: str
+    pods: dict[str, dict[str, Any]]
+    views: tuple[WorkerView, ...]
+    headers: dict[str, str]
+    credentials_error: ActuatorError | None = None
+
+
+class TrinoWorkersActuator:
+    """Implements :class:`~autoscaler.controller.actuator.Actuator` for a TrinoWorkers target."""
+
+    def __init__(
+        self,
+        kube: KubeOps,
+        *,
+        namespace: str,
+        workload: WorkloadRef,
+        trino: TrinoTarget,
+        drain: Drain,
+        password_file: Path | None = None,
+        request_timeout_seconds: float = 5.0,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.kind: WorkloadKind = workload.kind
+        self.name = workload.name
+        self.trino = trino
+        self.settings = DrainSettings.of(drain)
+        self.password_file = password_file
+        self.scheme = "https" if trino.coordinator_url.startswith("https://") else "http"
+        self._timeout = request_timeout_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_policy(cls, policy: ScalingPolicy, kube: KubeOps, **kwargs: Any) -> TrinoWorkersActuator:
+        target = policy.spec.target
+        if target.workload is None or target.trino is None:
+            raise ValueError(f"policy {policy.metadata.name} is not a TrinoWorkers target")
+        return cls(
+            kube,
+            namespace=policy.metadata.namespace,
+            workload=target.workload,
+            trino=target.trino,
+            drain=policy.spec.drain,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ Actuator
+
+    async def observe(self, now: float) -> TargetState:
+        scale = await self.kube.get_scale(self.kind, self.namespace, self.name)
+        if scale is None:
+            return TargetState(
+                0, 0, found=False, reason=f"{self.kind} {self.namespace}/{self.name} not found"
+            )
+        pods = [p for p in await self._pods(scale.selector) if _in_play(p)]
+        return TargetState(
+            replicas=scale.replicas,
+            ready=sum(1 for p in pods if _is_ready(p)),
+            draining=sum(1 for p in pods if DRAIN_STARTED_ANNOTATION in _annotations(p)),
+            selector=scale.selector,
+        )
+
+    async def apply(self, desired: int, now: float, *, dry_run: bool = False) -> Outcome:
+        try:
+            seen = await self._see(now)
+        except ActuatorError as exc:
+            return Outcome(errors=(exc,), detail=str(exc))
+        if seen is None:
+            return Outcome(detail=f"{self.kind} {self.namespace}/{self.name} not found")
+        plan = plan_drain(
+            seen.views,
+            desired=desired,
+            replicas=seen.replicas,
+            kind=self.kind,
+            version=self.trino.version,
+            settings=self.settings,
+            now=now,
+        )
+        if seen.credentials_error is not None:
+            up = plan.replicas if plan.replicas is not None and plan.replicas > seen.replicas else None
+            notes = (*plan.notes, "no Trino credentials: only a scale-up is carried out")
+            leaving = tuple(v.pod for v in seen.views if v.leaving)
+            plan = DrainPlan(replicas=up, leavers=leaving, notes=notes)
+        if dry_run:
+            return Outcome(
+                draining=len(plan.leavers), detail="dry run: would " + _describe(plan, seen.replicas)
+            )
+        outcome = await self._carry_out(plan, seen, now)
+        if seen.credentials_error is not None:
+            outcome = replace(outcome, errors=(seen.credentials_error, *outcome.errors))
+        return outcome
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------ reading
+
+    async def _pods(self, selector: str) -> list[dict[str, Any]]:
+        if not selector:
+            raise ActuatorError("list_pods", f"{self.kind} {self.namespace}/{self.name} has no selector")
+        return [json_form(self.kube.api, p) for p in await self.kube.list_pods(self.namespace, selector)]
+
+    async def _headers(self) -> dict[str, str]:
+        password: str | None = None
+        if self.password_file is not None:
+            try:
+                password = self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ActuatorError(
+                    "read_secret", f"cannot read {self.password_file}: {exc.strerror}"
+                ) from exc
+        elif self.trino.credentials_secret is not None:
+            ref = self.trino.credentials_secret
+            password = await self.kube.read_secret_value(self.namespace, ref.name, ref.key)
+        return auth_headers(self.trino.user, password)
+
+    def _client(self) -> TrinoWorkerClient:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        return TrinoWorkerClient(self._session)
+
+    async def _see(self, now: float) -> _Pass | None:
+        scale = await self.kube.get_scale(self.kind, self.namespace, self.name)
+        if scale is None:
+            return None
+        pods: dict[str, dict[str, Any]] = {}
+        ordinals: dict[str, int | None] = {}
+        for pod in await self._pods(scale.selector):
+            name = str(_meta(pod).get("name"))
+            ordinal = pod_ordinal(name, self.name) if self.kind == "StatefulSet" else None
+            if not _in_play(pod):
+                continue
+            # The StatefulSet controller removes ordinals at or above replicas on its own.
+            if self.kind == "StatefulSet" and (ordinal is None or ordinal >= scale.replicas):
+                continue
+            pods[name] = pod
+            ordinals[name] = ordinal
+        credentials_error: ActuatorError | None = None
+        try:
+            headers = await self._headers()
+        except ActuatorError as exc:
+            # The states are public; without credentials the pass may still scale up, nothing else.
+            credentials_error = exc
+            headers = auth_headers(self.trino.user, None)
+        client = self._client()
+
+        async def probe(pod: dict[str, Any]) -> tuple[str | None, int | None]:
+            url = worker_url(pod, self.scheme)
+            if url is None or not _is_running(pod):
+                return None, 0
+            state, tasks = await asyncio.gather(client.state(url, headers), client.tasks(url, headers))
+            return state, tasks
+
+        probes = await asyncio.gather(*(probe(p) for p in pods.values()))
+        views = tuple(
+            worker_view(pod, state, work, ordinals[name], now)
+            for (name, pod), (state, work) in zip(pods.items(), probes, strict=True)
+        )
+        return _Pass(scale.replicas, scale.selector, pods, views, headers, credentials_error)
+
+    # ------------------------------------------------------------------ writing
+
+    async def _carry_out(self, plan: DrainPlan, seen: _Pass, now: float) -> Outcome:
+        headers = seen.headers
+        client = self._client()
+        written: dict[str, object] = {}
+        errors: list[ActuatorError] = []
+        ended: list[Ended] = []
+        started: list[PodChange] = []
+
+        async def run(change: PodChange) -> None:
+            try:
+                await self._change(change, seen, client, headers, written)
+            except ActuatorError as exc:
+                errors.append(exc)
+            else:
+                if change.ended is not None:
+                    ended.append(change.ended)
+            # A drain exists once its pod is marked, even if Trino refused: the next pass asks again.
+            if change.kind == "start" and f"pod {change.pod} (start)" in written:
+                started.append(change)
+
+        await asyncio.gather(*(run(c) for c in plan.changes))
+        replicas: int | None = None
+        if plan.replicas is not None:
+            try:
+                scale = await self.kube.set_replicas(self.kind, self.namespace, self.name, plan.replicas)
+            except ActuatorError as exc:
+                errors.append(exc)
+            else:
+                replicas = scale.replicas
+                written["scale"] = scale.obj
+                ended.extend(plan.removed)
+        not_started = {c.pod for c in plan.changes if c.kind == "start"} - {c.pod for c in started}
+        still_there = {e.pod for e in plan.removed} if replicas is None else set()
+        leavers = (set(plan.leavers) - not_started) | still_there
+        events = _events(started, ended, seen.replicas, replicas, plan, self.trino.version)
+        return Outcome(
+            replicas=replicas,
+            draining=len(leavers),
+            drains_started=len(started),
+            drains_ended=tuple(DrainEnd(e.outcome, e.seconds) for e in ended),
+            events=tuple(events),
+            errors=tuple(errors),
+            detail="; ".join(plan.notes),
+            written=written,
+        )
+
+    async def _change(
+        self,
+        change: PodChange,
+        seen: _Pass,
+        client: TrinoWorkerClient,
+        headers: Mapping[str, str],
+        written: dict[str, object],
+    ) -> None:
+        url = worker_url(seen.pods[change.pod], self.scheme) or ""
+
+        async def annotate() -> None:
+            if change.annotations:
+                patch = {"metadata": {"annotations": dict(change.annotations)}}
+                pod = await self.kube.patch_pod(self.namespace, change.pod, patch)
+                written[f"pod {change.pod} ({change.kind})"] = pod
+
+        async def put() -> None:
+            if change.state is not None:
+                await client.put_state(url, change.state, headers, change.pod)
+
+        if change.kind == "undrain":
+            # Back to work first: a cleared annotation with the worker still draining would be lost.
+            await put()
+            await annotate()
+        else:
+            # Mark first: a crash before the PUT leaves a marked ACTIVE worker the next pass asks again.
+            await annotate()
+            await put()
+
+
+def _names(changes: Sequence[PodChange] | Sequence[Ended]) -> str:
+    return ", ".join(sorted(c.pod for c in changes))
+
+
+def _describe(plan: DrainPlan, current: int) -> str:
+    parts = [f"{c.kind} {c.pod}" + (f" ({c.state})" if c.state else "") for c in plan.changes]
+    if plan.replicas is not None:
+        parts.append(f"write replicas {current} -> {plan.replicas}")
+    text = "; ".join(parts) or "change nothing"
+    return text + ("; " + "; ".join(plan.notes) if plan.notes else "")
+
+
+def _events(
+    started: Sequence[PodChange],
+    ended: Sequence[Ended],
+    before: int,
+    after: int | None,
+    plan: DrainPlan,
+    version: int,
+) -> list[ActuatorEvent]:
+    out: list[ActuatorEvent] = []
+    if started:
+        state = next((c.state for c in started if c.state), "leaving")
+        out.append(ActuatorEvent("DrainStarted", f"{_names(started)}: {state} (Trino {version})"))
+    aborted = [e for e in ended if e.outcome == "aborted"]
+    if aborted:
+        out.append(ActuatorEvent("DrainAborted", f"{_names(aborted)}: back to work, the load returned"))
+    for e in ended:
+        if e.outcome == "timeout_kept":
+            out.append(
+                ActuatorEvent(
+                    "DrainTimedOut",
+                    f"{e.pod}: not drained after {e.seconds:.0f}s ({_tasks(e.work)} left); kept (onTimeout: Abort)",
+                    "Warning",
+                )
+            )
+        elif e.outcome == "timeout_removed":
+            out.append(
+                ActuatorEvent(
+                    "DrainTimedOut",
+                    f"{e.pod}: not drained after {e.seconds:.0f}s; removed, killing {_tasks(e.work)} "
+                    "(onTimeout: Force)",
+                    "Warning",
+                )
+            )
+    if after is not None and after != before:
+        if after > before:
+            out.append(ActuatorEvent("ScaledUp", f"{before} → {after}" + _why(plan)))
+        else:
+            gone = [e for e in ended if e.outcome in ("completed", "timeout_removed")]
+            out.append(
+                ActuatorEvent("ScaledDown", f"{before} → {after}: {_names(gone) or 'pods not started'}")
+            )
+    return out
+
+
+def _why(plan: DrainPlan) -> str:
+    return f" ({'; '.join(plan.notes)})" if plan.notes else ""
+
+
+def _tasks(work: int | None) -> str:
+    return "an unknown number of tasks" if work is None else f"{work} task(s)"
