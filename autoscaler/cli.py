@@ -22,6 +22,7 @@ from adapter.errors import ConfigError
 from adapter.quantity import milli_value
 from adapter.runtime import start_adapter
 from adapter.settings import Settings
+from autoscaler.controller.cli import add_controller_parser
 from autoscaler.dashboards.cli import add_dashboards_parser
 from autoscaler.sim.cli import add_simulate_parser
 from autoscaler.validate import add_validate_parser
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate_parser(sub)
     add_simulate_parser(sub)
     add_dashboards_parser(sub)
+    add_controller_parser(sub)
     return parser
 
 

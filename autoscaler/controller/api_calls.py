@@ -97,9 +97,10 @@ CONTROLLER_CALLS: tuple[ApiCall, ...] = (
         "",
         "pods",
         "",
-        ("get", "list", "watch", "patch"),
+        ("get", "list", "watch", "patch", "delete"),
         "find the target's workers; annotate controller.kubernetes.io/pod-deletion-cost so drained "
-        "Deployment pods leave first",
+        "Deployment pods leave first; delete a decommissioned Spark worker's pod the pool needs again "
+        "(a decommissioned worker never takes work back, a fresh pod does)",
     ),
     ApiCall(
         "coordination.k8s.io",

@@ -316,6 +316,11 @@ class Controller:
         identity = target_identity(policy)
         runtime = self._runtimes.get(entry.key)
         if runtime is not None and runtime.identity == identity:
+            if runtime.policy.spec != policy.spec:
+                # Same target, new settings (drain timeouts, decommission...): a fresh actuator reads them.
+                # Drains in flight survive it: their progress lives in pod annotations, not in the actuator.
+                asyncio.get_running_loop().create_task(runtime.actuator.close())
+                runtime.actuator = self.make_actuator(policy)
             runtime.policy = policy
             return runtime
         if runtime is not None:
