@@ -246,6 +246,9 @@ def options_from_args(args: argparse.Namespace) -> ControllerOptions:
         dry_run=args.dry_run,
         listen_metrics=args.listen_metrics,
         period_seconds=args.period,
+        lease_seconds=args.lease_seconds,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
         trino_password_dir=args.trino_password_dir,
     )
 
@@ -280,6 +283,11 @@ def add_controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--leader-elect", action="store_true", help="act only while holding the Lease")
     p.add_argument("--lease-name", default=DEFAULT_LEASE_NAME)
     p.add_argument("--lease-namespace", default="default")
+    p.add_argument("--lease-seconds", type=int, default=15, help="leaseDurationSeconds written in the Lease")
+    p.add_argument(
+        "--renew-deadline", type=float, default=10.0, help="stop acting this long after the last renew"
+    )
+    p.add_argument("--retry-period", type=float, default=2.0, help="seconds between acquire/renew attempts")
     p.add_argument("--identity", help="leader-election identity (default: hostname and a random suffix)")
     p.add_argument("--dry-run", action="store_true", help="decide and report, change nothing")
     p.add_argument("--listen-metrics", default="0.0.0.0:9090", help="host:port for /metrics, /livez, /readyz")

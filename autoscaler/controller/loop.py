@@ -55,6 +55,7 @@ class _Runtime:
     identity: tuple[str, ...]
     engine: EngineState = field(default_factory=EngineState)
     status: dict[str, Any] | None = None
+    logged: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,9 +257,27 @@ class Controller:
         self.metrics.desired.labels(*key).set(decision.replicas)
         self.metrics.current.labels(*key).set(target.replicas)
         self.metrics.limited.labels(*key).set(1 if decision.clamped_by else 0)
+        dry = self.dry_run or decision.dry_run
+        if runtime.logged != (target.replicas, decision.replicas):
+            # One line per change of the decision, not per pass: a log a person can follow.
+            runtime.logged = (target.replicas, decision.replicas)
+            log.info(
+                "%s/%s: %d → %d: %s",
+                *key,
+                target.replicas,
+                decision.replicas,
+                "; ".join(decision.reasons),
+                extra={
+                    "policy": f"{key[0]}/{key[1]}",
+                    "current": target.replicas,
+                    "desired": decision.replicas,
+                    "winner": decision.winner or "held",
+                    "dry_run": dry,
+                    "leader": leader,
+                },
+            )
         if not leader:
             return PassReport(key, target=target, decision=decision, problems=observed.problems)
-        dry = self.dry_run or decision.dry_run
         outcome = await runtime.actuator.apply(decision.replicas, now, dry_run=dry)
         self._count(key, target, outcome)
         events = list(outcome.events)
