@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 
 import kubernetes.client
 import kubernetes.watch
+import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -145,15 +146,18 @@ class CrdPolicySource:
                     self._synced[namespace] = True
                 version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
                 self._watch(namespace, version)
-            except ApiException as exc:
-                log.warning(
-                    "scalingpolicy list/watch in %s failed: %s %s",
-                    namespace or "all namespaces",
-                    exc.status,
-                    exc.reason,
-                )
-            except Exception:
-                log.exception("scalingpolicy watch in %s failed", namespace or "all namespaces")
+            except Exception as exc:
+                if self._stop.is_set():
+                    # Closing: the server going away under the watch is expected, not worth a log line.
+                    return
+                where = namespace or "all namespaces"
+                if isinstance(exc, ApiException):
+                    log.warning("scalingpolicy list/watch in %s failed: %s %s", where, exc.status, exc.reason)
+                elif isinstance(exc, urllib3.exceptions.HTTPError):
+                    # A stream the server closed mid-chunk (restart, a proxy's timeout): relist.
+                    log.warning("scalingpolicy watch in %s broke: %s", where, exc)
+                else:
+                    log.exception("scalingpolicy watch in %s failed", where)
             self._stop.wait(self.retry)
 
     def _watch(self, namespace: str, version: str) -> None:
