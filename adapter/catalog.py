@@ -58,6 +58,21 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "queries",
         "Queued queries that more workers would start: excludes groups held at their concurrency limit.",
     ),
+    _trino(
+        "trino_started_queries_total",
+        (),
+        "queries",
+        "Queries that began running since the coordinator started (QueryManager StartedQueries): a counter "
+        "that restarts from 0 with the coordinator, for rates and queue models; never an HPA target.",
+    ),
+    _trino(
+        "trino_completed_queries_total",
+        (),
+        "queries",
+        "Queries that ended since the coordinator started, finished or failed, including those failed or "
+        "cancelled before running (QueryManager CompletedQueries): a counter that restarts from 0 with the "
+        "coordinator, for rates and queue models; never an HPA target.",
+    ),
     _trino("trino_resource_group_queued_queries", _RG, "queries", "Queries queued in one resource group."),
     _trino("trino_resource_group_running_queries", _RG, "queries", "Queries running in one resource group."),
     _trino(

@@ -178,9 +178,10 @@ def servers_for_wait(
 class QueueObservation:
     """One poll of a Trino cluster at ``at`` (Unix seconds).
 
-    ``completed_total`` and ``started_total`` are monotonic counters (queries finished / queries that left
-    the queue and began running) when the source has them, else ``None``; a counter that goes down is
-    taken as a restart of the coordinator.
+    ``completed_total`` and ``started_total`` are monotonic counters when the source has them, else ``None``;
+    a counter that goes down is taken as a restart of the coordinator. With Trino's ``QueryManager``
+    semantics, ``started_total`` counts queries that reached RUNNING and ``completed_total`` every query
+    that ended, finished or failed, including those that failed or were cancelled while queued.
     """
 
     at: float
@@ -239,13 +240,16 @@ def estimate_rates(
 
     The estimator, by what the history holds:
 
-    - **completion counter**: throughput ``X = Δcompleted / Δt``; ``S = mean(running) / X`` (Little's law
-      on the running queries, ``L = λW``); arrivals by conservation, ``λ = X + Δ(queued + running) / Δt``
-      (what came in either finished or is still in the system).
-    - **start counter** (no completions): ``X = Δstarted / Δt`` is the rate queries enter service, so
-      ``S = mean(running) / X`` again, and ``λ = X + Δqueued / Δt``.
+    - **start counter** (preferred when both counters are there): ``X = Δstarted / Δt`` is the rate queries
+      enter service, so ``S = mean(running) / X`` (Little's law on the running queries, ``L = λW``) and
+      ``λ = X + Δqueued / Δt``. Trino's completion counter also counts queries that failed or were
+      cancelled in the queue, which never used a slot: under rejections it would make ``S`` too short.
+    - **completion counter**: throughput ``X = Δcompleted / Δt``; ``S = mean(running) / X``; arrivals by
+      conservation, ``λ = X + Δ(queued + running) / Δt`` (what came in either ended or is still there).
     - **counts only**: ``λ = mean(running) / S_hint + Δqueued / Δt`` with a configured ``service_seconds_hint``;
       without a hint ``S`` stays unknown and ``A`` falls back to the carried load ``mean(running)``.
+      A counter that did not move in the window (queries longer than the window) tells nothing about
+      ``λ`` either, so it is read the same way.
 
     ``A = λ·S`` when ``S`` is known. Failure modes, all visible in the result rather than hidden:
 
@@ -275,26 +279,28 @@ def estimate_rates(
     completed = [o.completed_total for o in points]
     started = [o.started_total for o in points]
     throughput: float | None
-    if all(v is not None for v in completed):
-        throughput = _counter_increase([v for v in completed if v is not None]) / span
-        arrival = throughput + d_system / span
-        method = "completion counter (Little's law on running queries)"
-    elif all(v is not None for v in started):
+    if all(v is not None for v in started):
         throughput = _counter_increase([v for v in started if v is not None]) / span
         arrival = throughput + d_queued / span
         method = "start counter (Little's law on running queries)"
+    elif all(v is not None for v in completed):
+        throughput = _counter_increase([v for v in completed if v is not None]) / span
+        arrival = throughput + d_system / span
+        method = "completion counter (Little's law on running queries)"
     else:
         throughput = None
         arrival = 0.0
         method = "running and queued counts"
 
     service: float | None
-    if throughput is not None:
+    if throughput:
         # No sample saw a running query (short, rare queries): the service time is unknown, not 0.
-        service = mean_running / throughput if throughput > 0 and mean_running > 0 else None
+        service = mean_running / throughput if mean_running > 0 else None
         if service is None and service_seconds_hint is not None:
             service = service_seconds_hint
     else:
+        # Without a counter, or with one that did not move (every query outlived the window), λ by
+        # conservation would miss the queries still running and size for almost nothing.
         service = service_seconds_hint
         if service is not None:
             arrival = mean_running / service + d_queued / span

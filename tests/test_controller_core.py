@@ -7,6 +7,7 @@ actuator (the Trino and Spark actuators have their own tests against the sandbox
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,27 @@ import kubernetes.client
 import kubernetes_validate
 import pytest
 
+from adapter.catalog import DEFAULT_CATALOG
 from adapter.errors import SourceError
+from adapter.poller import Poller
 from adapter.samples import Sample
 from adapter.selectors import parse_selector
+from adapter.selfmetrics import SelfMetrics
+from adapter.sources.trino import TrinoSource
+from adapter.store import SampleStore
 from autoscaler.controller.actuator import ActuatorError, ActuatorEvent, Outcome, TargetState
 from autoscaler.controller.loop import Controller
 from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import FilePolicySource, PolicyEntry
 from autoscaler.controller.readings import ExternalApiReader, StoreReader, parse_metric_list
 from autoscaler.controller.status import Cond, build_status, event_body, status_changed
+from autoscaler.engine import EngineConfig, EngineState, decide
 from autoscaler.policy import load_policies
 from autoscaler.policy_models import ScalingPolicy
+from autoscaler.sandbox.trino import Query, ResourceGroupSpec
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
+from tests.helpers.trino import trino_sandbox, trino_settings
 from tests.helpers.wait import eventually
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -166,9 +175,28 @@ async def test_observation_of_a_trino_policy() -> None:
     groups = {g.id: g for g in obs.trino.groups}
     assert groups["global.bi"].limit_bound
     assert not groups["global.etl"].limit_bound
+    # This source has no query counters: the snapshot says so, and an optional figure is no problem.
+    assert (obs.trino.started_total, obs.trino.completed_total) == (None, None)
     # The External metric (index 2) is the HPA's sum of trino_queued_queries{cluster=adhoc}.
     assert obs.values[2] is not None
     assert obs.values[2].value == 12
+    assert observed.problems == ()
+
+
+async def test_observation_carries_the_trino_query_counters() -> None:
+    counters = {"trino_started_queries_total": 1200.0, "trino_completed_queries_total": 1195.0}
+    source = ScriptedSource("adhoc", [*TRINO_METRICS, *counters])
+    gauges = adhoc_source().answer
+    assert isinstance(gauges, list)
+    source.answer = [*gauges, *(Sample(name, {}, value) for name, value in counters.items())]
+    async with running_adapter([source]) as (_, poller):
+        reader = StoreReader(poller.store)
+        now = await fresh_now(reader)
+        observed = await observe(trino_policy(), reader, now, current_replicas=3, ready_replicas=2)
+    trino = observed.observation.trino
+    assert trino is not None
+    assert (trino.started_total, trino.completed_total) == (1200.0, 1195.0)
+    assert (trino.queued, trino.running) == (12, 8)
     assert observed.problems == ()
 
 
@@ -186,6 +214,80 @@ async def test_observation_with_a_dead_source_is_missing_not_zero() -> None:
 
 async def _attempted(poller: Any) -> bool:
     return bool(poller.store.all_attempted())
+
+
+def queue_wait_policy() -> ScalingPolicy:
+    return ScalingPolicy.model_validate(
+        {
+            "apiVersion": "queuescale.io/v1alpha1",
+            "kind": "ScalingPolicy",
+            "metadata": {"name": "adhoc-workers", "namespace": "trino"},
+            "spec": {
+                "target": {
+                    "kind": "TrinoWorkers",
+                    "workload": {"kind": "Deployment", "name": "trino-worker"},
+                    "trino": {
+                        "cluster": "adhoc",
+                        "coordinatorUrl": "http://trino:8080",
+                        "version": 478,
+                        "slotsPerWorker": 4,
+                    },
+                },
+                "minReplicas": 1,
+                "maxReplicas": 20,
+                "metrics": [{"type": "QueueWait", "queueWait": {"targetSeconds": 10, "percentile": 95}}],
+            },
+        }
+    )
+
+
+async def test_live_path_learns_the_service_time_from_trino_counters() -> None:
+    # Coordinator /metrics -> TrinoSource -> cache -> observe -> decide, on the sandbox's virtual clock:
+    # the controller now sizes the queue on a service time measured by Little's law over the counters.
+    rng = random.Random(7)
+    # A history point every pass: 5 s polls catch queries of a few seconds in the running count.
+    config = EngineConfig(loop_seconds=5, rate_sample_seconds=5)
+    policy, state = queue_wait_policy(), EngineState()
+    groups = [ResourceGroupSpec("global", hard_concurrency_limit=1000, max_queued=1000)]
+    async with trino_sandbox(478, workers=2, groups=groups) as sb:
+        cluster = sb.cluster
+        source = TrinoSource(trino_settings(sb))
+        store = SampleStore(DEFAULT_CATALOG)
+        poller = Poller([source], store, SelfMetrics(), clock=lambda: cluster.now)
+        reader = StoreReader(store)
+        queries: list[Query] = []
+        arrival = rng.expovariate(0.4)
+        try:
+            for step in range(1, 121):
+                now = step * 5.0
+                # Poisson arrivals at 0.4/s of 16 worker-seconds on 8 processors: about 80 % busy.
+                while arrival <= now:
+                    cluster.advance(arrival)
+                    queries.append(cluster.submit("global", 16.0))
+                    arrival += rng.expovariate(0.4)
+                cluster.advance(now)
+                assert await poller.poll_once(source)
+                observed = await observe(policy, reader, now, current_replicas=2, ready_replicas=2)
+                decision, state = decide(policy, observed.observation, state, config)
+        finally:
+            await source.close()
+    trino = observed.observation.trino
+    assert trino is not None
+    assert trino.started_total == cluster.started_queries
+    assert trino.completed_total == cluster.completed_queries
+    (proposal,) = decision.proposals
+    assert "rates from start counter" in proposal.reason
+    # What the window really held: the mean time in RUNNING of the queries that ended in it.
+    window = [
+        q.ended_at - q.running_since
+        for q in queries
+        if q.ended_at is not None
+        and q.running_since is not None
+        and q.ended_at >= now - config.rate_window_seconds
+    ]
+    assert len(window) > 50
+    assert state.learned_service_seconds == pytest.approx(sum(window) / len(window), rel=0.15)
+    assert f"S={state.learned_service_seconds:.3g}s" in proposal.reason
 
 
 # ---------------------------------------------------------------- policy files

@@ -472,3 +472,21 @@ def test_service_time_fallback(
     assert d is not None
     assert d.proposals[0].replicas == workers
     assert said in d.proposals[0].reason
+
+
+def test_queries_outliving_the_window_keep_their_workers() -> None:
+    # 20 queries run for good: once the counters stop moving, a whole window passes without a start or an
+    # end. The service time learnt before still sizes the 20 running (7 workers), not an arrival rate of 0.
+    policy = trino_policy(dict(QUEUE_POLICY))
+    config = EngineConfig(loop_seconds=5)
+    state = EngineState()
+    d: Decision | None = None
+    replicas = 4
+    for k in range(241):
+        total = 2.5 * min(k, 60)
+        snap = TrinoSnapshot(queued=0, running=20, started_total=total, completed_total=total)
+        d, state = decide(policy, Observation(1e6 + 5 * k, replicas, trino=snap), state, config)
+        replicas = d.replicas
+    assert d is not None
+    assert d.replicas == 7
+    assert "learnt earlier from the counters" in d.proposals[0].reason

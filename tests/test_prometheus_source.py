@@ -66,6 +66,9 @@ EXPORTED: dict[str, list[dict[str, Any]]] = {
     "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes": [gauge(64e9, cluster="a")],
     "trino_node_name_CoordinatorNodeManager_ActiveNodeCount": [gauge(3, cluster="a"), gauge(4, cluster="c")],
     "trino_node_name_CoordinatorNodeManager_DrainingNodeCount": [gauge(1, cluster="a")],
+    # Query counters: a CounterStat is one counter (no _total suffix) on Trino's /metrics...
+    "trino_execution_name_QueryManager_StartedQueries": [gauge(120, cluster="a"), gauge(7, cluster="c")],
+    "trino_execution_name_QueryManager_CompletedQueries": [gauge(118, cluster="a"), gauge(5, cluster="c")],
     # Trino cluster "b": the chart's JMX-exporter sidecar, pre-477 node manager seen from two nodes.
     "trino_execution_QueryManager_QueuedQueries": [gauge(6, cluster="b"), gauge(5, cluster="c")],
     "trino_execution_QueryManager_RunningQueries": [gauge(1, cluster="b"), gauge(2, cluster="c")],
@@ -76,6 +79,13 @@ EXPORTED: dict[str, list[dict[str, Any]]] = {
         gauge(2, cluster="b", node="worker-1"),
     ],
     "trino_metadata_DiscoveryNodeManager_ShuttingDownNodeCount": [gauge(1, cluster="b", node="coordinator")],
+    # ...and the JMX attribute StartedQueries.TotalCount (with OneMinute.Count etc. beside it) to the exporter.
+    "trino_execution_QueryManager_StartedQueries_TotalCount": [gauge(40, cluster="b"), gauge(7, cluster="c")],
+    "trino_execution_QueryManager_StartedQueries_OneMinute_Count": [gauge(3, cluster="b")],
+    "trino_execution_QueryManager_CompletedQueries_TotalCount": [
+        gauge(39, cluster="b"),
+        gauge(5, cluster="c"),
+    ],
     # Trino cluster "c" is scraped under both schemes at once (see above): it must count once.
     "trino_node_CoordinatorNodeManager_ActiveNodeCount": [gauge(4, cluster="c")],
     # Spark pool "batch": the driver executor endpoint...
@@ -229,6 +239,16 @@ async def test_trino_preset_reads_both_naming_schemes(prom_url: str) -> None:
         key(cluster="b", state="active"): 2,
         key(cluster="b", state="shutting_down"): 1,
         key(cluster="c", state="active"): 4,
+    }
+    assert by_labels(samples, "trino_started_queries_total") == {
+        key(cluster="a"): 120,
+        key(cluster="b"): 40,  # trino_execution_QueryManager_StartedQueries_TotalCount
+        key(cluster="c"): 7,
+    }
+    assert by_labels(samples, "trino_completed_queries_total") == {
+        key(cluster="a"): 118,
+        key(cluster="b"): 39,
+        key(cluster="c"): 5,
     }
     names = {s.metric for s in samples}
     assert names <= set(src.served_metrics())

@@ -347,6 +347,62 @@ def test_estimate_rates_survives_a_counter_reset() -> None:
     assert rates.service_seconds == pytest.approx(40.0)
 
 
+def test_estimate_rates_start_counter_survives_a_restart() -> None:
+    # 0.5 starts/s with 20 running; the coordinator restarts after sample 20 and its counters start from 0.
+    history = [
+        QueueObservation(
+            at=1000.0 + 15.0 * i,
+            queued=0,
+            running=20,
+            started_total=(i - 20) * 7.5 if i > 20 else 9000.0 + 7.5 * i,
+            completed_total=(i - 20) * 7.5 if i > 20 else 8980.0 + 7.5 * i,
+        )
+        for i in range(41)
+    ]
+    rates = estimate_rates(history, history[-1].at, 600.0)
+    assert rates is not None
+    assert "start counter" in rates.method
+    assert (rates.throughput, rates.service_seconds, rates.arrival_rate) == pytest.approx((0.5, 40.0, 0.5))
+
+
+def test_estimate_rates_prefers_starts_because_completions_count_rejections() -> None:
+    # Trino's CompletedQueries also counts queries that failed in the queue (here 0.25/s rejected when
+    # submitted): they never held a slot. 20 run at a time, 0.5/s start, so S = 40 s.
+    history = [
+        QueueObservation(
+            at=15.0 * i, queued=5, running=20, started_total=7.5 * i, completed_total=(7.5 + 3.75) * i
+        )
+        for i in range(41)
+    ]
+    both = estimate_rates(history, history[-1].at, 600.0)
+    assert both is not None
+    assert (both.service_seconds, both.arrival_rate, both.offered_load) == pytest.approx((40.0, 0.5, 20.0))
+    completions_only = estimate_rates(
+        [QueueObservation(o.at, o.queued, o.running, completed_total=o.completed_total) for o in history],
+        history[-1].at,
+        600.0,
+    )
+    assert completions_only is not None
+    # The completion counter alone takes the rejections for service: S comes out a third too short.
+    assert completions_only.service_seconds == pytest.approx(40.0 / 1.5)
+
+
+@pytest.mark.parametrize("counter", ["started_total", "completed_total"])
+def test_estimate_rates_counter_that_did_not_move_reads_like_counts(counter: str) -> None:
+    # 20 queries run through the whole window and none starts or ends (they outlive it): conservation
+    # alone would say λ = 0 and size for nothing; with a known S the running count gives the load.
+    history = [QueueObservation(at=15.0 * i, queued=2, running=20, **{counter: 500.0}) for i in range(41)]
+    rates = estimate_rates(history, history[-1].at, 600.0, service_seconds_hint=40.0)
+    assert rates is not None
+    assert rates.throughput == 0.0
+    assert (rates.arrival_rate, rates.service_seconds, rates.offered_load) == pytest.approx((0.5, 40.0, 20.0))
+    assert "configured service time" in rates.method
+    blind = estimate_rates(history, history[-1].at, 600.0)
+    assert blind is not None
+    assert blind.service_seconds is None
+    assert blind.offered_load == pytest.approx(20.0)
+
+
 def test_estimate_rates_counts_only() -> None:
     history = steady(41, 15.0, 4, 20, None)
     now = history[-1].at

@@ -507,6 +507,29 @@ async def test_metrics_filter_and_counter_without_total(session: aiohttp.ClientS
         assert text == f"# TYPE {name} counter\n{name} 1\n# EOF\n"
 
 
+async def test_query_counters_follow_query_manager_stats(session: aiohttp.ClientSession) -> None:
+    qm = "trino_execution_name_QueryManager_"
+    async with trino_sandbox(478) as sb:
+        adhoc = sb.cluster.group("global.adhoc")
+        # adhoc runs 2 and queues 10: of 14 queries, 2 run, 10 queue and 2 are rejected at once.
+        sb.cluster.submit_many("global.adhoc", 14, 10.0)
+        assert (adhoc.running_count(), adhoc.queued_count(), sb.cluster.rejected_queries) == (2, 10, 2)
+        values = await _metrics(session, sb.coordinator_url)
+        assert values[qm + "SubmittedQueries"] == 14
+        # Started: reached RUNNING. Completed: every query that ended, the rejected ones included.
+        assert values[qm + "StartedQueries"] == 2
+        assert values[qm + "CompletedQueries"] == 2
+        assert values[qm + "FailedQueries"] == 2
+
+        sb.cluster.advance(3600.0)
+        assert sb.cluster.queries(QueryState.RUNNING) == []
+        values = await _metrics(session, sb.coordinator_url)
+        assert values[qm + "StartedQueries"] == 12
+        assert values[qm + "CompletedQueries"] == 14
+        assert values[qm + "FailedQueries"] == 2
+        assert values[qm + "SubmittedQueries"] == 14
+
+
 AUTH_CASES = [
     # insecure: no user at all
     pytest.param(TrinoAuth(), {}, 401, 'Basic realm="Trino"', id="insecure-no-user"),

@@ -198,12 +198,23 @@ async def test_group_names_are_escaped_in_the_path() -> None:
         assert _groups(samples, "trino_resource_group_running_queries") == {"team a": 1, "team a.bi/ops": 1}
 
 
+def _strict_openmetrics(families: Sequence[MetricFamily]) -> str:
+    """What a spec-following writer would send: counter samples carry the ``_total`` suffix airlift omits."""
+    lines = []
+    for family in families:
+        sample = family.name + ("_total" if family.type == "counter" else "")
+        value = int(family.value) if family.type == "counter" else float(family.value)
+        lines += [f"# TYPE {family.name} {family.type}", f"{sample} {value!r}"]
+    return "\n".join([*lines, "# EOF"]) + "\n"
+
+
 async def test_strict_openmetrics_and_plain_text_read_alike() -> None:
     async with trino_sandbox(478) as sb:
-        sb.cluster.submit_many("global.adhoc", 4, 100.0)
+        sb.cluster.submit_many("global.adhoc", 4, 1.0)
+        sb.cluster.advance(1.0)
         baseline = await _collect(sb)
-        gauges = [f for f in node_metric_families(sb.cluster, sb.cluster.coordinator) if f.type == "gauge"]
-        strict = render_openmetrics(gauges)
+        assert _value(baseline, "trino_completed_queries_total") > 0
+        strict = _strict_openmetrics(node_metric_families(sb.cluster, sb.cluster.coordinator))
         sb.faults().set(
             "/metrics", Fault(status=200, body=strict, content_type="application/openmetrics-text")
         )
@@ -211,6 +222,39 @@ async def test_strict_openmetrics_and_plain_text_read_alike() -> None:
         plain = strict.replace("# EOF\n", "")
         sb.faults().set("/metrics", Fault(status=200, body=plain, content_type="text/plain; version=0.0.4"))
         assert sorted(map(repr, await _collect(sb))) == sorted(map(repr, baseline))
+
+
+async def test_query_counters_are_the_coordinators_totals() -> None:
+    async with trino_sandbox(478) as sb:
+        cluster = sb.cluster
+        # adhoc runs 2 and queues 10: 2 of these 14 are rejected, which Trino counts as completed.
+        cluster.submit_many("global.adhoc", 14, 20.0)
+        cluster.advance(15.0)
+        assert 0 < cluster.completed_queries - cluster.rejected_queries < cluster.started_queries
+        samples = await _collect(sb, name="prod")
+        assert _value(samples, "trino_started_queries_total", cluster="prod") == cluster.started_queries
+        assert _value(samples, "trino_completed_queries_total", cluster="prod") == cluster.completed_queries
+
+
+async def test_a_coordinator_without_query_counters_serves_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    async with trino_sandbox(478) as sb:
+        sb.cluster.submit_many("global.adhoc", 4, 100.0)
+        baseline = await _collect(sb)
+        gauges = [f for f in node_metric_families(sb.cluster, sb.cluster.coordinator) if f.type == "gauge"]
+        sb.faults().set("/metrics", Fault(status=200, body=render_openmetrics(gauges)))
+        source = TrinoSource(trino_settings(sb))
+        try:
+            first = await source.collect(0.0)
+            second = await source.collect(1.0)
+        finally:
+            await source.close()
+    counters = {"trino_started_queries_total", "trino_completed_queries_total"}
+    assert counters <= {s.metric for s in baseline}
+    expected = sorted(repr(s) for s in baseline if s.metric not in counters)
+    assert sorted(map(repr, first)) == sorted(map(repr, second)) == expected
+    # Said once per source, not on every poll.
+    warned = [r for r in caplog.records if "StartedQueries" in r.getMessage()]
+    assert len(warned) == 1
 
 
 async def test_basic_auth_from_a_secret_file(tmp_path: Path) -> None:
@@ -291,6 +335,20 @@ FAILURES = [
         Fault(status=200, body=_families(nan="trino_execution_name_QueryManager_QueuedQueries")),
         "not a count",
         id="nan",
+    ),
+    # a counter that is there must be a count too
+    pytest.param(
+        "/metrics",
+        Fault(
+            status=200,
+            body=_families().replace(
+                "# EOF",
+                "# TYPE trino_execution_name_QueryManager_StartedQueries counter\n"
+                "trino_execution_name_QueryManager_StartedQueries -1\n# EOF",
+            ),
+        ),
+        "StartedQueries_total = -1",
+        id="negative-counter",
     ),
     # the query list fails
     pytest.param("/v1/query", Fault(status=500), "HTTP 500", id="query-500"),

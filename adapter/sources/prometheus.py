@@ -207,11 +207,13 @@ def _shorten(text: str, limit: int) -> str:
 # move from the JMX sidecar to the built-in endpoint) is counted once, the newer name winning.
 
 
-def _trino_either(agg: str, domain: str, bean: str, attr: str, c: str) -> str:
+def _trino_either(agg: str, domain: str, bean: str, attr: str, c: str, exporter_attr: str = "") -> str:
     # Trino's /metrics writes the MBean `trino.<domain>:name=<bean>` as trino_<domain>_name_<bean>_<attr>;
-    # the chart's JMX exporter (default format, no rename rule) drops the `name` key.
+    # the chart's JMX exporter (default format, no rename rule) drops the `name` key. A CounterStat is one
+    # counter (its total) on /metrics but a set of JMX attributes (`<attr>.TotalCount`, `<attr>.OneMinute.Count`,
+    # ...) to the exporter, hence `exporter_attr`.
     builtin = f"{agg} by ({c}) (trino_{domain}_name_{bean}_{attr})"
-    exporter = f"{agg} by ({c}) (trino_{domain}_{bean}_{attr})"
+    exporter = f"{agg} by ({c}) (trino_{domain}_{bean}_{exporter_attr or attr})"
     return f"{builtin} or {exporter}"
 
 
@@ -231,8 +233,8 @@ _TRINO_NODE_STATES = (
 def trino_preset(c: str) -> list[PrometheusQuery]:
     """Catalog trino_* metrics from Trino's OpenMetrics names or the chart's JMX-exporter names.
 
-    Query counts are summed per cluster (only the coordinator reports them). Cluster-wide views that
-    several nodes may report alike (node counts, cluster memory, required workers) take the max.
+    Query counts and counters are summed per cluster (only the coordinator reports them). Cluster-wide
+    views that several nodes may report alike (node counts, cluster memory, required workers) take the max.
     """
     nodes = " or ".join(
         _constant_label(
@@ -262,6 +264,18 @@ def trino_preset(c: str) -> list[PrometheusQuery]:
             query=_trino_either("max", "memory", "ClusterMemoryManager", "ClusterMemoryBytes", c),
         ),
         PrometheusQuery(metric="trino_nodes", query=nodes),
+        PrometheusQuery(
+            metric="trino_started_queries_total",
+            query=_trino_either(
+                "sum", "execution", "QueryManager", "StartedQueries", c, "StartedQueries_TotalCount"
+            ),
+        ),
+        PrometheusQuery(
+            metric="trino_completed_queries_total",
+            query=_trino_either(
+                "sum", "execution", "QueryManager", "CompletedQueries", c, "CompletedQueries_TotalCount"
+            ),
+        ),
     ]
 
 

@@ -6,6 +6,10 @@ One poll makes these requests to the coordinator, concurrently, all sent with ``
   the workers queries wait for (``ClusterSizeMonitor.RequiredWorkers``), cluster memory
   (``ClusterMemoryManager``) and node counts, named ``trino_node_name_CoordinatorNodeManager_*`` since 477
   and ``trino_metadata_name_DiscoveryNodeManager_*`` before. The counts include the coordinator itself.
+  Also, when present, the ``QueryManager`` counters ``StartedQueries`` (queries that reached RUNNING) and
+  ``CompletedQueries`` (every query that ended, finished or failed, even before running): airlift writes a
+  ``CounterStat`` as a counter of its total count, without the ``_total`` suffix. They feed the
+  controller's queue model; a coordinator without them still serves everything else.
 - ``GET /v1/query?state=RUNNING``: blocked queries are the running ones whose ``queryStats.fullyBlocked`` is
   true; ``QueryManager`` has no such gauge and ``/ui/api/stats`` needs a Web UI login. The list only holds
   queries the user may view, so give the user the right to view all queries.
@@ -13,7 +17,7 @@ One poll makes these requests to the coordinator, concurrently, all sent with ``
   Trino lists only sub-groups with running or queued queries, so idle groups have no series (idle = 0);
   groups are created on first use, so a root that answers 404 is also idle.
 
-A poll is all or nothing: any failure, odd answer or missing metric raises :class:`SourceError`.
+A poll is all or nothing: any failure, odd answer or missing gauge raises :class:`SourceError`.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ QUEUED = "trino_execution_name_QueryManager_QueuedQueries"
 RUNNING = "trino_execution_name_QueryManager_RunningQueries"
 REQUIRED_WORKERS = "trino_execution_name_ClusterSizeMonitor_RequiredWorkers"
 CLUSTER_MEMORY = "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes"
+STARTED = "trino_execution_name_QueryManager_StartedQueries"
+COMPLETED = "trino_execution_name_QueryManager_CompletedQueries"
 # Newest naming first: the node manager moved from trino.metadata to trino.node in 477.
 NODE_MANAGER_PREFIXES = (
     "trino_node_name_CoordinatorNodeManager_",
@@ -63,10 +69,12 @@ CLUSTER_METRICS = (
     "trino_blocked_queries",
     "trino_capacity_queued_queries",
     "trino_cluster_memory_bytes",
+    "trino_completed_queries_total",
     "trino_nodes",
     "trino_queued_queries",
     "trino_required_workers",
     "trino_running_queries",
+    "trino_started_queries_total",
 )
 RESOURCE_GROUP_METRICS = (
     "trino_resource_group_hard_concurrency_limit",
@@ -156,6 +164,8 @@ class CoordinatorMetrics:
     required_workers: float
     cluster_memory_bytes: float
     nodes: Mapping[str, float]
+    started_total: float | None = None
+    completed_total: float | None = None
 
 
 def parse_exposition(url: str, text: str) -> dict[str, float]:
@@ -181,12 +191,22 @@ def parse_exposition(url: str, text: str) -> dict[str, float]:
 
 
 def coordinator_metrics(url: str, values: Mapping[str, float]) -> CoordinatorMetrics:
-    """The gauges this source needs, in either naming era; a missing or non-finite one is an error."""
+    """The gauges this source needs, in either naming era, and the query counters when present.
+
+    A missing gauge or any value that is not a count is an error; a missing counter is ``None``.
+    """
 
     def required(name: str) -> float:
         if name not in values:
             raise SourceError(f"{url} has no {name}: is this a Trino coordinator?")
         return _count(url, name, values[name])
+
+    def counter(name: str) -> float | None:
+        # The Prometheus text parser (and a strict OpenMetrics writer) call the sample <name>_total.
+        for sample in (name, name + "_total"):
+            if sample in values:
+                return _count(url, sample, values[sample])
+        return None
 
     prefix = next((p for p in NODE_MANAGER_PREFIXES if p + "ActiveNodeCount" in values), None)
     if prefix is None:
@@ -203,6 +223,8 @@ def coordinator_metrics(url: str, values: Mapping[str, float]) -> CoordinatorMet
         required_workers=required(REQUIRED_WORKERS),
         cluster_memory_bytes=required(CLUSTER_MEMORY),
         nodes=nodes,
+        started_total=counter(STARTED),
+        completed_total=counter(COMPLETED),
     )
 
 
@@ -290,6 +312,7 @@ class TrinoSource:
         self._roots = [tuple(group.split(".")) for group in settings.resource_groups]
         self._session: aiohttp.ClientSession | None = None
         self._absent_roots: set[tuple[str, ...]] = set()
+        self._warned_no_counters = False
 
     @property
     def settings(self) -> TrinoSettings:
@@ -334,6 +357,19 @@ class TrinoSource:
             Sample("trino_nodes", {**cluster, "state": state}, count)
             for state, count in metrics.nodes.items()
         ]
+        counters = {
+            "trino_started_queries_total": metrics.started_total,
+            "trino_completed_queries_total": metrics.completed_total,
+        }
+        samples += [Sample(name, cluster, value) for name, value in counters.items() if value is not None]
+        if None in counters.values() and not self._warned_no_counters:
+            self._warned_no_counters = True
+            log.warning(
+                "Trino %s has no %s or %s on /metrics: the queue model gets no query rates from it",
+                self._base,
+                STARTED,
+                COMPLETED,
+            )
         if self._roots:
             samples.append(Sample("trino_capacity_queued_queries", cluster, float(capacity_queued(groups))))
         else:

@@ -3,7 +3,10 @@
 Each metric of the policy is read the way the HPA would read it (same name, same selector, same sum);
 QueueWait/RequiredWorkers read the Trino cluster's catalog figures by its ``cluster`` label and
 SparkExecutors the pool's per-application backlog by its ``pool`` label. A read that fails leaves that
-signal missing or stale, which the engine turns into "scale up or hold, never down".
+signal missing or stale, which the engine turns into "scale up or hold, never down". The Trino query
+counters are optional: without them the snapshot carries ``None`` and the queue model falls back to a
+configured service time (the decision's reason says which estimator it used), so their absence is not
+reported as a problem.
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ def _count(value: float | None) -> int:
     return max(0, math.ceil(value - 1e-9)) if value is not None and math.isfinite(value) else 0
 
 
+_COUNTERS = ("trino_started_queries_total", "trino_completed_queries_total")
+
+
+def _counter(reading: Reading) -> float | None:
+    """A monotonic counter's value, or None when it was not read (resets are the engine's to detect)."""
+    total = reading.total if reading.series and not reading.stale else None
+    return total if total is not None and math.isfinite(total) and total >= 0 else None
+
+
 async def _trino(
     reader: MetricReader, namespace: str, cluster: str, now: float
 ) -> tuple[TrinoSnapshot | None, list[str]]:
@@ -60,10 +72,10 @@ async def _trino(
         "trino_resource_group_running_queries",
         "trino_resource_group_hard_concurrency_limit",
     )
-    readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in names))
-    got = dict(zip(names, readings, strict=True))
+    readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in (*names, *_COUNTERS)))
+    got = dict(zip((*names, *_COUNTERS), readings, strict=True))
     core = [got[n] for n in names[:3]]
-    problems = [f"{n}: {r.error}" for n, r in got.items() if r.series is None and r.error]
+    problems = [f"{n}: {got[n].error}" for n in names if got[n].series is None and got[n].error]
     if any(r.series is None for r in core):
         stale = any(r.stale for r in core) and not any(r.series is None and not r.stale for r in core)
         if stale:
@@ -80,6 +92,8 @@ async def _trino(
         running=_count(got["trino_running_queries"].total),
         required_workers=_count(got["trino_required_workers"].total),
         groups=tuple(groups),
+        started_total=_counter(got["trino_started_queries_total"]),
+        completed_total=_counter(got["trino_completed_queries_total"]),
     )
     return snap, problems
 

@@ -387,6 +387,8 @@ class TrinoCluster:
         self._observed: dict[str, NodeState] = {}
         # One refresh period back, so the first settle reads the initial workers at ``start``.
         self._last_refresh = self._now - node_refresh_seconds
+        # QueryManagerStats' counters: started = reached RUNNING; completed = every query that ended,
+        # finished or failed, rejected and queued ones included; failed = those of them that failed.
         self.submitted_queries = 0
         self.started_queries = 0
         self.completed_queries = 0
