@@ -238,3 +238,20 @@ def test_synthetic_shapes_put_arrivals_where_the_rate_is() -> None:
         np.zeros(1), np.ones(1), 20_000, mean_service_s=30, seed=9, service_dist="lognormal"
     )
     assert lognormal.service.mean() == pytest.approx(30, rel=0.1)
+
+
+def test_a_policy_with_a_floor_starts_at_its_floor_not_at_zero() -> None:
+    from autoscaler.policy import load_policies
+    from autoscaler.sim.cli import cluster_config_for
+    from autoscaler.sim.engine_policy import QueuescalePolicy
+
+    policy = load_policies(
+        Path(__file__).resolve().parent.parent / "examples" / "trino-workers-statefulset.yaml"
+    )[0][0]
+    assert policy.spec.min_replicas >= 1
+    config = cluster_config_for(policy)
+    load = loads.poisson(0.2, 3600.0, mean_service_s=20.0, seed=1)
+    result = simulate(load, QueuescalePolicy(policy, config), config, seed=1)
+    # At least the floor for the whole hour, never the "scaling disabled at 0 replicas" trap.
+    assert result.worker_hours >= policy.spec.min_replicas * 1.0 - 1e-9
+    assert result.current.min() >= policy.spec.min_replicas

@@ -49,6 +49,7 @@ class QueuescalePolicy:
         self.cluster_config = cluster_config
         self.epoch_start = float(epoch_start)
         self.state = EngineState()
+        self._started = False
         self.name = policy.metadata.name or "queuescale"
         #: Passes where the engine raised and the count was held (see :meth:`desired`).
         self._value_names: tuple[str | None, ...] = tuple(
@@ -56,6 +57,12 @@ class QueuescalePolicy:
         )
 
     def desired(self, now: float, view: ClusterView) -> int:
+        if not self._started:
+            self._started = True
+            if view.current_workers == 0 and self.policy.spec.min_replicas > 0:
+                # The workload's own replica count before the controller's first pass: an HPA-style engine
+                # at 0 replicas with minReplicas > 0 is disabled, and a deployed workload is not at 0.
+                return self.policy.spec.min_replicas
         values: list[ValueReading | None] = []
         for name in self._value_names:
             value = _catalog_value(name, view) if name is not None else None
