@@ -24,6 +24,7 @@ from adapter.runtime import start_adapter
 from adapter.settings import Settings
 from autoscaler.controller.cli import add_controller_parser
 from autoscaler.dashboards.cli import add_dashboards_parser
+from autoscaler.demo.cli import add_demo_parser
 from autoscaler.sim.cli import add_simulate_parser
 from autoscaler.validate import add_validate_parser
 
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)
     add_dashboards_parser(sub)
     add_controller_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""``queuescale demo``: the whole system on the embedded sandbox."""
