@@ -1,11 +1,13 @@
 """Every panel query of the generated dashboards, run against a real Prometheus.
 
 One Prometheus serves the module. It scrapes the real adapter polling the sandbox (an emulated Trino
-cluster and Spark pool under load, plus one source that cannot be reached) and the controller's metrics
-(a stand-in serving the real ``ControllerMetrics`` registry until the controller runs here). Template
-variables are resolved the way Grafana does, from their own ``label_values`` queries against the same
-Prometheus, and each query must parse and return at least one series, with the first value of every
-variable and with "All".
+cluster and Spark pool under load, plus one source that cannot be reached) and the real controller
+(``running_controller``, as ``queuescale controller`` runs it) acting on the Kubernetes sandbox: a Deployment
+of sandbox Trino workers scaled up by bursts of queries and drained down between them, and a second
+policy whose credentials Secret is missing, so every series the controller exports comes from what it
+really did. Template variables are resolved the way Grafana does, from their own ``label_values`` queries
+against the same Prometheus, and each query must parse and return at least one series, with the first
+value of every variable and with "All".
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from adapter.runtime import start_adapter
 from adapter.settings import load_settings
 from autoscaler.dashboards.render import DASHBOARDS, render
 from autoscaler.sandbox.world import SPARK_POOL, TRINO_CLUSTER, running_world
-from tests.helpers.controller_stand_in import POLICIES, stand_in_controller_metrics
+from tests.helpers.live_controller import (
+    CLUSTER,
+    LOCKED_POLICY,
+    NAMESPACE,
+    POLICY,
+    create_policies,
+    live_controller,
+    live_trino_on_kube,
+    query_bursts,
+)
 from tests.helpers.prometheus import PrometheusServer, running_prometheus
 from tests.helpers.trino import refused_url
 
@@ -40,13 +51,15 @@ RATE_INTERVAL = "10s"
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>[a-zA-Z_]\w*)\)$")
 
 
-class _SandboxAdapter:
-    """The sandbox world and the adapter on an event loop of their own, for the module's lifetime."""
+class _LiveStack:
+    """The sandbox world, the adapter and the real controller on an event loop of their own, for the
+    module's lifetime."""
 
     def __init__(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="sandbox-adapter", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="sandbox-adapter-controller", daemon=True)
         self.ready = threading.Event()
-        self.url = ""
+        self.adapter_url = ""
+        self.controller_url = ""
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -59,11 +72,12 @@ class _SandboxAdapter:
         self._stop = asyncio.Event()
         try:
             # Sped-up Trino load so queues and running queries show within seconds.
-            async with running_world(seed=3, speedup=10.0) as world:
+            async with running_world(seed=3, speedup=10.0) as world, live_trino_on_kube() as kube_world:
                 sources = world.source_settings(poll_interval_seconds=0.5)
                 sources["trino"].append(
                     {"name": BROKEN, "endpoint": {"url": refused_url()}, "poll_interval_seconds": 0.5}
                 )
+                sources["trino"].append(kube_world.adapter_source(poll_interval_seconds=0.5))
                 settings = load_settings(
                     None,
                     {
@@ -72,10 +86,25 @@ class _SandboxAdapter:
                         "auth": {"mode": "none"},
                     },
                 )
-                async with start_adapter(settings) as running:
-                    self.url = running.url
-                    self.ready.set()
-                    await self._stop.wait()
+                async with start_adapter(settings) as adapter:
+                    await create_policies(kube_world)
+                    controller_stop = asyncio.Event()
+                    async with live_controller(kube_world, adapter.url, controller_stop) as controller:
+                        # Six queries for one worker, then idle: up to three workers, then drains.
+                        load = asyncio.create_task(
+                            query_bursts(
+                                kube_world.cluster, controller_stop, every=8.0, count=6, work_seconds=3.0
+                            )
+                        )
+                        try:
+                            assert controller.metrics_url is not None
+                            self.adapter_url = adapter.url
+                            self.controller_url = controller.metrics_url
+                            self.ready.set()
+                            await self._stop.wait()
+                        finally:
+                            controller_stop.set()
+                            await load
         except BaseException as exc:
             self.error = exc
             raise
@@ -89,30 +118,26 @@ class _SandboxAdapter:
 
 
 @pytest.fixture(scope="module")
-def adapter_url() -> Iterator[str]:
-    stack = _SandboxAdapter()
-    stack.thread.start()
-    stack.ready.wait(timeout=60)
+def stack() -> Iterator[_LiveStack]:
+    live = _LiveStack()
+    live.thread.start()
+    live.ready.wait(timeout=60)
     try:
-        if stack.error is not None or not stack.url:
-            raise RuntimeError("the sandbox adapter did not start") from stack.error
-        yield stack.url
+        if live.error is not None or not live.controller_url:
+            raise RuntimeError("the sandbox, adapter and controller did not start") from live.error
+        yield live
     finally:
-        stack.stop()
+        live.stop()
 
 
 @pytest.fixture(scope="module")
-def prometheus(adapter_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    with (
-        stand_in_controller_metrics() as controller,
-        running_prometheus(
-            tmp_path_factory.mktemp("prometheus"), [adapter_url.removeprefix("http://"), controller]
-        ) as server,
-    ):
+def prometheus(stack: _LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    targets = [url.removeprefix("http://") for url in (stack.adapter_url, stack.controller_url)]
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), targets) as server:
         # One HPA-style read, so the API routes have latencies of their own, not only /metrics.
+        api = f"{stack.adapter_url}/apis/external.metrics.k8s.io/v1beta1/namespaces/default"
         with urllib.request.urlopen(
-            f"{adapter_url}/apis/external.metrics.k8s.io/v1beta1/namespaces/default/trino_queued_queries"
-            f"?labelSelector=cluster%3D{TRINO_CLUSTER}",
+            f"{api}/trino_queued_queries?labelSelector=cluster%3D{TRINO_CLUSTER}",
             timeout=5,
         ) as resp:
             assert resp.status == 200
@@ -195,10 +220,10 @@ def test_variables_offer_the_scraped_values(prometheus: PrometheusServer) -> Non
                     prometheus, f"/api/v1/label/{match['label']}/values", [("match[]", match["selector"])]
                 )
                 found.setdefault(variable["name"], set()).update(body["data"])
-    assert found["cluster"] == {TRINO_CLUSTER}  # the unreachable cluster exports nothing
+    assert found["cluster"] == {TRINO_CLUSTER, CLUSTER}  # the unreachable cluster exports nothing
     assert found["pool"] == {SPARK_POOL}
-    assert found["namespace"] == {namespace for namespace, _ in POLICIES}
-    assert found["source"] == {TRINO_CLUSTER, SPARK_POOL, BROKEN}
+    assert found["namespace"] == {NAMESPACE}
+    assert found["source"] == {TRINO_CLUSTER, SPARK_POOL, BROKEN, CLUSTER}
 
 
 def test_catalog_is_exported_with_load(prometheus: PrometheusServer) -> None:
@@ -217,3 +242,28 @@ def test_catalog_is_exported_with_load(prometheus: PrometheusServer) -> None:
     assert prometheus.query(f'{exported_name("trino_queued_queries")}{{cluster="{BROKEN}"}}') == []
     prometheus.wait_for(f'queuescale_adapter_source_up{{source="{BROKEN}"}} == 0', bool)
     prometheus.wait_for(f'queuescale_adapter_source_poll_errors_total{{source="{BROKEN}"}} > 0', bool)
+
+
+def test_the_controller_series_come_from_what_it_did(prometheus: PrometheusServer) -> None:
+    policy = f'namespace="{NAMESPACE}", policy="{POLICY}"'
+    locked = f'namespace="{NAMESPACE}", policy="{LOCKED_POLICY}"'
+    for expr in (
+        "queuescale_controller_leader == 1",
+        f"queuescale_controller_policy_ready{{{policy}}} == 1",
+        # The bursts took it up to its maximum and the idle spells back down, through drains that ended.
+        f"max_over_time(queuescale_controller_desired_replicas{{{policy}}}[1m]) == 3",
+        f'queuescale_controller_scale_actions_total{{{policy}, direction="up"}} > 0',
+        f'queuescale_controller_scale_actions_total{{{policy}, direction="down"}} > 0',
+        f"queuescale_controller_drains_started_total{{{policy}}} > 0",
+        f'queuescale_controller_drains_finished_total{{{policy}, outcome="completed"}} > 0',
+        f"queuescale_controller_drain_duration_seconds_count{{{policy}}} > 0",
+        # The locked policy is valid and its target found, but its Secret cannot be read, and the load
+        # asks for more than its one replica.
+        f"queuescale_controller_policy_ready{{{locked}}} == 1",
+        f'queuescale_controller_actuator_errors_total{{{locked}, operation="read_secret"}} > 0',
+        f"max_over_time(queuescale_controller_scaling_limited{{{locked}}}[1m]) == 1",
+        "queuescale_controller_loop_duration_seconds_count > 0",
+    ):
+        prometheus.wait_for(expr, bool, timeout=30)
+    # The policy without trouble never failed a call.
+    assert prometheus.query(f"queuescale_controller_actuator_errors_total{{{policy}}}") == []
