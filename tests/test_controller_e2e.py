@@ -320,3 +320,42 @@ async def _max_replicas(source: CrdPolicySource) -> int | None:
     await asyncio.sleep(0)
     entry = source.snapshot().get((NAMESPACE, "workers"))
     return entry.policy.spec.max_replicas if entry and entry.policy else None
+
+
+async def test_a_scale_down_rate_limit_does_not_undo_drains() -> None:
+    # One pod per minute at most, as the examples limit it: the engine must decide for the workers that
+    # stay, or the limit reads drained workers as "not removed yet" and the drains are undone every pass.
+    behavior = {
+        "scaleDown": {
+            "stabilizationWindowSeconds": 0,
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+        }
+    }
+    async with (
+        trino_on_kube(478, replicas=1) as world,
+        running_adapter([TrinoSource(trino_settings(world.trino, name="adhoc"))]) as (server, _),
+    ):
+        rig = Rig(world, server.url)
+        try:
+            await create_policy(world, policy(behavior=behavior))
+            await rig.synced(1)
+            world.cluster.submit_many("global", 8, 30.0)
+            await running(world, server.url, 8)
+            await rig.pass_()
+            await world.advance(1)
+            assert await world.replicas() == 4
+            seen = [4]
+            for _ in range(80):
+                await world.advance(5)
+                await running(world, server.url, world.cluster.running_queries())
+                await rig.pass_()
+                seen.append(await world.replicas())
+                if seen[-1] == 1:
+                    break
+            assert seen[-1] == 1, seen
+            assert seen == sorted(seen, reverse=True), seen
+            reasons = [e["reason"] for e in rig.events.written]
+            assert "DrainAborted" not in reasons
+            assert world.cluster.killed_queries == 0
+        finally:
+            await rig.close()

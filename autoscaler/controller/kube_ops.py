@@ -3,6 +3,10 @@
 The official client is synchronous; every call runs in a worker thread so one slow API server answer
 never stalls the other policies' passes. Writes of the scale subresource retry a 409 Conflict with a
 fresh read, as client-go's ``RetryOnConflict`` does.
+
+Answers the actuators read as JSON are taken as JSON (``_preload_content=False``): building the
+client's model objects and turning them back into JSON cost about twice the request itself, and a
+thousand policies make thousands of these calls per pass.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,16 +48,22 @@ def json_form(api: kubernetes.client.ApiClient, obj: Any) -> dict[str, Any]:
     return out
 
 
-def _scale_of(obj: Any, api: kubernetes.client.ApiClient) -> Scale:
-    spec = obj.spec
-    status = obj.status
+def _scale_of(obj: dict[str, Any]) -> Scale:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
     return Scale(
-        replicas=int(spec.replicas or 0) if spec is not None else 0,
-        status_replicas=int(status.replicas or 0) if status is not None else 0,
-        selector=(status.selector or "") if status is not None else "",
-        resource_version=obj.metadata.resource_version or "",
-        obj=json_form(api, obj),
+        replicas=int(spec.get("replicas") or 0),
+        status_replicas=int(status.get("replicas") or 0),
+        selector=str(status.get("selector") or ""),
+        resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
+        obj=obj,
     )
+
+
+def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Make an official-client call and return its answer as parsed JSON, not as model objects."""
+    response = call(*args, _preload_content=False, **kwargs)
+    return json.loads(response.data or b"null")
 
 
 class KubeOps:
@@ -59,6 +71,7 @@ class KubeOps:
         self.api = api
         self.apps = kubernetes.client.AppsV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
+        self.custom = kubernetes.client.CustomObjectsApi(api)
 
     async def get_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Scale | None:
         """The scale subresource, None when the workload does not exist."""
@@ -70,16 +83,16 @@ class KubeOps:
             raise ActuatorError(
                 "get_scale", f"reading {kind} {namespace}/{name} scale: {exc.status} {exc.reason}"
             ) from exc
-        return _scale_of(obj, self.api)
+        return _scale_of(obj)
 
     async def set_replicas(self, kind: WorkloadKind, namespace: str, name: str, replicas: int) -> Scale:
         """Write ``spec.replicas`` on the scale subresource; a 409 is retried on a fresh read."""
         for _ in range(_CONFLICT_RETRIES):
             try:
                 obj = await asyncio.to_thread(self._read_scale, kind, namespace, name)
-                obj.spec.replicas = replicas
+                obj.setdefault("spec", {})["replicas"] = replicas
                 written = await asyncio.to_thread(self._replace_scale, kind, namespace, name, obj)
-                return _scale_of(written, self.api)
+                return _scale_of(written)
             except ApiException as exc:
                 if exc.status == 409:
                     continue
@@ -93,6 +106,7 @@ class KubeOps:
         )
 
     async def list_pods(self, namespace: str, selector: str) -> list[Any]:
+        """The pods as official-client models."""
         try:
             result = await asyncio.to_thread(
                 self.core.list_namespaced_pod, namespace, label_selector=selector
@@ -103,13 +117,26 @@ class KubeOps:
             ) from exc
         return list(result.items)
 
+    async def list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods as the API server sent them (JSON form)."""
+        try:
+            result = await asyncio.to_thread(
+                _json, self.core.list_namespaced_pod, namespace, label_selector=selector
+            )
+        except ApiException as exc:
+            raise ActuatorError(
+                "list_pods", f"listing pods {selector!r} in {namespace}: {exc.status} {exc.reason}"
+            ) from exc
+        items = result.get("items") if isinstance(result, dict) else None
+        return [p for p in items or [] if isinstance(p, dict)]
+
     async def annotate_pod(
         self, namespace: str, name: str, annotations: dict[str, str | None]
     ) -> dict[str, Any]:
         """Merge-patch annotations onto a pod (``None`` removes one); returns the patch written."""
         patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
         try:
-            await asyncio.to_thread(self.core.patch_namespaced_pod, name, namespace, patch)
+            await asyncio.to_thread(_json, self.core.patch_namespaced_pod, name, namespace, patch)
         except ApiException as exc:
             raise ActuatorError(
                 "patch_pod", f"annotating pod {namespace}/{name}: {exc.status} {exc.reason}"
@@ -120,6 +147,7 @@ class KubeOps:
         """JSON-merge-patch a pod (``None`` removes a key); returns the pod as answered (JSON form)."""
         try:
             pod = await asyncio.to_thread(
+                _json,
                 self.core.patch_namespaced_pod,
                 name,
                 namespace,
@@ -130,17 +158,17 @@ class KubeOps:
             raise ActuatorError(
                 "patch_pod", f"patching pod {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
-        return json_form(self.api, pod)
+        return _object(pod, "patch_pod")
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, decoded (trailing newlines dropped, as file-mounted credentials are read)."""
         try:
-            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+            secret = await asyncio.to_thread(_json, self.core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
             raise ActuatorError(
                 "read_secret", f"reading secret {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
-        data = secret.data or {}
+        data = _object(secret, "read_secret").get("data") or {}
         if key in data:
             try:
                 return base64.b64decode(data[key], validate=True).decode("utf-8").rstrip("\r\n")
@@ -153,7 +181,7 @@ class KubeOps:
     async def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete a pod (its controller recreates it); False when it was already gone."""
         try:
-            await asyncio.to_thread(self.core.delete_namespaced_pod, name, namespace)
+            await asyncio.to_thread(_json, self.core.delete_namespaced_pod, name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -166,10 +194,9 @@ class KubeOps:
         self, group: str, version: str, plural: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         """A namespaced custom object, None when it does not exist."""
-        custom = kubernetes.client.CustomObjectsApi(self.api)
         try:
             obj = await asyncio.to_thread(
-                custom.get_namespaced_custom_object, group, version, namespace, plural, name
+                self.custom.get_namespaced_custom_object, group, version, namespace, plural, name
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -177,17 +204,16 @@ class KubeOps:
             raise ActuatorError(
                 "get_custom", f"reading {plural}.{group} {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
-        return _object(obj)
+        return _object(obj, "get_custom")
 
     async def patch_custom(
         self, group: str, version: str, plural: str, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch a namespaced custom object and return it as written; None on 409 Conflict (a
         ``metadata.resourceVersion`` in the patch no longer matches): re-read and decide again."""
-        custom = kubernetes.client.CustomObjectsApi(self.api)
         try:
             obj = await asyncio.to_thread(
-                custom.patch_namespaced_custom_object,
+                self.custom.patch_namespaced_custom_object,
                 group,
                 version,
                 namespace,
@@ -202,20 +228,27 @@ class KubeOps:
             raise ActuatorError(
                 "patch_custom", f"patching {plural}.{group} {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
-        return _object(obj)
+        return _object(obj, "patch_custom")
 
-    def _read_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Any:
+    def _read_scale(self, kind: WorkloadKind, namespace: str, name: str) -> dict[str, Any]:
         if kind == "Deployment":
-            return self.apps.read_namespaced_deployment_scale(name, namespace)
-        return self.apps.read_namespaced_stateful_set_scale(name, namespace)
+            doc = _json(self.apps.read_namespaced_deployment_scale, name, namespace)
+        else:
+            doc = _json(self.apps.read_namespaced_stateful_set_scale, name, namespace)
+        return _object(doc, "get_scale")
 
-    def _replace_scale(self, kind: WorkloadKind, namespace: str, name: str, body: Any) -> Any:
+    def _replace_scale(
+        self, kind: WorkloadKind, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        model = kubernetes.client.V1Scale.from_dict(body)
         if kind == "Deployment":
-            return self.apps.replace_namespaced_deployment_scale(name, namespace, body)
-        return self.apps.replace_namespaced_stateful_set_scale(name, namespace, body)
+            doc = _json(self.apps.replace_namespaced_deployment_scale, name, namespace, model)
+        else:
+            doc = _json(self.apps.replace_namespaced_stateful_set_scale, name, namespace, model)
+        return _object(doc, "set_replicas")
 
 
-def _object(obj: object) -> dict[str, Any]:
+def _object(obj: object, operation: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise ActuatorError("get_custom", f"the API server answered a {type(obj).__name__}, not an object")
+        raise ActuatorError(operation, f"the API server answered a {type(obj).__name__}, not an object")
     return obj

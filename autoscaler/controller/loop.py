@@ -23,7 +23,7 @@ from autoscaler.controller.actuator import Actuator, ActuatorError, ActuatorEven
 from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import PolicyEntry, PolicyKey, PolicySource
-from autoscaler.controller.readings import MetricReader
+from autoscaler.controller.readings import MetricReader, PassReads
 from autoscaler.controller.status import Cond, EventRecorder, StatusWriter, build_status, status_changed
 from autoscaler.engine import DEFAULT_CONFIG, Decision, EngineConfig, EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
@@ -142,8 +142,9 @@ class Controller:
         for key in [k for k in self._runtimes if k not in entries]:
             await self._forget(key)
         hpa_targets = await self.hpas.targets() if self.hpas is not None else {}
+        reader = PassReads(self.reader)
         reports = await asyncio.gather(
-            *(self._guarded(entry, now, hpa_targets) for entry in entries.values())
+            *(self._guarded(entry, now, hpa_targets, reader) for entry in entries.values())
         )
         self.last = {r.key: r for r in reports}
         self.metrics.loop_duration.observe(time.perf_counter() - started)
@@ -180,18 +181,26 @@ class Controller:
         self.metrics.forget(*key)
 
     async def _guarded(
-        self, entry: PolicyEntry, now: float, hpa_targets: Mapping[tuple[str, str, str], str]
+        self,
+        entry: PolicyEntry,
+        now: float,
+        hpa_targets: Mapping[tuple[str, str, str], str],
+        reader: MetricReader,
     ) -> PassReport:
         async with self._limit:
             try:
-                return await self._one(entry, now, hpa_targets)
+                return await self._one(entry, now, hpa_targets, reader)
             except Exception as exc:
                 log.exception("policy %s/%s: pass failed", *entry.key)
                 self.metrics.actuator_errors.labels(*entry.key, "bug").inc()
                 return PassReport(entry.key, skipped=f"internal error: {exc}")
 
     async def _one(
-        self, entry: PolicyEntry, now: float, hpa_targets: Mapping[tuple[str, str, str], str]
+        self,
+        entry: PolicyEntry,
+        now: float,
+        hpa_targets: Mapping[tuple[str, str, str], str],
+        reader: MetricReader,
     ) -> PassReport:
         key = entry.key
         leader = self.is_leader()
@@ -251,7 +260,10 @@ class Controller:
             return PassReport(key, skipped=f"target not found: {target.reason}", target=target)
         self._reported.pop(key, None)
         self.metrics.policy_ready.labels(*key).set(1)
-        observed = await observe(policy, self.reader, now, target.replicas, target.ready)
+        # Workers being drained are leaving: the engine decides for the ones that stay (as the simulator
+        # does), or a scale-down rate limit would read the drained count as "not yet removed" and undo it.
+        staying = max(0, target.replicas - target.draining)
+        observed = await observe(policy, reader, now, staying, min(target.ready, staying))
         decision, runtime.engine = decide(policy, observed.observation, runtime.engine, self.engine_config)
         self.metrics.decisions.labels(*key, _direction(decision), decision.winner or "held").inc()
         self.metrics.desired.labels(*key).set(decision.replicas)

@@ -23,7 +23,7 @@ from adapter.quantity import parse_quantity
 from adapter.selectors import Selector
 from adapter.store import SampleStore
 
-__all__ = ["ExternalApiReader", "MetricReader", "Reading", "Series", "StoreReader"]
+__all__ = ["ExternalApiReader", "MetricReader", "PassReads", "Reading", "Series", "StoreReader"]
 
 EXTERNAL_METRICS_PATH = "/apis/external.metrics.k8s.io/v1beta1"
 
@@ -52,6 +52,29 @@ class Reading:
 
 class MetricReader(Protocol):
     async def read(self, namespace: str, metric: str, selector: Selector, now: float) -> Reading: ...
+
+
+class PassReads:
+    """One pass's reads: each (namespace, metric, selector) is asked of ``reader`` once and its answer
+    shared by every policy of the pass that asks for it.
+
+    Policies of one Trino cluster or Spark pool read the same figures (and a policy's External metric
+    is often one its queue model reads too), so a pass over many of them would otherwise repeat the same
+    request many times; sharing also gives them all the same figure. Make a new one for every pass.
+    """
+
+    def __init__(self, reader: MetricReader) -> None:
+        self.reader = reader
+        self._reads: dict[tuple[str, str, str, float], asyncio.Future[Reading]] = {}
+
+    async def read(self, namespace: str, metric: str, selector: Selector, now: float) -> Reading:
+        key = (namespace, metric, str(selector), now)
+        shared = self._reads.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self.reader.read(namespace, metric, selector, now))
+            self._reads[key] = shared
+        # One policy's pass being cancelled must not cancel the read the others wait for.
+        return await asyncio.shield(shared)
 
 
 class StoreReader:

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ __all__ = ["Cond", "EventRecorder", "StatusWriter", "build_status", "event_body"
 log = logging.getLogger(__name__)
 
 COMPONENT = "queuescale-controller"
+WRITTEN_KEPT = 1000
 CONDITION_TYPES = ("Ready", "ScalingActive", "ScalingLimited", "Draining")
 
 
@@ -171,7 +173,9 @@ class EventRecorder:
     def __init__(self, api: kubernetes.client.ApiClient | None, instance: str | None = None) -> None:
         self.core = kubernetes.client.CoreV1Api(api) if api is not None else None
         self.instance = instance or os.environ.get("HOSTNAME") or COMPONENT
-        self.written: list[dict[str, Any]] = []
+        # The latest Events written, newest last (for tests and live views); bounded, as the controller
+        # runs for months and writes an Event on every scale and drain.
+        self.written: deque[dict[str, Any]] = deque(maxlen=WRITTEN_KEPT)
 
     async def record(self, entry: PolicyEntry, event: ActuatorEvent, now: float) -> None:
         log.info(
@@ -188,11 +192,19 @@ class EventRecorder:
         model = kubernetes.client.CoreV1Event.from_dict(body)
         assert model is not None
         try:
-            await asyncio.to_thread(self.core.create_namespaced_event, entry.key[0], model)
+            await asyncio.to_thread(self._create, self.core, entry.key[0], model)
         except ApiException as exc:
             log.warning("event for %s/%s not written: %s %s", *entry.key, exc.status, exc.reason)
             return
         self.written.append(body)
+
+    @staticmethod
+    def _create(
+        core: kubernetes.client.CoreV1Api, namespace: str, model: kubernetes.client.CoreV1Event
+    ) -> None:
+        # Nothing uses the answer: read it to the end (the connection goes back to the pool), build no model.
+        response: Any = core.create_namespaced_event(namespace, model, _preload_content=False)
+        response.drain_conn()
 
 
 class StatusWriter:

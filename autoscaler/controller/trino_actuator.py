@@ -43,7 +43,7 @@ from autoscaler.controller.drain_plan import (
     parse_time,
     plan_drain,
 )
-from autoscaler.controller.kube_ops import KubeOps, WorkloadKind, json_form
+from autoscaler.controller.kube_ops import KubeOps, WorkloadKind
 from autoscaler.controller.trino_workers import TrinoWorkerClient, auth_headers
 from autoscaler.policy_models import Drain, ScalingPolicy, TrinoTarget, WorkloadRef
 
@@ -239,7 +239,7 @@ class TrinoWorkersActuator:
     async def _pods(self, selector: str) -> list[dict[str, Any]]:
         if not selector:
             raise ActuatorError("list_pods", f"{self.kind} {self.namespace}/{self.name} has no selector")
-        return [json_form(self.kube.api, p) for p in await self.kube.list_pods(self.namespace, selector)]
+        return await self.kube.list_pods_json(self.namespace, selector)
 
     async def _headers(self) -> dict[str, str]:
         password: str | None = None

@@ -1,0 +1,93 @@
+"""One pass's metric reads are shared: policies of one cluster ask the adapter once per figure.
+
+Real adapter over loopback HTTP; the requests it answered are read from its own request metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import kubernetes.client
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapter.samples import Sample
+from adapter.selectors import parse_selector
+from autoscaler.controller.readings import ExternalApiReader, PassReads, Reading, StoreReader
+from tests.helpers.adapter import running_adapter
+from tests.helpers.scripted import ScriptedSource
+from tests.helpers.wait import eventually
+
+METRICS = ["trino_queued_queries", "trino_running_queries"]
+
+
+def source() -> ScriptedSource:
+    scripted = ScriptedSource("adhoc", METRICS)
+    scripted.answer = [Sample("trino_queued_queries", {}, 12), Sample("trino_running_queries", {}, 8)]
+    return scripted
+
+
+def metric_requests(text: str) -> int:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "queuescale_adapter_request_duration_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_count") and sample.labels.get("route") == "metric":
+                    total += sample.value
+    return int(total)
+
+
+def api_client(url: str) -> kubernetes.client.ApiClient:
+    config = kubernetes.client.Configuration()
+    config.host = url
+    return kubernetes.client.ApiClient(config)
+
+
+async def test_a_pass_asks_each_figure_once_and_the_next_pass_asks_again() -> None:
+    async with running_adapter([source()]) as (server, poller):
+        sel = parse_selector("cluster=adhoc")
+        await eventually(
+            lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
+            check=lambda r: r.series is not None,
+        )
+        reader = ExternalApiReader(api_client(server.url))
+        before = metric_requests(poller.metrics.exposition().decode())
+
+        first = PassReads(reader)
+        asked = [first.read("trino", "trino_queued_queries", sel, 100.0) for _ in range(16)]
+        asked += [first.read("trino", "trino_running_queries", sel, 100.0) for _ in range(16)]
+        # The same figure in another namespace is another request (the API is namespaced).
+        asked.append(first.read("other", "trino_queued_queries", sel, 100.0))
+        readings: list[Reading] = list(await asyncio.gather(*asked))
+        # A later policy of the same pass gets the same answer without a request.
+        readings.append(await first.read("trino", "trino_queued_queries", sel, 100.0))
+        after_first = metric_requests(poller.metrics.exposition().decode())
+
+        second = PassReads(reader)
+        again = await second.read("trino", "trino_queued_queries", sel, 115.0)
+        after_second = metric_requests(poller.metrics.exposition().decode())
+
+    assert after_first - before == 3
+    assert after_second - after_first == 1
+    assert {r.total for r in readings[:16]} == {12.0}
+    assert {r.total for r in readings[16:32]} == {8.0}
+    assert readings[32].total == 12.0
+    assert readings[33].total == 12.0
+    assert again.total == 12.0
+
+
+async def test_a_cancelled_policy_does_not_cancel_the_read_others_share() -> None:
+    async with running_adapter([source()]) as (server, poller):
+        sel = parse_selector("cluster=adhoc")
+        await eventually(
+            lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
+            check=lambda r: r.series is not None,
+        )
+        reads = PassReads(ExternalApiReader(api_client(server.url)))
+        cancelled = asyncio.ensure_future(reads.read("trino", "trino_queued_queries", sel, 1.0))
+        waiting = asyncio.ensure_future(reads.read("trino", "trino_queued_queries", sel, 1.0))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        reading = await waiting
+
+    assert cancelled.cancelled()
+    assert reading.total == 12.0
