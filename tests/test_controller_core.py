@@ -501,3 +501,29 @@ async def _passes(controller: Controller) -> float:
                 if sample.name.endswith("_count"):
                     return sample.value
     return 0.0
+
+
+async def test_an_unreadable_target_is_backed_off_and_retried(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text(POLICY.format(name="broken", workload="w", max=10))
+    made: list[RecordingActuator] = []
+
+    def make(policy: ScalingPolicy) -> RecordingActuator:
+        made.append(RecordingActuator(2, broken=True))
+        return made[-1]
+
+    from adapter.store import SampleStore
+
+    controller = Controller(
+        source=FilePolicySource([tmp_path], "trino"), reader=StoreReader(SampleStore(())), make_actuator=make
+    )
+    key = ("trino", "broken")
+    assert "target unreadable" in (await controller.reconcile(1000.0))[key].skipped
+    # The API failed: the next passes within 15 s do not call it again...
+    assert "backing off after 1" in (await controller.reconcile(1005.0))[key].skipped
+    assert "target unreadable" in (await controller.reconcile(1015.0))[key].skipped
+    # ...and the wait doubles while it keeps failing.
+    assert "backing off after 2" in (await controller.reconcile(1040.0))[key].skipped
+    made[0].broken = False
+    report = (await controller.reconcile(1046.0))[key]
+    assert report.decision is not None
+    assert (await controller.reconcile(1047.0))[key].decision is not None

@@ -74,10 +74,12 @@ class Rig:
         config.host = adapter_url
         self.source = CrdPolicySource(api, [NAMESPACE], retry_seconds=0.1)
         self.events = EventRecorder(api, "e2e")
+        factory = ActuatorFactoryImpl(api)
         self.controller = Controller(
             source=self.source,
             reader=ExternalApiReader(kubernetes.client.ApiClient(config)),
-            make_actuator=ActuatorFactoryImpl(api),
+            make_actuator=factory,
+            on_pass_start=factory.ops.begin_pass,
             events=self.events,
             status=StatusWriter(api),
             hpas=HpaIndex(api),

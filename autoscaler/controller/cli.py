@@ -36,6 +36,7 @@ from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.policies import CrdPolicySource, FilePolicySource, PolicySource
 from autoscaler.controller.readings import ExternalApiReader, MetricReader, StoreReader
 from autoscaler.controller.status import EventRecorder, StatusWriter
+from autoscaler.engine import DEFAULT_CONFIG, EngineConfig
 
 __all__ = ["ControllerOptions", "add_controller_parser", "running_controller"]
 
@@ -63,6 +64,8 @@ class ControllerOptions:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     trino_password_dir: Path | None = None
+    engine_config: EngineConfig = DEFAULT_CONFIG
+    """Loop-level engine settings (rate window, forecast steps); the demo scales them to its compressed time."""
 
 
 class _JsonFormatter(logging.Formatter):
@@ -190,6 +193,8 @@ async def running_controller(
             status=StatusWriter(api),
             hpas=HpaIndex(api),
             dry_run=options.dry_run,
+            engine_config=options.engine_config,
+            on_pass_start=factory.ops.begin_pass,
             is_leader=(lambda: elector.is_leader()) if elector is not None else None,
         )
         ready = asyncio.Event()

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
+from adapter.selectors import parse_selector
 from autoscaler.controller.actuator import ActuatorError
 
 __all__ = ["KubeOps", "Scale", "WorkloadKind", "json_form"]
@@ -72,6 +73,8 @@ class KubeOps:
         self.apps = kubernetes.client.AppsV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
+        # Per-pass pod lists, one LIST per namespace shared by every target there (see begin_pass).
+        self._pass_pods: dict[str, asyncio.Future[list[dict[str, Any]]]] | None = None
 
     async def get_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Scale | None:
         """The scale subresource, None when the workload does not exist."""
@@ -87,6 +90,7 @@ class KubeOps:
 
     async def set_replicas(self, kind: WorkloadKind, namespace: str, name: str, replicas: int) -> Scale:
         """Write ``spec.replicas`` on the scale subresource; a 409 is retried on a fresh read."""
+        self._forget_pods(namespace)
         for _ in range(_CONFLICT_RETRIES):
             try:
                 obj = await asyncio.to_thread(self._read_scale, kind, namespace, name)
@@ -117,8 +121,36 @@ class KubeOps:
             ) from exc
         return list(result.items)
 
+    def begin_pass(self) -> None:
+        """Start a reconcile pass: from now until the next call, pods are listed once per namespace and
+        filtered here, as an informer's cache would serve them; a write to a namespace's pods or replicas
+        drops that namespace's list so the pass reads its own writes."""
+        self._pass_pods = {}
+
+    def _forget_pods(self, namespace: str) -> None:
+        if self._pass_pods is not None:
+            self._pass_pods.pop(namespace, None)
+
     async def list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The pods as the API server sent them (JSON form)."""
+        if self._pass_pods is None:
+            return await self._list_pods_json(namespace, selector)
+        wanted = parse_selector(selector)
+        shared = self._pass_pods.get(namespace)
+        if shared is None:
+            shared = asyncio.get_running_loop().create_future()
+            self._pass_pods[namespace] = shared
+            try:
+                shared.set_result(await self._list_pods_json(namespace, ""))
+            except BaseException as exc:
+                self._pass_pods.pop(namespace, None)
+                shared.set_exception(exc)
+                shared.exception()  # retrieved here; the waiters re-raise it
+                raise
+        pods = await asyncio.shield(shared)
+        return [p for p in pods if wanted.matches((p.get("metadata") or {}).get("labels") or {})]
+
+    async def _list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         try:
             result = await asyncio.to_thread(
                 _json, self.core.list_namespaced_pod, namespace, label_selector=selector
@@ -134,6 +166,7 @@ class KubeOps:
         self, namespace: str, name: str, annotations: dict[str, str | None]
     ) -> dict[str, Any]:
         """Merge-patch annotations onto a pod (``None`` removes one); returns the patch written."""
+        self._forget_pods(namespace)
         patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
         try:
             await asyncio.to_thread(_json, self.core.patch_namespaced_pod, name, namespace, patch)
@@ -145,6 +178,7 @@ class KubeOps:
 
     async def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """JSON-merge-patch a pod (``None`` removes a key); returns the pod as answered (JSON form)."""
+        self._forget_pods(namespace)
         try:
             pod = await asyncio.to_thread(
                 _json,
@@ -180,6 +214,7 @@ class KubeOps:
 
     async def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete a pod (its controller recreates it); False when it was already gone."""
+        self._forget_pods(namespace)
         try:
             await asyncio.to_thread(_json, self.core.delete_namespaced_pod, name, namespace)
         except ApiException as exc:

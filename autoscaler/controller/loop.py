@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 ActuatorFactory = Callable[[ScalingPolicy], Actuator]
 
+BACKOFF_BASE_SECONDS = 15.0
+BACKOFF_MAX_SECONDS = 300.0
+
 
 def target_identity(policy: ScalingPolicy) -> tuple[str, ...]:
     """What the actuator is bound to: a change here means a new actuator and a fresh engine history."""
@@ -56,6 +60,16 @@ class _Runtime:
     engine: EngineState = field(default_factory=EngineState)
     status: dict[str, Any] | None = None
     logged: tuple[int, int] | None = None
+    failures: int = 0
+    retry_at: float = -math.inf
+
+    def failed(self, now: float) -> None:
+        """Back off a target that cannot be read: 15 s, 30 s, ... up to 5 minutes between tries."""
+        self.failures += 1
+        self.retry_at = now + min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        self.failures, self.retry_at = 0, -math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +131,7 @@ class Controller:
         engine_config: EngineConfig = DEFAULT_CONFIG,
         concurrency: int = 16,
         status_refresh_seconds: float = 60.0,
+        on_pass_start: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.reader = reader
@@ -129,6 +144,8 @@ class Controller:
         self.is_leader = is_leader or (lambda: True)
         self.engine_config = engine_config
         self.status_refresh = status_refresh_seconds
+        #: Called at the start of every pass (e.g. ``KubeOps.begin_pass`` to share one pod list per namespace).
+        self.on_pass_start = on_pass_start
         self._limit = asyncio.Semaphore(concurrency)
         self._runtimes: dict[PolicyKey, _Runtime] = {}
         self._reported: dict[PolicyKey, str] = {}
@@ -138,6 +155,8 @@ class Controller:
 
     async def reconcile(self, now: float) -> dict[PolicyKey, PassReport]:
         started = time.perf_counter()
+        if self.on_pass_start is not None:
+            self.on_pass_start()
         entries = self.source.snapshot()
         for key in [k for k in self._runtimes if k not in entries]:
             await self._forget(key)
@@ -235,9 +254,15 @@ class Controller:
                         ],
                     )
                 return PassReport(key, skipped=why)
+        if now < runtime.retry_at:
+            return PassReport(
+                key,
+                skipped=f"backing off after {runtime.failures} failed passes until {runtime.retry_at:.0f}",
+            )
         try:
             target = await runtime.actuator.observe(now)
         except ActuatorError as exc:
+            runtime.failed(now)
             self.metrics.actuator_errors.labels(*key, exc.operation).inc()
             if leader:
                 await self._write_status(
@@ -258,6 +283,9 @@ class Controller:
                     entry, runtime, now, [Cond("Ready", "False", "TargetNotFound", target.reason)]
                 )
             return PassReport(key, skipped=f"target not found: {target.reason}", target=target)
+        # The target could be read: the API answers again. Failures of actions are reported, not backed
+        # off, so a missing Secret (a drain cannot start) never delays a scale-up.
+        runtime.succeeded()
         self._reported.pop(key, None)
         self.metrics.policy_ready.labels(*key).set(1)
         # Workers being drained are leaving: the engine decides for the ones that stay (as the simulator

@@ -42,25 +42,26 @@ from autoscaler.policy_models import ScalingPolicy
 __all__ = ["SparkPoolActuator", "pool_pods"]
 
 
-def pool_pods(pods: list[Any], set_name: str) -> list[PoolPod]:
-    """The official client's pods of StatefulSet ``set_name`` as the planner sees them."""
+def pool_pods(pods: list[dict[str, Any]], set_name: str) -> list[PoolPod]:
+    """The pods (JSON form) of StatefulSet ``set_name`` as the planner sees them."""
     out = []
     for pod in pods:
-        meta = pod.metadata
-        ordinal = ordinal_of(meta.name or "", set_name)
+        meta = pod.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        ordinal = ordinal_of(name, set_name)
         if ordinal is None:
             continue
-        status = pod.status
+        status = pod.get("status") or {}
         ready = any(
-            c.type == "Ready" and c.status == "True" for c in (status.conditions or [] if status else [])
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
         )
-        annotations = meta.annotations or {}
+        annotations = meta.get("annotations") or {}
         out.append(
             PoolPod(
-                name=meta.name,
+                name=name,
                 ordinal=ordinal,
-                ip=(status.pod_ip or "") if status is not None else "",
-                ready=ready and meta.deletion_timestamp is None,
+                ip=str(status.get("podIP") or ""),
+                ready=ready and not meta.get("deletionTimestamp"),
                 drain_started=parse_time(annotations.get(DRAIN_STARTED_ANNOTATION)),
                 decommissioned=parse_time(annotations.get(DECOMMISSIONED_ANNOTATION)),
             )
@@ -112,7 +113,7 @@ class SparkPoolActuator:
 
     async def _pods(self, selector: str) -> list[PoolPod]:
         # The scale subresource always carries the set's selector; without one, look at the pod names.
-        return pool_pods(await self.ops.list_pods(self.namespace, selector), self.name)
+        return pool_pods(await self.ops.list_pods_json(self.namespace, selector), self.name)
 
     async def observe(self, now: float) -> TargetState:
         scale = await self.ops.get_scale("StatefulSet", self.namespace, self.name)
