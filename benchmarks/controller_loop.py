@@ -414,6 +414,7 @@ async def controller_for(
         events=EventRecorder(api, "bench"),
         status=StatusWriter(api),
         hpas=HpaIndex(api),
+        on_pass_start=factory.ops.begin_pass,
     )
     try:
         yield controller, source

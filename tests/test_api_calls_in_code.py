@@ -30,6 +30,8 @@ METHODS: dict[str, tuple[str, str, str, str]] = {
     "read_namespaced_stateful_set_scale": ("apps", "statefulsets", "scale", "get"),
     "replace_namespaced_stateful_set_scale": ("apps", "statefulsets", "scale", "update"),
     "list_namespaced_pod": ("", "pods", "", "list"),
+    "list_namespaced_deployment": ("apps", "deployments", "", "list"),
+    "list_namespaced_stateful_set": ("apps", "statefulsets", "", "list"),
     "list_pod_for_all_namespaces": ("", "pods", "", "list"),
     "patch_namespaced_pod": ("", "pods", "", "patch"),
     "delete_namespaced_pod": ("", "pods", "", "delete"),

@@ -44,3 +44,34 @@ async def test_one_list_per_namespace_per_pass_and_writes_are_read_back() -> Non
         await ops.list_pods_json("ns", "app=a")
         await ops.list_pods_json("other", "app=a")
         assert len(sandbox.authorizations) - before == 2
+
+
+async def test_scales_from_the_pass_lists_equal_the_scale_subresource() -> None:
+    sandbox = KubeSandbox()
+    plain = workload_manifest("Deployment", "a", 2, labels={"app": "a", "tier": "w"})
+    fancy = workload_manifest("StatefulSet", "b", 3, labels={"app": "b", "tier": "w"})
+    fancy["spec"]["selector"] = {
+        "matchLabels": {"app": "b"},
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["w", "v"]}],
+    }
+    sandbox.create(DEPLOYMENTS, "ns", plain)
+    sandbox.create(STATEFULSETS, "ns", fancy)
+    async with running_kube(sandbox) as kube:
+        ops = KubeOps(kube.api)
+        direct = [await ops.get_scale("Deployment", "ns", "a"), await ops.get_scale("StatefulSet", "ns", "b")]
+        assert direct[1] is not None
+        assert direct[1].selector == "app=b,tier in (v,w)"
+        ops.begin_pass()
+        before = len(sandbox.authorizations)
+        cached = [await ops.get_scale("Deployment", "ns", "a"), await ops.get_scale("StatefulSet", "ns", "b")]
+        assert await ops.get_scale("Deployment", "ns", "missing") is None
+        assert len(sandbox.authorizations) - before == 2
+        for d, c in zip(direct, cached, strict=True):
+            assert d is not None
+            assert c is not None
+            assert (c.replicas, c.status_replicas, c.selector) == (d.replicas, d.status_replicas, d.selector)
+        # A write in the pass: the next read sees it.
+        await ops.set_replicas("Deployment", "ns", "a", 5)
+        again = await ops.get_scale("Deployment", "ns", "a")
+        assert again is not None
+        assert again.replicas == 5

@@ -15,9 +15,9 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
@@ -28,6 +28,8 @@ from autoscaler.controller.actuator import ActuatorError
 __all__ = ["KubeOps", "Scale", "WorkloadKind", "json_form"]
 
 WorkloadKind = Literal["Deployment", "StatefulSet"]
+K = TypeVar("K")
+V = TypeVar("V")
 _CONFLICT_RETRIES = 5
 
 
@@ -61,6 +63,34 @@ def _scale_of(obj: dict[str, Any]) -> Scale:
     )
 
 
+def format_selector(selector: dict[str, Any] | None) -> str:
+    """A metav1.LabelSelector as the scale subresource's ``status.selector`` string (apimachinery's
+    ``FormatLabelSelector``: requirements sorted by key, values sorted)."""
+    parts: list[tuple[str, str]] = []
+    for key, value in ((selector or {}).get("matchLabels") or {}).items():
+        parts.append((str(key), f"{key}={value}"))
+    for expr in (selector or {}).get("matchExpressions") or []:
+        key, op = str(expr.get("key")), str(expr.get("operator"))
+        values = ",".join(sorted(str(v) for v in expr.get("values") or []))
+        text = {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key}.get(
+            op, f"!{key}"
+        )
+        parts.append((key, text))
+    return ",".join(text for _, text in sorted(parts))
+
+
+def _scale_of_workload(obj: dict[str, Any]) -> Scale:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    replicas = spec.get("replicas")
+    return Scale(
+        replicas=1 if replicas is None else int(replicas),
+        status_replicas=int(status.get("replicas") or 0),
+        selector=format_selector(spec.get("selector")),
+        resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
+    )
+
+
 def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Make an official-client call and return its answer as parsed JSON, not as model objects."""
     response = call(*args, _preload_content=False, **kwargs)
@@ -75,9 +105,21 @@ class KubeOps:
         self.custom = kubernetes.client.CustomObjectsApi(api)
         # Per-pass pod lists, one LIST per namespace shared by every target there (see begin_pass).
         self._pass_pods: dict[str, asyncio.Future[list[dict[str, Any]]]] | None = None
+        # Per-pass workload lists, one LIST per (kind, namespace): the scale subresource's figures.
+        self._pass_workloads: dict[tuple[str, str], asyncio.Future[dict[str, dict[str, Any]]]] | None = None
 
     async def get_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Scale | None:
-        """The scale subresource, None when the workload does not exist."""
+        """The scale subresource, None when the workload does not exist.
+
+        Within a pass (:meth:`begin_pass`) it comes from one list of the namespace's workloads of that
+        kind: ``spec.replicas``, ``status.replicas`` and the selector formatted as the scale subresource
+        formats it."""
+        if self._pass_workloads is not None:
+            workloads = await self._shared(
+                self._pass_workloads, (kind, namespace), lambda: self._list_workloads(kind, namespace)
+            )
+            found = workloads.get(name)
+            return None if found is None else _scale_of_workload(found)
         try:
             obj = await asyncio.to_thread(self._read_scale, kind, namespace, name)
         except ApiException as exc:
@@ -126,28 +168,52 @@ class KubeOps:
         filtered here, as an informer's cache would serve them; a write to a namespace's pods or replicas
         drops that namespace's list so the pass reads its own writes."""
         self._pass_pods = {}
+        self._pass_workloads = {}
+
+    @staticmethod
+    async def _shared(cache: dict[K, asyncio.Future[V]], key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """``load()`` once per key for every concurrent caller; a failure is not kept."""
+        shared = cache.get(key)
+        if shared is None:
+            shared = asyncio.get_running_loop().create_future()
+            cache[key] = shared
+            try:
+                shared.set_result(await load())
+            except BaseException as exc:
+                cache.pop(key, None)
+                shared.set_exception(exc)
+                shared.exception()  # retrieved here; the waiters re-raise it
+                raise
+        return await asyncio.shield(shared)
+
+    async def _list_workloads(self, kind: WorkloadKind, namespace: str) -> dict[str, dict[str, Any]]:
+        call = (
+            self.apps.list_namespaced_deployment
+            if kind == "Deployment"
+            else self.apps.list_namespaced_stateful_set
+        )
+        try:
+            result = await asyncio.to_thread(_json, call, namespace)
+        except ApiException as exc:
+            raise ActuatorError(
+                "get_scale", f"listing {kind}s in {namespace}: {exc.status} {exc.reason}"
+            ) from exc
+        items = result.get("items") if isinstance(result, dict) else None
+        return {str((w.get("metadata") or {}).get("name")): w for w in items or [] if isinstance(w, dict)}
 
     def _forget_pods(self, namespace: str) -> None:
         if self._pass_pods is not None:
             self._pass_pods.pop(namespace, None)
+        if self._pass_workloads is not None:
+            for kind in ("Deployment", "StatefulSet"):
+                self._pass_workloads.pop((kind, namespace), None)
 
     async def list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The pods as the API server sent them (JSON form)."""
         if self._pass_pods is None:
             return await self._list_pods_json(namespace, selector)
         wanted = parse_selector(selector)
-        shared = self._pass_pods.get(namespace)
-        if shared is None:
-            shared = asyncio.get_running_loop().create_future()
-            self._pass_pods[namespace] = shared
-            try:
-                shared.set_result(await self._list_pods_json(namespace, ""))
-            except BaseException as exc:
-                self._pass_pods.pop(namespace, None)
-                shared.set_exception(exc)
-                shared.exception()  # retrieved here; the waiters re-raise it
-                raise
-        pods = await asyncio.shield(shared)
+        pods = await self._shared(self._pass_pods, namespace, lambda: self._list_pods_json(namespace, ""))
         return [p for p in pods if wanted.matches((p.get("metadata") or {}).get("labels") or {})]
 
     async def _list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
