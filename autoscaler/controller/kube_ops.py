@@ -214,6 +214,15 @@ class KubeOps:
             return await self._list_pods_json(namespace, selector)
         wanted = parse_selector(selector)
         pods = await self._shared(self._pass_pods, namespace, lambda: self._list_pods_json(namespace, ""))
+        pinned = wanted.equality_labels()
+        if len(pinned) == len(wanted.requirements):
+            # Workload selectors are nearly always plain key=value pairs: compare them directly.
+            items = tuple(pinned.items())
+            return [
+                p
+                for p in pods
+                if all(((p.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in items)
+            ]
         return [p for p in pods if wanted.matches((p.get("metadata") or {}).get("labels") or {})]
 
     async def _list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
