@@ -166,7 +166,13 @@ def spark_session(master: str, app_name: str, conf: Mapping[str, str], tmp: Path
     try:
         yield session
     finally:
+        jvm = session.sparkContext._jvm
+        keys = list(session.sparkContext.getConf().getAll())
         session.stop()
+        # Options given to a builder become Java system properties of the one JVM pyspark keeps for the
+        # process: one test's spark.executor.cores=1 would reach the next test's local[2] (1 slot, not 2).
+        for key, _ in keys:
+            jvm.java.lang.System.clearProperty(key)
 
 
 class BackgroundJob:
