@@ -17,15 +17,16 @@ Figures of a :class:`Result`:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from autoscaler.sim.load import FloatArray, Load
 from autoscaler.sim.trino import ClusterConfig, Policy, TrinoCluster
 
-__all__ = ["Result", "result_json", "simulate"]
+__all__ = ["Result", "Sample", "Trace", "result_json", "simulate", "step_through", "wait_figures"]
 
 _SUMMARY_KEYS = (
     "worker_hours",
@@ -90,70 +91,42 @@ def simulate(
     carries all randomness), so equal inputs give equal results whatever it is.
     """
     del seed
-    if not (math.isfinite(step_seconds) and step_seconds > 0):
-        raise ValueError("step_seconds must be positive")
     end = float(load.duration if duration is None else duration)
-    steps = math.ceil(end / step_seconds)
-    sample_every = max(1, math.ceil((steps + 1) / max_samples))
     cluster = TrinoCluster(load, cluster_config)
     mode = policy.scale_down
-    period = float(policy.period_seconds)
 
     first = policy.desired(0.0, cluster.view(0.0))
     initial = cluster_config.initial_workers
     cluster.set_replicas(first if initial is None else initial, 0.0, mode, initial=True)
     if initial is not None and first != initial:
         cluster.set_replicas(first, 0.0, mode)
-    next_eval = period
 
-    ts: list[float] = []
-    rates: list[float] = []
-    queued: list[int] = []
-    running: list[int] = []
-    desired: list[int] = []
-    current: list[int] = []
-    billed: list[int] = []
-    head_wait: list[float] = []
-    last_sample_t = 0.0
-    last_arrived = 0
+    def sample(now: float) -> Sample:
+        return Sample(
+            cluster.arrived,
+            cluster.queued,
+            cluster.running,
+            cluster.replicas,
+            cluster.member_workers(),
+            cluster.billed_workers(),
+            cluster.head_wait(now),
+        )
 
-    for k in range(1, steps + 1):
-        now = min(k * step_seconds, end)
-        cluster.advance(now)
-        if now + 1e-9 >= next_eval:
-            view = cluster.view(now)
-            cluster.set_replicas(policy.desired(now, view), now, mode)
-            while next_eval <= now + 1e-9:
-                next_eval += period
-        if k % sample_every == 0 or k == steps:
-            arrived = cluster.arrived
-            width = now - last_sample_t
-            ts.append(now)
-            rates.append((arrived - last_arrived) / width if width > 0 else 0.0)
-            queued.append(cluster.queued)
-            running.append(cluster.running)
-            desired.append(cluster.replicas)
-            current.append(cluster.member_workers())
-            billed.append(cluster.billed_workers())
-            head_wait.append(cluster.head_wait(now))
-            last_sample_t, last_arrived = now, arrived
-
+    trace = step_through(
+        advance=cluster.advance,
+        decide=lambda now: cluster.set_replicas(policy.desired(now, cluster.view(now)), now, mode),
+        sample=sample,
+        end=end,
+        step_seconds=step_seconds,
+        period=float(policy.period_seconds),
+        max_samples=max_samples,
+    )
     waits = cluster.started_waits()
-    still = cluster.queued_waits(end)
-    slo = cluster_config.slo_seconds
-    if len(waits):
-        p50, p95, p99 = (float(x) for x in np.percentile(waits, [50, 95, 99]))
-        mean = float(waits.mean())
-    else:
-        p50 = p95 = p99 = mean = 0.0
+    figures = wait_figures(waits, cluster.queued_waits(end), cluster_config.slo_seconds)
     return Result(
         policy=policy.name,
         worker_hours=cluster.finish(end) / 3600.0,
-        queue_wait_p50_s=p50,
-        queue_wait_p95_s=p95,
-        queue_wait_p99_s=p99,
-        queue_wait_mean_s=mean,
-        slo_misses=int(np.count_nonzero(waits > slo) + np.count_nonzero(still > slo)),
+        **figures,
         scale_actions=cluster.scale_actions,
         killed=cluster.killed,
         arrived=cluster.arrived,
@@ -161,17 +134,100 @@ def simulate(
         queued_at_end=cluster.queued,
         running_at_end=cluster.running,
         duration_s=end,
-        steps=steps,
         waits=waits,
-        t=np.asarray(ts),
-        arrival_rate=np.asarray(rates),
-        queued=np.asarray(queued, dtype=np.float64),
-        running=np.asarray(running, dtype=np.float64),
-        desired=np.asarray(desired, dtype=np.float64),
-        current=np.asarray(current, dtype=np.float64),
-        billed=np.asarray(billed, dtype=np.float64),
-        queue_wait=np.asarray(head_wait),
+        **trace.series(),
     )
+
+
+class Sample(NamedTuple):
+    """One point of a run's time series, read from the model at a step boundary."""
+
+    arrived: int
+    queued: int
+    running: int
+    desired: int
+    current: int
+    billed: int
+    head_wait: float
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """The sampled series of a run and how many steps it took."""
+
+    steps: int
+    points: list[tuple[float, float, Sample]]
+    """(time, arrivals per second since the previous point, sample)."""
+
+    def series(self) -> dict[str, Any]:
+        """The :class:`Result` fields the trace fills."""
+        samples = [p[2] for p in self.points]
+
+        def column(i: int) -> FloatArray:
+            return np.asarray([s[i] for s in samples], dtype=np.float64)
+
+        return {
+            "steps": self.steps,
+            "t": np.asarray([p[0] for p in self.points], dtype=np.float64),
+            "arrival_rate": np.asarray([p[1] for p in self.points], dtype=np.float64),
+            "queued": column(1),
+            "running": column(2),
+            "desired": column(3),
+            "current": column(4),
+            "billed": column(5),
+            "queue_wait": column(6),
+        }
+
+
+def step_through(
+    *,
+    advance: Callable[[float], None],
+    decide: Callable[[float], object],
+    sample: Callable[[float], Sample],
+    end: float,
+    step_seconds: float,
+    period: float,
+    max_samples: int,
+) -> Trace:
+    """The stepping loop every simulated target shares: ``advance`` the model to each step boundary,
+    ``decide`` at every boundary that reaches the next period, ``sample`` every few steps."""
+    if not (math.isfinite(step_seconds) and step_seconds > 0):
+        raise ValueError("step_seconds must be positive")
+    steps = math.ceil(end / step_seconds)
+    sample_every = max(1, math.ceil((steps + 1) / max_samples))
+    next_eval = period
+    points: list[tuple[float, float, Sample]] = []
+    last_t, last_arrived = 0.0, 0
+    for k in range(1, steps + 1):
+        now = min(k * step_seconds, end)
+        advance(now)
+        if now + 1e-9 >= next_eval:
+            decide(now)
+            while next_eval <= now + 1e-9:
+                next_eval += period
+        if k % sample_every == 0 or k == steps:
+            point = sample(now)
+            width = now - last_t
+            points.append((now, (point.arrived - last_arrived) / width if width > 0 else 0.0, point))
+            last_t, last_arrived = now, point.arrived
+    return Trace(steps, points)
+
+
+def wait_figures(waits: FloatArray, still_waiting: FloatArray, slo_seconds: float) -> dict[str, Any]:
+    """The wait percentiles, mean and SLO misses of a run (``still_waiting``: work queued at the end)."""
+    if len(waits):
+        p50, p95, p99 = (float(x) for x in np.percentile(waits, [50, 95, 99]))
+        mean = float(waits.mean())
+    else:
+        p50 = p95 = p99 = mean = 0.0
+    misses = int(np.count_nonzero(waits > slo_seconds) + np.count_nonzero(still_waiting > slo_seconds))
+    return {
+        "queue_wait_p50_s": p50,
+        "queue_wait_p95_s": p95,
+        "queue_wait_p99_s": p99,
+        "queue_wait_mean_s": mean,
+        "slo_misses": misses,
+    }
 
 
 def result_json(results: dict[str, Result]) -> dict[str, dict[str, Any]]:

@@ -23,12 +23,11 @@ wait. :class:`SparkResult` adds application-level figures.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from autoscaler.sim.run import Result
+from autoscaler.sim.run import Result, Sample, step_through, wait_figures
 from autoscaler.sim.spark import PoolConfig, PoolPolicy, SparkPool
 from autoscaler.sim.spark_load import SparkLoad
 
@@ -56,61 +55,38 @@ def simulate_pool(
     max_samples: int = 2000,
 ) -> SparkResult:
     """Run ``policy`` on ``load`` for ``duration`` (default the load's) seconds; deterministic."""
-    if not (math.isfinite(step_seconds) and step_seconds > 0):
-        raise ValueError("step_seconds must be positive")
     end = float(load.duration if duration is None else duration)
-    steps = math.ceil(end / step_seconds)
-    sample_every = max(1, math.ceil((steps + 1) / max_samples))
     pool = SparkPool(load, config)
     mode = policy.scale_down
-    period = float(policy.period_seconds)
 
     first = policy.desired(0.0, pool.view(0.0))
     initial = config.initial_workers
     pool.set_replicas(first if initial is None else initial, 0.0, mode, initial=True)
     if initial is not None and first != initial:
         pool.set_replicas(first, 0.0, mode)
-    next_eval = period
 
-    ts: list[float] = []
-    rates: list[float] = []
-    queued: list[int] = []
-    running: list[int] = []
-    desired: list[int] = []
-    current: list[int] = []
-    billed: list[int] = []
-    head_wait: list[float] = []
-    last_sample_t = 0.0
-    last_arrived = 0
+    def sample(now: float) -> Sample:
+        return Sample(
+            pool.arrived_tasks,
+            pool.pending,
+            pool.running,
+            pool.replicas,
+            pool.member_workers(),
+            pool.billed_workers(),
+            pool.head_wait(now),
+        )
 
-    for k in range(1, steps + 1):
-        now = min(k * step_seconds, end)
-        pool.advance(now)
-        if now + 1e-9 >= next_eval:
-            pool.set_replicas(policy.desired(now, pool.view(now)), now, mode)
-            while next_eval <= now + 1e-9:
-                next_eval += period
-        if k % sample_every == 0 or k == steps:
-            arrived = pool.arrived_tasks
-            width = now - last_sample_t
-            ts.append(now)
-            rates.append((arrived - last_arrived) / width if width > 0 else 0.0)
-            queued.append(pool.pending)
-            running.append(pool.running)
-            desired.append(pool.replicas)
-            current.append(pool.member_workers())
-            billed.append(pool.billed_workers())
-            head_wait.append(pool.head_wait(now))
-            last_sample_t, last_arrived = now, arrived
-
+    trace = step_through(
+        advance=pool.advance,
+        decide=lambda now: pool.set_replicas(policy.desired(now, pool.view(now)), now, mode),
+        sample=sample,
+        end=end,
+        step_seconds=step_seconds,
+        period=float(policy.period_seconds),
+        max_samples=max_samples,
+    )
     waits = pool.started_waits()
-    still = pool.pending_waits(end)
-    slo = config.slo_seconds
-    if len(waits):
-        p50, p95, p99 = (float(x) for x in np.percentile(waits, [50, 95, 99]))
-        mean = float(waits.mean())
-    else:
-        p50 = p95 = p99 = mean = 0.0
+    figures = wait_figures(waits, pool.pending_waits(end), config.slo_seconds)
     done = np.asarray(pool.app_done, dtype=np.float64)
     finished = ~np.isnan(done)
     runtimes = done[finished] - load.app_arrivals[finished]
@@ -121,11 +97,7 @@ def simulate_pool(
     return SparkResult(
         policy=policy.name,
         worker_hours=pool.finish(end) / 3600.0,
-        queue_wait_p50_s=p50,
-        queue_wait_p95_s=p95,
-        queue_wait_p99_s=p99,
-        queue_wait_mean_s=mean,
-        slo_misses=int(np.count_nonzero(waits > slo) + np.count_nonzero(still > slo)),
+        **figures,
         scale_actions=pool.scale_actions,
         killed=pool.killed,
         arrived=pool.arrived_tasks,
@@ -133,16 +105,8 @@ def simulate_pool(
         queued_at_end=pool.pending,
         running_at_end=pool.running,
         duration_s=end,
-        steps=steps,
         waits=waits,
-        t=np.asarray(ts),
-        arrival_rate=np.asarray(rates),
-        queued=np.asarray(queued, dtype=np.float64),
-        running=np.asarray(running, dtype=np.float64),
-        desired=np.asarray(desired, dtype=np.float64),
-        current=np.asarray(current, dtype=np.float64),
-        billed=np.asarray(billed, dtype=np.float64),
-        queue_wait=np.asarray(head_wait),
+        **trace.series(),
         apps_arrived=pool.arrived_apps,
         apps_completed=pool.apps_done,
         app_runtime_p50_s=r50,
