@@ -23,24 +23,53 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
 from autoscaler.hpa import ExternalTarget, HpaState, recommend, step
 from autoscaler.queueing import servers_for_wait
 from autoscaler.sim.load import IntArray, Load
-from autoscaler.sim.trino import ABRUPT, DRAIN, ClusterConfig, ClusterView, Policy, ScaleDownMode
+from autoscaler.sim.trino import DRAIN, ClusterConfig, ClusterView, Policy, ScaleDownMode
 
-__all__ = ["BASELINES", "HpaCpu", "HpaQueue", "Keda", "Oracle", "Static", "make_baseline"]
+__all__ = [
+    "BASELINES",
+    "HpaCpu",
+    "HpaQueue",
+    "Keda",
+    "KedaScaler",
+    "Oracle",
+    "Static",
+    "WorkerView",
+    "make_baseline",
+]
 
 HPA_PERIOD_SECONDS = 15.0
 
 
-class _Hpa:
+class WorkerView(Protocol):
+    """What the HPA baselines read of any simulated target (a Trino cluster's or a Spark pool's view)."""
+
+    @property
+    def current_workers(self) -> int: ...
+
+    @property
+    def ready_workers(self) -> int: ...
+
+    @property
+    def busy_fraction(self) -> float: ...
+
+
+V = TypeVar("V", bound=WorkerView)
+
+
+class HpaBaseline(Generic[V]):
     """The shared part of the HPA baselines: one legacy-path controller pass per period."""
 
     name = "hpa"
-    scale_down: ScaleDownMode = ABRUPT
+    scale_down: Literal["abrupt"] = "abrupt"
+    period_seconds = HPA_PERIOD_SECONDS
 
     def __init__(self, min_replicas: int = 1, max_replicas: int = 100, initial_replicas: int | None = None):
         if not 1 <= min_replicas <= max_replicas:
@@ -48,26 +77,24 @@ class _Hpa:
         self.min_replicas = min_replicas
         self.max_replicas = max_replicas
         self.initial_replicas = min_replicas if initial_replicas is None else initial_replicas
-        self.period_seconds = HPA_PERIOD_SECONDS
         self.state = HpaState()
         self.started = False
 
-    def _raw(self, view: ClusterView) -> int | None:
+    def _raw(self, view: V) -> int | None:
         raise NotImplementedError
 
-    def desired(self, now: float, view: ClusterView) -> int:
+    def desired(self, now: float, view: V) -> int:
         if not self.started:
-            # The Deployment's own replica count before the HPA's first pass.
+            # The workload's own replica count before the HPA's first pass.
             self.started = True
             return self.initial_replicas
-        current = view.current_workers
         replicas, self.state, _ = step(
-            self.state, now, current, self._raw(view), self.min_replicas, self.max_replicas, None
+            self.state, now, view.current_workers, self._raw(view), self.min_replicas, self.max_replicas, None
         )
         return replicas
 
 
-class HpaCpu(_Hpa):
+class HpaCpu(HpaBaseline[WorkerView]):
     name = "hpa-cpu"
 
     def __init__(
@@ -80,14 +107,14 @@ class HpaCpu(_Hpa):
         super().__init__(min_replicas, max_replicas, initial_replicas)
         self.target = ExternalTarget("Value", target_percent, "cpu utilisation %")
 
-    def _raw(self, view: ClusterView) -> int | None:
+    def _raw(self, view: WorkerView) -> int | None:
         if view.ready_workers == 0:
             return None  # no pod reports a metric: the controller cannot compute anything
         usage = view.busy_fraction * 100.0
         return recommend([(self.target, usage)], view.current_workers, view.ready_workers).replicas
 
 
-class HpaQueue(_Hpa):
+class HpaQueue(HpaBaseline[ClusterView]):
     name = "hpa-queue"
 
     def __init__(
@@ -105,32 +132,40 @@ class HpaQueue(_Hpa):
         return recommend([(self.target, value)], view.current_workers, view.ready_workers).replicas
 
 
-class Keda:
+class KedaScaler(Generic[V]):
+    """A ScaledObject: KEDA polls ``metric`` every ``polling_interval_s``, its HPA (every 15 s, legacy path)
+    scales on the last polled value as an ``AverageValue`` of ``per_pod_target``, and KEDA itself takes the
+    target from 0 to 1 on activity and back to 0 after ``cooldown_period_s`` without any."""
+
     name = "keda"
-    scale_down: ScaleDownMode = ABRUPT
+    scale_down: Literal["abrupt"] = "abrupt"
+    period_seconds = HPA_PERIOD_SECONDS
 
     def __init__(
         self,
+        metric: Callable[[V], float],
+        metric_name: str,
+        per_pod_target: float,
         max_replicas: int = 100,
         min_replicas: int = 0,
         polling_interval_s: float = 30.0,
         cooldown_period_s: float = 300.0,
     ):
+        self.read = metric
         self.max_replicas = max_replicas
         self.min_replicas = min_replicas
         self.polling_interval_s = polling_interval_s
         self.cooldown_period_s = cooldown_period_s
-        self.period_seconds = HPA_PERIOD_SECONDS
-        self.target = ExternalTarget("AverageValue", 1.0, "required workers")
+        self.target = ExternalTarget("AverageValue", per_pod_target, metric_name)
         self.state = HpaState()
         self.metric = 0.0
         self.last_poll = -math.inf
         self.last_active = -math.inf
 
-    def desired(self, now: float, view: ClusterView) -> int:
+    def desired(self, now: float, view: V) -> int:
         if now - self.last_poll >= self.polling_interval_s - 1e-9:
             self.last_poll = now
-            self.metric = float(view.required_workers)
+            self.metric = float(self.read(view))
             if self.metric > 0:
                 self.last_active = now
         current = view.current_workers
@@ -143,6 +178,27 @@ class Keda:
             self.state, now, current, raw, max(1, self.min_replicas), self.max_replicas, None
         )
         return replicas
+
+
+class Keda(KedaScaler[ClusterView]):
+    """The Trino chart's KEDA example: required workers, 1 per pod."""
+
+    def __init__(
+        self,
+        max_replicas: int = 100,
+        min_replicas: int = 0,
+        polling_interval_s: float = 30.0,
+        cooldown_period_s: float = 300.0,
+    ):
+        super().__init__(
+            lambda view: float(view.required_workers),
+            "required workers",
+            1.0,
+            max_replicas,
+            min_replicas,
+            polling_interval_s,
+            cooldown_period_s,
+        )
 
 
 def full_speed_queries(config: ClusterConfig) -> int:

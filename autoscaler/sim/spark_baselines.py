@@ -29,9 +29,10 @@ import math
 
 import numpy as np
 
-from autoscaler.hpa import ExternalTarget, HpaState, recommend, step
+from autoscaler.hpa import ExternalTarget, recommend
 from autoscaler.queueing import servers_for_wait
-from autoscaler.sim.spark import ABRUPT, DECOMMISSION, PoolConfig, PoolPolicy, PoolScaleDown, PoolView
+from autoscaler.sim.baselines import HPA_PERIOD_SECONDS, HpaBaseline, HpaCpu, KedaScaler
+from autoscaler.sim.spark import DECOMMISSION, PoolConfig, PoolPolicy, PoolScaleDown, PoolView
 from autoscaler.sim.spark_load import SparkLoad, unconstrained_demand
 
 __all__ = [
@@ -45,61 +46,10 @@ __all__ = [
     "static_workers",
 ]
 
-HPA_PERIOD_SECONDS = 15.0
 STATIC_WINDOW_SECONDS = 900.0
 
 
-class _Hpa:
-    """The shared part of the HPA baselines: one legacy-path controller pass per period."""
-
-    name = "hpa"
-    scale_down: PoolScaleDown = ABRUPT
-    period_seconds = HPA_PERIOD_SECONDS
-
-    def __init__(self, min_replicas: int = 1, max_replicas: int = 100, initial_replicas: int | None = None):
-        if not 1 <= min_replicas <= max_replicas:
-            raise ValueError("need 1 <= min_replicas <= max_replicas")
-        self.min_replicas = min_replicas
-        self.max_replicas = max_replicas
-        self.initial_replicas = min_replicas if initial_replicas is None else initial_replicas
-        self.state = HpaState()
-        self.started = False
-
-    def _raw(self, view: PoolView) -> int | None:
-        raise NotImplementedError
-
-    def desired(self, now: float, view: PoolView) -> int:
-        if not self.started:
-            # The StatefulSet's own replica count before the HPA's first pass.
-            self.started = True
-            return self.initial_replicas
-        replicas, self.state, _ = step(
-            self.state, now, view.current_workers, self._raw(view), self.min_replicas, self.max_replicas, None
-        )
-        return replicas
-
-
-class HpaCpu(_Hpa):
-    name = "hpa-cpu"
-
-    def __init__(
-        self,
-        target_percent: float = 50.0,
-        min_replicas: int = 1,
-        max_replicas: int = 100,
-        initial_replicas: int | None = None,
-    ):
-        super().__init__(min_replicas, max_replicas, initial_replicas)
-        self.target = ExternalTarget("Value", target_percent, "cpu utilisation %")
-
-    def _raw(self, view: PoolView) -> int | None:
-        if view.ready_workers == 0:
-            return None  # no pod reports a metric: the controller cannot compute anything
-        usage = view.busy_fraction * 100.0
-        return recommend([(self.target, usage)], view.current_workers, view.ready_workers).replicas
-
-
-class HpaQueue(_Hpa):
+class HpaQueue(HpaBaseline[PoolView]):
     name = "hpa-queue"
 
     def __init__(
@@ -117,10 +67,8 @@ class HpaQueue(_Hpa):
         return recommend([(self.target, value)], view.current_workers, view.ready_workers).replicas
 
 
-class Keda:
-    name = "keda"
-    scale_down: PoolScaleDown = ABRUPT
-    period_seconds = HPA_PERIOD_SECONDS
+class Keda(KedaScaler[PoolView]):
+    """A ScaledObject on pending tasks, ``AverageValue`` of one worker's task slots."""
 
     def __init__(
         self,
@@ -130,32 +78,15 @@ class Keda:
         polling_interval_s: float = 30.0,
         cooldown_period_s: float = 300.0,
     ):
-        self.max_replicas = max_replicas
-        self.min_replicas = min_replicas
-        self.polling_interval_s = polling_interval_s
-        self.cooldown_period_s = cooldown_period_s
-        self.target = ExternalTarget("AverageValue", per_pod_target, "spark_pending_tasks")
-        self.state = HpaState()
-        self.metric = 0.0
-        self.last_poll = -math.inf
-        self.last_active = -math.inf
-
-    def desired(self, now: float, view: PoolView) -> int:
-        if now - self.last_poll >= self.polling_interval_s - 1e-9:
-            self.last_poll = now
-            self.metric = float(view.pending_tasks)
-            if self.metric > 0:
-                self.last_active = now
-        current = view.current_workers
-        if current == 0:
-            return 1 if self.metric > 0 else self.min_replicas
-        if self.min_replicas == 0 and self.metric <= 0 and now - self.last_active >= self.cooldown_period_s:
-            return 0
-        raw = recommend([(self.target, self.metric)], current, view.ready_workers).replicas
-        replicas, self.state, _ = step(
-            self.state, now, current, raw, max(1, self.min_replicas), self.max_replicas, None
+        super().__init__(
+            lambda view: float(view.pending_tasks),
+            "spark_pending_tasks",
+            per_pod_target,
+            max_replicas,
+            min_replicas,
+            polling_interval_s,
+            cooldown_period_s,
         )
-        return replicas
 
 
 def static_workers(load: SparkLoad, config: PoolConfig, window_s: float = STATIC_WINDOW_SECONDS) -> int:
