@@ -67,14 +67,12 @@ from adapter.kube import KubeSettings, api_client
 from adapter.runtime import tune_gc
 from adapter.samples import Collection, Sample
 from adapter.store import SampleStore
-from autoscaler.controller.cli import configure_json_logging
-from autoscaler.controller.factory import ActuatorFactoryImpl
-from autoscaler.controller.loop import Controller, HpaIndex, PassReport
+from autoscaler.controller.cli import cluster_controller, configure_json_logging
+from autoscaler.controller.loop import Controller, PassReport
 from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import CrdPolicySource, PolicyKey
 from autoscaler.controller.readings import ExternalApiReader, StoreReader
-from autoscaler.controller.status import EventRecorder, StatusWriter
 from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.signals import Observation
@@ -405,22 +403,17 @@ async def controller_for(
     config = kubernetes.client.Configuration()
     config.host = adapter_url
     source = CrdPolicySource(api)
-    factory = ActuatorFactoryImpl(api)
-    controller = Controller(
-        source=source,
-        reader=ExternalApiReader(kubernetes.client.ApiClient(config)),
-        make_actuator=factory,
+    controller = cluster_controller(
+        api,
+        source,
+        ExternalApiReader(kubernetes.client.ApiClient(config)),
         metrics=ControllerMetrics(),
-        events=EventRecorder(api, "bench"),
-        status=StatusWriter(api),
-        hpas=HpaIndex(api),
-        on_pass_start=factory.ops.begin_pass,
+        identity="bench",
     )
     try:
         yield controller, source
     finally:
         await controller.close()
-        await factory.close()
         api.close()  # type: ignore[no-untyped-call]
 
 

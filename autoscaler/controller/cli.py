@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from autoscaler.controller.readings import ExternalApiReader, MetricReader, Stor
 from autoscaler.controller.status import EventRecorder, StatusWriter
 from autoscaler.engine import DEFAULT_CONFIG, EngineConfig
 
-__all__ = ["ControllerOptions", "add_controller_parser", "running_controller"]
+__all__ = ["ControllerOptions", "add_controller_parser", "cluster_controller", "running_controller"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,36 @@ def _external_reader(options: ControllerOptions, api: kubernetes.client.ApiClien
     return ExternalApiReader(kubernetes.client.ApiClient(config))
 
 
+def cluster_controller(
+    api: kubernetes.client.ApiClient,
+    source: PolicySource,
+    reader: MetricReader,
+    *,
+    metrics: ControllerMetrics | None = None,
+    identity: str = "",
+    password_dir: Path | None = None,
+    dry_run: bool = False,
+    engine_config: EngineConfig = DEFAULT_CONFIG,
+    is_leader: Callable[[], bool] | None = None,
+) -> Controller:
+    """The controller wired to a cluster as ``queuescale controller`` runs it: status, Events, HPA
+    conflicts, the actuators, and one pod and workload list per namespace per pass."""
+    factory = ActuatorFactoryImpl(api, password_dir=password_dir)
+    return Controller(
+        source=source,
+        reader=reader,
+        make_actuator=factory,
+        metrics=metrics,
+        events=EventRecorder(api, identity or None),
+        status=StatusWriter(api),
+        hpas=HpaIndex(api),
+        dry_run=dry_run,
+        engine_config=engine_config,
+        on_pass_start=factory.ops.begin_pass,
+        is_leader=is_leader,
+    )
+
+
 def _health_app(controller: Controller, metrics: ControllerMetrics, ready: asyncio.Event) -> web.Application:
     app = web.Application()
 
@@ -182,21 +212,18 @@ async def running_controller(
             )
         else:
             metrics.is_leader.set(1)
-        events = EventRecorder(api, identity)
-        factory = ActuatorFactoryImpl(api, password_dir=options.trino_password_dir)
-        controller = Controller(
-            source=_source(options, api),
-            reader=reader,
-            make_actuator=factory,
+        controller = cluster_controller(
+            api,
+            _source(options, api),
+            reader,
             metrics=metrics,
-            events=events,
-            status=StatusWriter(api),
-            hpas=HpaIndex(api),
+            identity=identity,
+            password_dir=options.trino_password_dir,
             dry_run=options.dry_run,
             engine_config=options.engine_config,
-            on_pass_start=factory.ops.begin_pass,
             is_leader=(lambda: elector.is_leader()) if elector is not None else None,
         )
+        events = controller.events
         ready = asyncio.Event()
         metrics_url: str | None = None
         if options.listen_metrics:
@@ -232,7 +259,6 @@ async def running_controller(
             if elector is not None:
                 await elector.release()
             await controller.close()
-            await factory.close()
 
 
 async def _main(options: ControllerOptions, stop: asyncio.Event) -> None:

@@ -51,6 +51,3 @@ class ActuatorFactoryImpl:
         if target.kind == "SparkWorkerPool":
             return SparkPoolActuator(policy, self.ops)
         return SparkApplicationActuator(policy, self.ops)
-
-    async def close(self) -> None:
-        return None

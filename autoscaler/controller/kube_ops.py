@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from adapter.selectors import parse_selector
 from autoscaler.controller.actuator import ActuatorError
 
-__all__ = ["KubeOps", "Scale", "WorkloadKind", "json_form"]
+__all__ = ["KubeOps", "Scale", "WorkloadKind"]
 
 WorkloadKind = Literal["Deployment", "StatefulSet"]
 K = TypeVar("K")
@@ -43,12 +43,6 @@ class Scale:
     selector: str
     resource_version: str
     obj: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-def json_form(api: kubernetes.client.ApiClient, obj: Any) -> dict[str, Any]:
-    """An official-client model as the JSON the API server sent (camelCase keys, no nulls)."""
-    out: dict[str, Any] = api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
-    return out
 
 
 def _scale_of(obj: dict[str, Any]) -> Scale:
