@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Generic, Protocol, TextIO, TypeVar
 
 import numpy as np
 
@@ -34,7 +34,9 @@ from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, ScaleDownMo
 __all__ = [
     "DEFAULT_MEAN_RATE",
     "DEFAULT_MEAN_SERVICE",
+    "Progress",
     "Scenario",
+    "Watched",
     "add_simulate_parser",
     "cluster_config_for",
     "run_scenario",
@@ -126,7 +128,7 @@ def load_scenario(
     )
 
 
-class _Progress:
+class Progress:
     """A one-line progress bar on a terminal; silent elsewhere."""
 
     def __init__(self, stream: TextIO, enabled: bool, total: float) -> None:
@@ -152,10 +154,30 @@ class _Progress:
             self.stream.flush()
 
 
-class _Watched:
-    """A policy that reports the simulated time it is asked at (the simulator has no progress hook)."""
+V = TypeVar("V")
+M = TypeVar("M")
+V_contra = TypeVar("V_contra", contravariant=True)
+M_co = TypeVar("M_co", covariant=True)
 
-    def __init__(self, inner: Policy, progress: _Progress, label: str, offset: float) -> None:
+
+class _Decider(Protocol[V_contra, M_co]):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def period_seconds(self) -> float: ...
+
+    @property
+    def scale_down(self) -> M_co: ...
+
+    def desired(self, now: float, view: V_contra) -> int: ...
+
+
+class Watched(Generic[V, M]):
+    """A policy (of a cluster or a pool) that reports the simulated time it is asked at: the simulators
+    have no progress hook."""
+
+    def __init__(self, inner: _Decider[V, M], progress: Progress, label: str, offset: float) -> None:
         self.inner = inner
         self.progress = progress
         self.label = label
@@ -170,10 +192,10 @@ class _Watched:
         return self.inner.period_seconds
 
     @property
-    def scale_down(self) -> ScaleDownMode:
+    def scale_down(self) -> M:
         return self.inner.scale_down
 
-    def desired(self, now: float, view: ClusterView) -> int:
+    def desired(self, now: float, view: V) -> int:
         self.progress.show(self.label, self.offset + now)
         return self.inner.desired(now, view)
 
@@ -194,12 +216,12 @@ def run_scenario(
         engine = QueuescalePolicy(p, config, epoch_start=scenario.epoch_start)
         runs.append((engine.name, engine))
     duration = scenario.load.duration
-    bar = _Progress(stream or sys.stderr, progress, duration * len(runs))
+    bar = Progress(stream or sys.stderr, progress, duration * len(runs))
     results: dict[str, Result] = {}
     for index, (name, policy) in enumerate(runs):
         if name in results:
             raise ConfigError(f"two policies are named {name!r}")
-        watched = _Watched(policy, bar, name, index * duration)
+        watched: Watched[ClusterView, ScaleDownMode] = Watched(policy, bar, name, index * duration)
         results[name] = simulate(scenario.load, watched, config, seed=seed, step_seconds=STEP_SECONDS)
     bar.show("done", duration * len(runs))
     bar.end()

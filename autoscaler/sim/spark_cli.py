@@ -21,7 +21,7 @@ from typing import TextIO
 
 from adapter.errors import ConfigError
 from autoscaler.policy_models import ScalingPolicy
-from autoscaler.sim.cli import TIMESERIES_PNG, WAITS_PNG, _Progress
+from autoscaler.sim.cli import TIMESERIES_PNG, WAITS_PNG, Progress, Watched
 from autoscaler.sim.load import read_shape_csv
 from autoscaler.sim.report import plot_timeseries, plot_wait_distribution, summary_markdown
 from autoscaler.sim.run import Result, result_json
@@ -115,32 +115,6 @@ def load_pool_scenario(
     )
 
 
-class _Watched:
-    """A pool policy that reports the simulated time it is asked at (the simulator has no progress hook)."""
-
-    def __init__(self, inner: PoolPolicy, progress: _Progress, label: str, offset: float) -> None:
-        self.inner = inner
-        self.progress = progress
-        self.label = label
-        self.offset = offset
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def period_seconds(self) -> float:
-        return self.inner.period_seconds
-
-    @property
-    def scale_down(self) -> PoolScaleDown:
-        return self.inner.scale_down
-
-    def desired(self, now: float, view: PoolView) -> int:
-        self.progress.show(self.label, self.offset + now)
-        return self.inner.desired(now, view)
-
-
 def run_pool_scenario(
     scenario: PoolScenario,
     policies: Sequence[ScalingPolicy],
@@ -158,12 +132,12 @@ def run_pool_scenario(
         engine = SparkQueuescalePolicy(p, config, epoch_start=scenario.epoch_start)
         runs.append((engine.name, engine))
     duration = scenario.load.duration
-    bar = _Progress(stream or sys.stderr, progress, duration * len(runs))
+    bar = Progress(stream or sys.stderr, progress, duration * len(runs))
     results: dict[str, SparkResult] = {}
     for index, (name, policy) in enumerate(runs):
         if name in results:
             raise ConfigError(f"two policies are named {name!r}")
-        watched = _Watched(policy, bar, name, index * duration)
+        watched: Watched[PoolView, PoolScaleDown] = Watched(policy, bar, name, index * duration)
         results[name] = simulate_pool(scenario.load, watched, config, step_seconds=STEP_SECONDS)
     bar.show("done", duration * len(runs))
     bar.end()
