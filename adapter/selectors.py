@@ -17,6 +17,7 @@ lexer stops reading at it and silently ignores the rest), and input over 10,000 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -243,8 +244,13 @@ class Selector:
         """Only the requirements on ``keys`` (a set, or a mapping whose keys count)."""
         return Selector(tuple(r for r in self.requirements if r.key in keys))
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def text(self) -> str:
+        """The selector as a ``labelSelector`` string (kept: reads key their caches by it)."""
         return ",".join(str(r) for r in self.requirements)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 EVERYTHING = Selector()
@@ -372,8 +378,11 @@ class _Parser:
         return tuple(sorted(values))
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_selector(text: str) -> Selector:
-    """Parse a label selector; the empty string selects everything. Raises LabelSelectorError."""
+    """Parse a label selector; the empty string selects everything. Raises LabelSelectorError.
+
+    Answers are kept (selectors are immutable): the same few selectors arrive on every request and pass."""
     if len(text) > MAX_SELECTOR_LENGTH:
         raise LabelSelectorError(
             f"label selector is {len(text)} characters long; the limit is {MAX_SELECTOR_LENGTH}"

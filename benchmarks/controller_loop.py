@@ -403,17 +403,13 @@ async def controller_for(
     config = kubernetes.client.Configuration()
     config.host = adapter_url
     source = CrdPolicySource(api)
-    controller = cluster_controller(
-        api,
-        source,
-        ExternalApiReader(kubernetes.client.ApiClient(config)),
-        metrics=ControllerMetrics(),
-        identity="bench",
-    )
+    reader = ExternalApiReader(kubernetes.client.ApiClient(config))
+    controller = cluster_controller(api, source, reader, metrics=ControllerMetrics(), identity="bench")
     try:
         yield controller, source
     finally:
         await controller.close()
+        await reader.close()
         api.close()  # type: ignore[no-untyped-call]
 
 

@@ -7,6 +7,7 @@ actuator (the Trino and Spark actuators have their own tests against the sandbox
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,9 @@ def trino_policy() -> ScalingPolicy:
 
 
 async def test_in_process_and_api_readers_see_the_same_numbers() -> None:
-    async with running_adapter([adhoc_source()]) as (server, poller):
+    async with running_adapter([adhoc_source()]) as (server, poller), contextlib.AsyncExitStack() as stack:
         store_reader = StoreReader(poller.store)
-        api_reader = ExternalApiReader(client(server.url))
+        api_reader = await stack.enter_async_context(ExternalApiReader(client(server.url)))
         sel = parse_selector("cluster=adhoc")
         now = await fresh_now(store_reader)
         for metric in TRINO_METRICS:
@@ -118,8 +119,7 @@ async def _now_when_fresh(reader: StoreReader) -> float | None:
 
 async def test_a_stale_source_reads_as_stale_through_the_api() -> None:
     source = adhoc_source(max_age=0.3, poll_interval=0.05)
-    async with running_adapter([source]) as (server, _):
-        reader = ExternalApiReader(client(server.url))
+    async with running_adapter([source]) as (server, _), ExternalApiReader(client(server.url)) as reader:
         sel = parse_selector("cluster=adhoc")
         await eventually(
             lambda: reader.read("trino", "trino_queued_queries", sel, 0), check=lambda r: r.series is not None
@@ -133,8 +133,8 @@ async def test_a_stale_source_reads_as_stale_through_the_api() -> None:
 
 
 async def test_an_unreachable_api_is_a_missing_metric_not_a_crash() -> None:
-    reader = ExternalApiReader(client("http://127.0.0.1:9"), timeout_seconds=0.5)
-    reading = await reader.read("trino", "trino_queued_queries", parse_selector(""), 0)
+    async with ExternalApiReader(client("http://127.0.0.1:9"), timeout_seconds=0.5) as reader:
+        reading = await reader.read("trino", "trino_queued_queries", parse_selector(""), 0)
     assert reading.series is None
     assert not reading.stale
     assert "unreachable" in reading.error

@@ -75,9 +75,10 @@ class Rig:
         self.source = CrdPolicySource(api, [NAMESPACE], retry_seconds=0.1)
         self.events = EventRecorder(api, "e2e")
         factory = ActuatorFactoryImpl(api)
+        self.reader = ExternalApiReader(kubernetes.client.ApiClient(config))
         self.controller = Controller(
             source=self.source,
-            reader=ExternalApiReader(kubernetes.client.ApiClient(config)),
+            reader=self.reader,
             make_actuator=factory,
             on_pass_start=factory.ops.begin_pass,
             events=self.events,
@@ -94,6 +95,7 @@ class Rig:
 
     async def close(self) -> None:
         await self.controller.close()
+        await self.reader.close()
 
 
 async def _snapshot_size(source: CrdPolicySource) -> int:
@@ -102,13 +104,13 @@ async def _snapshot_size(source: CrdPolicySource) -> int:
 
 async def running(world: TrinoKubeWorld, adapter_url: str, count: int) -> None:
     """Wait until the adapter serves ``count`` running queries (it polls the coordinator on its own)."""
-    reader = ExternalApiReader(_client(adapter_url))
     from adapter.selectors import parse_selector
 
-    await eventually(
-        lambda: reader.read(NAMESPACE, "trino_running_queries", parse_selector("cluster=adhoc"), 0),
-        check=lambda r: r.total == count,
-    )
+    async with ExternalApiReader(_client(adapter_url)) as reader:
+        await eventually(
+            lambda: reader.read(NAMESPACE, "trino_running_queries", parse_selector("cluster=adhoc"), 0),
+            check=lambda r: r.total == count,
+        )
 
 
 def _client(url: str) -> kubernetes.client.ApiClient:

@@ -51,6 +51,7 @@ async def test_a_pass_asks_each_figure_once_and_the_next_pass_asks_again() -> No
         )
         reader = ExternalApiReader(api_client(server.url))
         before = metric_requests(poller.metrics.exposition().decode())
+        closing = reader
 
         first = PassReads(reader)
         asked = [first.read("trino", "trino_queued_queries", sel, 100.0) for _ in range(16)]
@@ -65,6 +66,7 @@ async def test_a_pass_asks_each_figure_once_and_the_next_pass_asks_again() -> No
         second = PassReads(reader)
         again = await second.read("trino", "trino_queued_queries", sel, 115.0)
         after_second = metric_requests(poller.metrics.exposition().decode())
+        await closing.close()
 
     assert after_first - before == 3
     assert after_second - after_first == 1
@@ -82,12 +84,14 @@ async def test_a_cancelled_policy_does_not_cancel_the_read_others_share() -> Non
             lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
             check=lambda r: r.series is not None,
         )
-        reads = PassReads(ExternalApiReader(api_client(server.url)))
+        api_reader = ExternalApiReader(api_client(server.url))
+        reads = PassReads(api_reader)
         cancelled = asyncio.ensure_future(reads.read("trino", "trino_queued_queries", sel, 1.0))
         waiting = asyncio.ensure_future(reads.read("trino", "trino_queued_queries", sel, 1.0))
         await asyncio.sleep(0)
         cancelled.cancel()
         reading = await waiting
+        await api_reader.close()
 
     assert cancelled.cancelled()
     assert reading.total == 12.0

@@ -17,7 +17,7 @@ import kubernetes_validate
 from adapter.sources.spark import SparkSource
 from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION
 from autoscaler.controller.spark_master import SparkMasterClient
-from autoscaler.controller.spark_pool_actuator import SparkPoolActuator
+from autoscaler.controller.spark_pool_actuator import MASTER_CHECK_SECONDS, SparkPoolActuator
 from autoscaler.sandbox.kube import KubeSandbox
 from autoscaler.sandbox.kube_types import PODS
 from autoscaler.sandbox.spark_model import AppSpec, DynamicAllocation, SparkPool, StageSpec
@@ -265,3 +265,33 @@ async def test_master_unreachable_still_scales_up() -> None:
         assert down.replicas is None
         assert "holding 2 replicas" in down.detail
         assert run.replicas() == 2
+
+
+async def test_a_steady_pool_asks_its_master_only_now_and_then() -> None:
+    async with world(decommission_enabled=True, decommission=True, replicas=2) as run:
+        actuator = run.pipeline.actuator
+        await busy_pair(run)
+        start = run.now
+
+        async def steady_pass(at: float) -> int:
+            assert (await actuator.observe(start + at)).replicas == 2
+            outcome = await actuator.apply(2, start + at)
+            assert outcome.replicas is None
+            return outcome.draining
+
+        assert await steady_pass(0) == 0
+        assert run.world.master_reads == 1
+        # A busy worker decommissioned by someone else (the pod's preStop hook, an operator by hand) ...
+        assert run.pool.decommission_hosts([run.pool.workers[1].host]) == 1
+        # ... is not seen by the steady passes that follow: they ask no master ...
+        assert [await steady_pass(at) for at in (15, 30, 45)] == [0, 0, 0]
+        assert run.world.master_reads == 1
+        # ... but a pass that wants a change always does,
+        await actuator.observe(start + 50)
+        assert (await actuator.apply(3, start + 50, dry_run=True)).draining == 1
+        assert run.world.master_reads == 2
+        # a steady pass asks again within a minute and a half, and keeps asking every pass while the
+        # worker waits to be recycled.
+        assert await steady_pass(50 + MASTER_CHECK_SECONDS * 1.5) == 1
+        assert await steady_pass(65 + MASTER_CHECK_SECONDS * 1.5) == 1
+        assert run.world.master_reads == 4

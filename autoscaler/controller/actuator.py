@@ -10,6 +10,7 @@ memory, so a restarted controller resumes a drain instead of starting over or sc
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -20,6 +21,7 @@ __all__ = [
     "DrainEnd",
     "Outcome",
     "TargetState",
+    "spread_interval",
 ]
 
 EventType = Literal["Normal", "Warning"]
@@ -98,3 +100,9 @@ class Actuator(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def spread_interval(seconds: float, *identity: str) -> float:
+    """``seconds`` lengthened by up to a half, by a stable hash of ``identity``: the periodic checks of
+    targets that started in the same pass drift into different passes instead of all landing together."""
+    return seconds * (1.0 + zlib.crc32("/".join(identity).encode()) / 2**33)

@@ -196,7 +196,9 @@ async def running_controller(
             running = await stack.enter_async_context(start_adapter(load_or_exit(options.adapter_config, {})))
             reader = StoreReader(running.store)
         else:
-            reader = _external_reader(options, api)
+            external = _external_reader(options, api)
+            stack.push_async_callback(external.close)
+            reader = external
         identity = options.identity or default_identity()
         elector: LeaseElector | None = None
         if options.leader_elect:

@@ -101,6 +101,8 @@ class KubeOps:
         self._pass_pods: dict[str, asyncio.Future[list[dict[str, Any]]]] | None = None
         # Per-pass workload lists, one LIST per (kind, namespace): the scale subresource's figures.
         self._pass_workloads: dict[tuple[str, str], asyncio.Future[dict[str, dict[str, Any]]]] | None = None
+        # Per-pass Secrets by (namespace, name).
+        self._pass_secrets: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] | None = None
 
     async def get_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Scale | None:
         """The scale subresource, None when the workload does not exist.
@@ -163,6 +165,7 @@ class KubeOps:
         drops that namespace's list so the pass reads its own writes."""
         self._pass_pods = {}
         self._pass_workloads = {}
+        self._pass_secrets = {}
 
     @staticmethod
     async def _shared(cache: dict[K, asyncio.Future[V]], key: K, load: Callable[[], Awaitable[V]]) -> V:
@@ -178,6 +181,8 @@ class KubeOps:
                 shared.set_exception(exc)
                 shared.exception()  # retrieved here; the waiters re-raise it
                 raise
+        elif shared.done():
+            return shared.result()
         return await asyncio.shield(shared)
 
     async def _list_workloads(self, kind: WorkloadKind, namespace: str) -> dict[str, dict[str, Any]]:
@@ -265,13 +270,14 @@ class KubeOps:
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret, decoded (trailing newlines dropped, as file-mounted credentials are read)."""
-        try:
-            secret = await asyncio.to_thread(_json, self.core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            raise ActuatorError(
-                "read_secret", f"reading secret {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
-        data = _object(secret, "read_secret").get("data") or {}
+        if self._pass_secrets is None:
+            secret = await self._read_secret(namespace, name)
+        else:
+            # The policies of one Trino cluster share its Secret: one read per pass.
+            secret = await self._shared(
+                self._pass_secrets, (namespace, name), lambda: self._read_secret(namespace, name)
+            )
+        data = secret.get("data") or {}
         if key in data:
             try:
                 return base64.b64decode(data[key], validate=True).decode("utf-8").rstrip("\r\n")
@@ -280,6 +286,15 @@ class KubeOps:
                     "read_secret", f"secret {namespace}/{name} key {key!r}: not base64 text"
                 ) from exc
         raise ActuatorError("read_secret", f"secret {namespace}/{name} has no key {key!r}")
+
+    async def _read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            secret = await asyncio.to_thread(_json, self.core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            raise ActuatorError(
+                "read_secret", f"reading secret {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from exc
+        return _object(secret, "read_secret")
 
     async def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete a pod (its controller recreates it); False when it was already gone."""

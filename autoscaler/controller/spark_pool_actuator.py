@@ -5,7 +5,8 @@ the leavers (highest ordinals) are decommissioned on the master when the policy 
 until idle otherwise, and replicas drop past those whose workers run no executor any more. Each pass reads
 the scale subresource, the pods and the master's ``/json``, asks a decommissioned worker itself what it
 still runs when the master cannot tell, then writes in the plan's order: pod annotations, decommission
-requests, recycled pods, replicas.
+requests, recycled pods, replicas. A steady pool (no change wanted, nothing of ours on its pods, nothing
+to do at the last look) has its master read about once a minute instead of every pass.
 
 A master that refuses decommissioning (HTTP 405) is reported once; this actuator then waits for idleness
 instead, until the controller restarts or the policy's target changes.
@@ -13,6 +14,7 @@ instead, until the controller restarts or the policy's target changes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from autoscaler.controller.actuator import (
@@ -21,6 +23,7 @@ from autoscaler.controller.actuator import (
     ActuatorEvent,
     Outcome,
     TargetState,
+    spread_interval,
 )
 from autoscaler.controller.drain_plan import parse_time
 from autoscaler.controller.kube_ops import KubeOps
@@ -33,13 +36,16 @@ from autoscaler.controller.spark_pool_plan import (
     PoolPod,
     PoolSettings,
     WorkerLoad,
-    match_worker,
+    WorkersByHost,
     ordinal_of,
     plan_pool,
 )
 from autoscaler.policy_models import ScalingPolicy
 
-__all__ = ["SparkPoolActuator", "pool_pods"]
+__all__ = ["MASTER_CHECK_SECONDS", "SparkPoolActuator", "pool_pods"]
+
+#: How often (at least; see ``spread_interval``) a steady pool's master is read all the same.
+MASTER_CHECK_SECONDS = 60.0
 
 
 def pool_pods(pods: list[dict[str, Any]], set_name: str) -> list[PoolPod]:
@@ -89,6 +95,10 @@ class SparkPoolActuator:
             target.spark.master_url, timeout_seconds=master_timeout_seconds
         )
         self.decommission_refused = False
+        self._steady_at: tuple[float, int] | None = None
+        self._master_checked_at = -math.inf
+        self._quiet = False
+        self._master_every = spread_interval(MASTER_CHECK_SECONDS, self.namespace, self.name)
         self.update_policy(policy)
 
     def update_policy(self, policy: ScalingPolicy) -> None:
@@ -116,21 +126,36 @@ class SparkPoolActuator:
         return pool_pods(await self.ops.list_pods_json(self.namespace, selector), self.name)
 
     async def observe(self, now: float) -> TargetState:
+        self._steady_at = None
         scale = await self.ops.get_scale("StatefulSet", self.namespace, self.name)
         if scale is None:
             return TargetState(
                 0, 0, found=False, reason=f"StatefulSet {self.namespace}/{self.name} not found"
             )
-        pods = [p for p in await self._pods(scale.selector) if p.ordinal < scale.replicas]
+        every = await self._pods(scale.selector)
+        pods = [p for p in every if p.ordinal < scale.replicas]
         draining = sum(p.drain_started is not None for p in pods)
         ready = sum(p.ready and p.drain_started is None for p in pods)
+        if not any(p.drain_started is not None or p.decommissioned is not None for p in every):
+            self._steady_at = (now, scale.replicas)
         return TargetState(scale.replicas, ready, draining, selector=scale.selector)
 
     async def apply(self, desired: int, now: float, *, dry_run: bool = False) -> Outcome:
+        steady, self._steady_at = self._steady_at, None
+        # Steady in the pass observe() saw: no change asked, no drain or decommission of ours on any pod.
+        # The master is then asked only now and then (a worker decommissioned by someone else is still
+        # recycled, a minute or so later), not every pass of every pool.
+        if steady == (now, desired) and self._quiet and now - self._master_checked_at < self._master_every:
+            return Outcome()
+        self._master_checked_at = now
         try:
-            return await self._apply(desired, now, dry_run)
+            outcome = await self._apply(desired, now, dry_run)
         except ActuatorError as exc:
-            return Outcome(errors=(exc,), detail=f"nothing changed: {exc}")
+            outcome = Outcome(errors=(exc,), detail=f"nothing changed: {exc}")
+        # Skipping is for a pool the last full look found with nothing to do: one with a worker to
+        # recycle, or a master that did not answer, is looked at every pass.
+        self._quiet = not (outcome.draining or outcome.errors or outcome.written or outcome.events)
+        return outcome
 
     async def _apply(self, desired: int, now: float, dry_run: bool) -> Outcome:
         scale = await self.ops.get_scale("StatefulSet", self.namespace, self.name)
@@ -169,10 +194,11 @@ class SparkPoolActuator:
         errors: list[ActuatorError],
     ) -> dict[str, WorkerLoad]:
         loads: dict[str, WorkerLoad] = {}
+        index = WorkersByHost(workers)
         for pod in pods:
             if pod.ordinal >= replicas:
                 continue
-            worker = match_worker(pod, workers)
+            worker = index.match(pod)
             if worker is None or worker.state != DECOMMISSIONED or worker.cores_used == 0 or not worker.webui:
                 continue
             try:

@@ -65,6 +65,7 @@ __all__ = [
     "PoolPod",
     "PoolSettings",
     "WorkerLoad",
+    "WorkersByHost",
     "match_worker",
     "ordinal_of",
     "parse_master_workers",
@@ -234,20 +235,39 @@ def ordinal_of(pod_name: str, set_name: str) -> int | None:
     return int(tail)
 
 
-def _host_matches(worker_host: str, pod: PoolPod) -> bool:
-    host = worker_host.lower()
-    name = pod.name.lower()
-    return (bool(pod.ip) and host == pod.ip.lower()) or host == name or host.startswith(name + ".")
+class WorkersByHost:
+    """The master's workers looked up by host, so matching a pool's pods costs a few dict reads, not a
+    scan of every worker the master knows (a shared master may list thousands)."""
+
+    def __init__(self, workers: Sequence[MasterWorker]) -> None:
+        self._by_host: dict[str, list[MasterWorker]] = {}
+        for worker in workers:
+            host = worker.host.lower()
+            self._by_host.setdefault(host, []).append(worker)
+            # Every proper dotted prefix of the host, for a pod name that begins its FQDN (a pod name
+            # may itself hold dots).
+            for at, char in enumerate(host):
+                if char == ".":
+                    self._by_host.setdefault(host[:at] + ".", []).append(worker)
+
+    def match(self, pod: PoolPod) -> MasterWorker | None:
+        """The pod's worker by the rule in the module documentation; None when none matches."""
+        name = pod.name.lower()
+        found: list[MasterWorker] = [*self._by_host.get(name, ()), *self._by_host.get(name + ".", ())]
+        ip = pod.ip.lower()
+        if ip and ip != name:
+            found += [w for w in self._by_host.get(ip, ()) if not any(w is f for f in found)]
+        if not found:
+            return None
+        # Later registrations have later ids (worker-<yyyyMMddHHmmss>-host-port): newest first on a tie.
+        found.sort(key=lambda w: w.worker_id, reverse=True)
+        return min(found, key=lambda w: _STATE_RANK.get(w.state, 2))
 
 
-def match_worker(pod: PoolPod, workers: Sequence[MasterWorker]) -> MasterWorker | None:
+def match_worker(pod: PoolPod, workers: Sequence[MasterWorker] | WorkersByHost) -> MasterWorker | None:
     """The pod's worker by the rule in the module documentation; None when none matches."""
-    found = [w for w in workers if _host_matches(w.host, pod)]
-    if not found:
-        return None
-    # Later registrations have later ids (worker-<yyyyMMddHHmmss>-host-port): newest first on a tie.
-    found.sort(key=lambda w: w.worker_id, reverse=True)
-    return min(found, key=lambda w: _STATE_RANK.get(w.state, 2))
+    index = workers if isinstance(workers, WorkersByHost) else WorkersByHost(workers)
+    return index.match(pod)
 
 
 # ---------------------------------------------------------------------- the plan
@@ -307,7 +327,8 @@ def plan_pool(
     desired = max(0, desired)
     acc = _Acc(format_time(now))
     by_ordinal = {p.ordinal: p for p in pods if p.ordinal < replicas}
-    matched = {p.name: match_worker(p, workers) for p in by_ordinal.values()}
+    index = WorkersByHost(workers)
+    matched = {p.name: index.match(p) for p in by_ordinal.values()}
     new_replicas: int | None = desired if desired > replicas else None
 
     for ordinal in sorted(o for o in by_ordinal if o < desired):

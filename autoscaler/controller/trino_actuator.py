@@ -33,6 +33,7 @@ from autoscaler.controller.actuator import (
     DrainEnd,
     Outcome,
     TargetState,
+    spread_interval,
 )
 from autoscaler.controller.drain_plan import (
     DRAIN_KEPT_ANNOTATION,
@@ -73,7 +74,8 @@ def _is_running(pod: Mapping[str, Any]) -> bool:
     return status.get("phase") == "Running" and bool(status.get("podIP"))
 
 
-#: How often a steady target's Trino credentials are re-read to report a missing or broken Secret.
+#: How often (at least; see ``spread_interval``) a steady target's Trino credentials are re-read to report
+#: a missing or broken Secret.
 CREDENTIALS_CHECK_SECONDS = 60.0
 
 #: Annotations this actuator writes: a pod carrying one is part of a drain in flight or just finished.
@@ -178,6 +180,7 @@ class TrinoWorkersActuator:
         self._session: aiohttp.ClientSession | None = None
         self._observed: tuple[float, int, list[dict[str, Any]]] | None = None
         self._credentials_checked_at = -math.inf
+        self._credentials_every = spread_interval(CREDENTIALS_CHECK_SECONDS, namespace, workload.name)
 
     @classmethod
     def for_policy(cls, policy: ScalingPolicy, kube: KubeOps, **kwargs: Any) -> TrinoWorkersActuator:
@@ -224,7 +227,7 @@ class TrinoWorkersActuator:
         ):
             # Credentials are still checked now and then, so a missing Secret is reported before the
             # first drain needs it rather than at that moment.
-            if now - self._credentials_checked_at >= CREDENTIALS_CHECK_SECONDS:
+            if now - self._credentials_checked_at >= self._credentials_every:
                 self._credentials_checked_at = now
                 try:
                     await self._headers()

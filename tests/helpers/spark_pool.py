@@ -227,6 +227,7 @@ class EmulatedWorld:
         self.spark = SparkSandbox(pool, wall_clock=False)
         self.removals: list[Removal] = []
         self.decommission_requests: list[str] = []
+        self.master_reads = 0
         self._front: Served | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -257,6 +258,7 @@ class EmulatedWorld:
 
     def _app(self) -> web.Application:
         async def cluster(request: web.Request) -> web.Response:
+            self.master_reads += 1
             doc = master_json(self.pool)
             for row in doc["workers"]:
                 row["webuiaddress"] = f"{self.master_url}/worker/{row['id']}"
