@@ -6,18 +6,23 @@ Real adapter over loopback HTTP; the requests it answered are read from its own 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import kubernetes.client
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapter.samples import Sample
-from adapter.selectors import parse_selector
+from adapter.selectors import Selector, parse_selector
+from autoscaler.controller.observe import observe, reads_of
 from autoscaler.controller.readings import ExternalApiReader, PassReads, Reading, StoreReader
+from autoscaler.policy import load_policies
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
 from tests.helpers.wait import eventually
 
 METRICS = ["trino_queued_queries", "trino_running_queries"]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def source() -> ScriptedSource:
@@ -95,3 +100,44 @@ async def test_a_cancelled_policy_does_not_cancel_the_read_others_share() -> Non
 
     assert cancelled.cancelled()
     assert reading.total == 12.0
+
+
+async def test_a_prefetch_asks_each_figure_once_and_the_policies_then_ask_nothing() -> None:
+    async with running_adapter([source()]) as (server, poller):
+        sel = parse_selector("cluster=adhoc")
+        await eventually(
+            lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
+            check=lambda r: r.series is not None,
+        )
+        async with ExternalApiReader(api_client(server.url)) as reader:
+            before = metric_requests(poller.metrics.exposition().decode())
+            reads = PassReads(reader)
+            wanted = [("trino", m, parse_selector("cluster=adhoc")) for m in METRICS for _ in range(16)]
+            await reads.prefetch(wanted, 7.0)
+            prefetched = metric_requests(poller.metrics.exposition().decode())
+            answers = [await reads.read("trino", m, sel, 7.0) for m in METRICS]
+            after = metric_requests(poller.metrics.exposition().decode())
+    assert prefetched - before == 2
+    assert after == prefetched
+    assert [a.total for a in answers] == [12.0, 8.0]
+
+
+class Recording:
+    """A reader that answers nothing and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str]] = []
+
+    async def read(self, namespace: str, metric: str, selector: Selector, now: float) -> Reading:
+        self.asked.append((namespace, metric, selector.text))
+        return Reading(None, error="not served here")
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+async def test_the_prefetch_list_is_what_observe_reads(example: str) -> None:
+    for policy, _ in load_policies(EXAMPLES / example):
+        recording = Recording()
+        await observe(policy, recording, 1.0, current_replicas=2, ready_replicas=2)
+        listed = [(ns, m, s.text) for ns, m, s in reads_of(policy)]
+        assert sorted(recording.asked) == sorted(listed)
+        assert recording.asked, "every example reads something"

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler.controller.actuator import Actuator, ActuatorError, ActuatorEvent, Outcome, TargetState
 from autoscaler.controller.metrics import ControllerMetrics
-from autoscaler.controller.observe import observe
+from autoscaler.controller.observe import observe, reads_of
 from autoscaler.controller.policies import PolicyEntry, PolicyKey, PolicySource
 from autoscaler.controller.readings import MetricReader, PassReads
 from autoscaler.controller.status import Cond, EventRecorder, StatusWriter, build_status, status_changed
@@ -162,6 +162,15 @@ class Controller:
             await self._forget(key)
         hpa_targets = await self.hpas.targets() if self.hpas is not None else {}
         reader = PassReads(self.reader)
+        await reader.prefetch(
+            (
+                read
+                for entry in entries.values()
+                if entry.policy is not None
+                for read in reads_of(entry.policy)
+            ),
+            now,
+        )
         reports = await asyncio.gather(
             *(self._guarded(entry, now, hpa_targets, reader) for entry in entries.values())
         )

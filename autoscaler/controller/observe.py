@@ -12,18 +12,19 @@ reported as a problem.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from adapter.selectors import Requirement, Selector
 from autoscaler.controller.readings import MetricReader, Reading
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy_models import ExternalMetric, ScalingPolicy
 from autoscaler.queueing import GroupLoad
 from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
 from autoscaler.spark_sizing import AppDemand
 
-__all__ = ["Observed", "observe"]
+__all__ = ["Observed", "observe", "reads_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,10 @@ class Observed:
     problems: tuple[str, ...]
 
 
-def _equals(**labels: str) -> Selector:
-    return Selector(tuple(Requirement(k, "=", (v,)) for k, v in labels.items()))
+@functools.lru_cache(maxsize=4096)
+def _equals(key: str, value: str) -> Selector:
+    # Kept: every pass asks for the same few hundred, and validating a Requirement is not free.
+    return Selector((Requirement(key, "=", (value,)),))
 
 
 def _by_label(reading: Reading, label: str) -> dict[str, float]:
@@ -52,6 +55,7 @@ def _count(value: float | None) -> int:
 
 
 _COUNTERS = ("trino_started_queries_total", "trino_completed_queries_total")
+_TRINO_TYPES = frozenset({"QueueWait", "RequiredWorkers"})
 
 
 def _counter(reading: Reading) -> float | None:
@@ -60,18 +64,21 @@ def _counter(reading: Reading) -> float | None:
     return total if total is not None and math.isfinite(total) and total >= 0 else None
 
 
+_TRINO_METRICS = (
+    "trino_queued_queries",
+    "trino_running_queries",
+    "trino_required_workers",
+    "trino_resource_group_queued_queries",
+    "trino_resource_group_running_queries",
+    "trino_resource_group_hard_concurrency_limit",
+)
+
+
 async def _trino(
     reader: MetricReader, namespace: str, cluster: str, now: float
 ) -> tuple[TrinoSnapshot | None, list[str]]:
-    sel = _equals(cluster=cluster)
-    names = (
-        "trino_queued_queries",
-        "trino_running_queries",
-        "trino_required_workers",
-        "trino_resource_group_queued_queries",
-        "trino_resource_group_running_queries",
-        "trino_resource_group_hard_concurrency_limit",
-    )
+    sel = _equals("cluster", cluster)
+    names = _TRINO_METRICS
     readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in (*names, *_COUNTERS)))
     got = dict(zip((*names, *_COUNTERS), readings, strict=True))
     core = [got[n] for n in names[:3]]
@@ -99,13 +106,14 @@ async def _trino(
 
 
 _SPARK_APP_METRICS = ("spark_remaining_tasks", "spark_next_wave_tasks")
+_SPARK_METRICS = (*_SPARK_APP_METRICS, "spark_pool_workers")
 
 
 async def _spark(
     reader: MetricReader, namespace: str, pool: str, now: float
 ) -> tuple[SparkSnapshot | None, list[str]]:
-    sel = _equals(pool=pool)
-    names = (*_SPARK_APP_METRICS, "spark_pool_workers")
+    sel = _equals("pool", pool)
+    names = _SPARK_METRICS
     readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in names))
     got = dict(zip(names, readings, strict=True))
     problems = [f"{n}: {r.error}" for n, r in got.items() if r.series is None and r.error]
@@ -125,6 +133,35 @@ async def _spark(
     return SparkSnapshot(apps=apps, workers_alive=alive), problems
 
 
+def _selector_of(ext: ExternalMetric) -> Selector:
+    return ext.metric.selector.to_selector() if ext.metric.selector else Selector(())
+
+
+def _models(policy: ScalingPolicy) -> tuple[str | None, str | None]:
+    """The Trino cluster and the Spark pool whose catalog figures the policy's queue models read."""
+    spec = policy.spec
+    types = {m.type for m in spec.metrics}
+    trino = spec.target.trino.cluster if types & _TRINO_TYPES and spec.target.trino is not None else None
+    spark = spec.target.spark.pool if "SparkExecutors" in types and spec.target.spark is not None else None
+    return trino, spark
+
+
+def reads_of(policy: ScalingPolicy) -> Iterator[tuple[str, str, Selector]]:
+    """Every (namespace, metric, selector) :func:`observe` reads for ``policy``, for a pass to ask for
+    them all at once before the policies run."""
+    namespace = policy.metadata.namespace or "default"
+    for m in policy.spec.metrics:
+        if m.external is not None:
+            yield namespace, m.external.metric.name, _selector_of(m.external)
+    cluster, pool = _models(policy)
+    if cluster is not None:
+        sel = _equals("cluster", cluster)
+        yield from ((namespace, name, sel) for name in (*_TRINO_METRICS, *_COUNTERS))
+    if pool is not None:
+        sel = _equals("pool", pool)
+        yield from ((namespace, name, sel) for name in _SPARK_METRICS)
+
+
 async def observe(
     policy: ScalingPolicy,
     reader: MetricReader,
@@ -142,15 +179,7 @@ async def observe(
     problems: list[str] = []
     external = [(i, m.external) for i, m in enumerate(spec.metrics) if m.external is not None]
     reads = await asyncio.gather(
-        *(
-            reader.read(
-                namespace,
-                ext.metric.name,
-                ext.metric.selector.to_selector() if ext.metric.selector else Selector(()),
-                now,
-            )
-            for _, ext in external
-        )
+        *(reader.read(namespace, ext.metric.name, _selector_of(ext), now) for _, ext in external)
     )
     for (i, ext), reading in zip(external, reads, strict=True):
         if reading.series is None:
@@ -163,12 +192,12 @@ async def observe(
             values[i] = value
     trino: TrinoSnapshot | None = None
     spark: SparkSnapshot | None = None
-    types = {m.type for m in spec.metrics}
-    if types & {"QueueWait", "RequiredWorkers"} and spec.target.trino is not None:
-        trino, more = await _trino(reader, namespace, spec.target.trino.cluster, now)
+    cluster, pool = _models(policy)
+    if cluster is not None:
+        trino, more = await _trino(reader, namespace, cluster, now)
         problems += more
-    if "SparkExecutors" in types and spec.target.spark is not None:
-        spark, more = await _spark(reader, namespace, spec.target.spark.pool, now)
+    if pool is not None:
+        spark, more = await _spark(reader, namespace, pool, now)
         problems += more
     obs = Observation(
         now=now,
