@@ -68,6 +68,7 @@ from adapter.runtime import tune_gc
 from adapter.samples import Collection, Sample
 from adapter.store import SampleStore
 from autoscaler.controller.cli import cluster_controller, configure_json_logging
+from autoscaler.controller.factory import ActuatorFactoryImpl
 from autoscaler.controller.loop import Controller, PassReport
 from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe
@@ -334,6 +335,37 @@ async def measured_pass(
     return row, reports
 
 
+async def caches_caught_up(controller: Controller, since: float, timeout: float = 120.0) -> float:
+    """Wait until the controller's watch caches hold what the API server lists (names and
+    resourceVersions); the seconds from ``since``. The comparison LISTs run outside any measured pass."""
+    factory = controller.make_actuator
+    assert isinstance(factory, ActuatorFactoryImpl)
+    caches = factory.ops.caches
+    apps = kubernetes.client.AppsV1Api(factory.ops.api)
+    core = kubernetes.client.CoreV1Api(factory.ops.api)
+    lists = {
+        "pods": core.list_namespaced_pod,
+        "Deployment": apps.list_namespaced_deployment,
+        "StatefulSet": apps.list_namespaced_stateful_set,
+    }
+
+    def versions(items: list[dict[str, Any]]) -> dict[str, str]:
+        return {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in items}
+
+    deadline = time.monotonic() + timeout
+    for what, cache in caches.items():
+        for namespace in cache.namespaces():
+            while True:
+                response: Any = await asyncio.to_thread(lists[what], namespace, _preload_content=False)
+                listed = versions(json.loads(response.data)["items"])
+                if versions(cache.list(namespace)) == listed:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the {what} cache of {namespace} did not catch up in {timeout:g} s")
+                await asyncio.sleep(0.1)
+    return time.monotonic() - since
+
+
 def store_from_adapter(text: str, now: float) -> SampleStore:
     """The figures the adapter served (its ``queuescale_<metric>`` gauges), in a store of our own."""
     by_source: dict[tuple[str, str], list[Sample]] = {}
@@ -458,9 +490,14 @@ async def passes(
         async with observer.session.post(control + "/perturb") as resp:
             moved = await resp.json()
         await observer.settle()
+        settled = time.monotonic()
         await asyncio.sleep(2.5)  # the adapter polls the moved world once more
+        lag = await caches_caught_up(controller, settled)
         reports = await one("scaling")
-        rows[-1].happened += f" (world moved: {', '.join(f'{v} {k}' for k, v in moved.items())})"
+        rows[-1].happened += (
+            f" (world moved: {', '.join(f'{v} {k}' for k, v in moved.items())}; the watch caches held "
+            f"the moved world {lag:.1f} s after it settled)"
+        )
         for _ in range(args.after):
             await observer.settle()
             await asyncio.sleep(0.5)

@@ -74,13 +74,15 @@ class Rig:
         config.host = adapter_url
         self.source = CrdPolicySource(api, [NAMESPACE], retry_seconds=0.1)
         self.events = EventRecorder(api, "e2e")
-        factory = ActuatorFactoryImpl(api)
+        # Pods and workloads from watch caches, as `queuescale controller` reads them.
+        factory = ActuatorFactoryImpl(api, cache=True)
         self.reader = ExternalApiReader(kubernetes.client.ApiClient(config))
         self.controller = Controller(
             source=self.source,
             reader=self.reader,
             make_actuator=factory,
             on_pass_start=factory.ops.begin_pass,
+            on_close=factory.ops.close,
             events=self.events,
             status=StatusWriter(api),
             hpas=HpaIndex(api),

@@ -129,8 +129,8 @@ def cluster_controller(
     is_leader: Callable[[], bool] | None = None,
 ) -> Controller:
     """The controller wired to a cluster as ``queuescale controller`` runs it: status, Events, HPA
-    conflicts, the actuators, and one pod and workload list per namespace per pass."""
-    factory = ActuatorFactoryImpl(api, password_dir=password_dir)
+    conflicts, the actuators, pods and workloads read from watch caches."""
+    factory = ActuatorFactoryImpl(api, password_dir=password_dir, cache=True)
     return Controller(
         source=source,
         reader=reader,
@@ -142,6 +142,7 @@ def cluster_controller(
         dry_run=dry_run,
         engine_config=engine_config,
         on_pass_start=factory.ops.begin_pass,
+        on_close=factory.ops.close,
         is_leader=is_leader,
     )
 

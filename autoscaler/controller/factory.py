@@ -21,11 +21,14 @@ class ActuatorFactoryImpl:
 
     Trino credentials: with ``password_dir`` the password of ``credentialsSecret`` is read from
     ``<password_dir>/<secret name>/<key>`` (the Secret mounted as a volume, re-read on every use so a
-    rotation applies without a restart).
+    rotation applies without a restart). ``cache``: read pods and workloads from informers (see
+    :class:`~autoscaler.controller.kube_ops.KubeOps`).
     """
 
-    def __init__(self, api: kubernetes.client.ApiClient, *, password_dir: Path | None = None) -> None:
-        self.ops = KubeOps(api)
+    def __init__(
+        self, api: kubernetes.client.ApiClient, *, password_dir: Path | None = None, cache: bool = False
+    ) -> None:
+        self.ops = KubeOps(api, cache=cache)
         self.password_dir = password_dir
 
     def __call__(self, policy: ScalingPolicy) -> Actuator:

@@ -4,6 +4,12 @@ The official client is synchronous; every call runs in a worker thread so one sl
 never stalls the other policies' passes. Writes of the scale subresource retry a 409 Conflict with a
 fresh read, as client-go's ``RetryOnConflict`` does.
 
+With ``cache=True`` (the controller's wiring) pods, Deployments and StatefulSets are read from informers
+(:mod:`autoscaler.controller.informer`): listed once per namespace, then kept current by watches, so a pass
+reads them from memory. The controller's own writes are put in the cache at once (client-go's mutation
+cache), so a pass reads what it wrote. A namespace whose watch is down is read by one LIST per pass, as
+without the cache.
+
 Answers the actuators read as JSON are taken as JSON (``_preload_content=False``): building the
 client's model objects and turning them back into JSON cost about twice the request itself, and a
 thousand policies make thousands of these calls per pass.
@@ -14,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import copy
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -24,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adapter.selectors import parse_selector
 from autoscaler.controller.actuator import ActuatorError
+from autoscaler.controller.informer import Informer
 
 __all__ = ["KubeOps", "Scale", "WorkloadKind"]
 
@@ -31,6 +39,7 @@ WorkloadKind = Literal["Deployment", "StatefulSet"]
 K = TypeVar("K")
 V = TypeVar("V")
 _CONFLICT_RETRIES = 5
+_WATCH_CONNECTIONS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +100,38 @@ def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return json.loads(response.data or b"null")
 
 
+def _watch_client(api: kubernetes.client.ApiClient) -> kubernetes.client.ApiClient:
+    """A client like ``api`` with a connection pool of its own: every watch holds a connection for
+    minutes, and a pool smaller than the number of watches would discard and reopen connections."""
+    config = copy.deepcopy(api.configuration)
+    config.connection_pool_maxsize = _WATCH_CONNECTIONS
+    return kubernetes.client.ApiClient(config)
+
+
 class KubeOps:
-    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+    def __init__(
+        self, api: kubernetes.client.ApiClient, *, cache: bool = False, sync_timeout_seconds: float = 10.0
+    ) -> None:
         self.api = api
         self.apps = kubernetes.client.AppsV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.sync_timeout = sync_timeout_seconds
+        self._watch_api: kubernetes.client.ApiClient | None = None
+        self._informers: dict[str, Informer] = {}
+        if cache:
+            self._watch_api = _watch_client(api)
+            apps = kubernetes.client.AppsV1Api(self._watch_api)
+            self._informers = {
+                "pods": Informer(
+                    kubernetes.client.CoreV1Api(self._watch_api).list_namespaced_pod, resource="pods"
+                ),
+                "Deployment": Informer(apps.list_namespaced_deployment, resource="deployments"),
+                "StatefulSet": Informer(apps.list_namespaced_stateful_set, resource="statefulsets"),
+            }
+        # (informer, namespace) pairs already waited for once: a namespace whose first sync timed out is
+        # not waited for again, its reads fall back to per-pass lists until the informer syncs.
+        self._waited: set[tuple[str, str]] = set()
         # Per-pass pod lists, one LIST per namespace shared by every target there (see begin_pass).
         self._pass_pods: dict[str, asyncio.Future[list[dict[str, Any]]]] | None = None
         # Per-pass workload lists, one LIST per (kind, namespace): the scale subresource's figures.
@@ -104,12 +139,18 @@ class KubeOps:
         # Per-pass Secrets by (namespace, name).
         self._pass_secrets: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] | None = None
 
-    async def get_scale(self, kind: WorkloadKind, namespace: str, name: str) -> Scale | None:
+    async def get_scale(
+        self, kind: WorkloadKind, namespace: str, name: str, *, fresh: bool = False
+    ) -> Scale | None:
         """The scale subresource, None when the workload does not exist.
 
-        Within a pass (:meth:`begin_pass`) it comes from one list of the namespace's workloads of that
-        kind: ``spec.replicas``, ``status.replicas`` and the selector formatted as the scale subresource
-        formats it."""
+        From the watch cache when there is one and ``fresh`` is not asked for; else, within a pass
+        (:meth:`begin_pass`), from one list of the namespace's workloads of that kind: ``spec.replicas``,
+        ``status.replicas`` and the selector formatted as the scale subresource formats it."""
+        cached = None if fresh else await self._cache(kind, namespace)
+        if cached is not None:
+            found = cached.get(namespace, name)
+            return None if found is None else _scale_of_workload(found)
         if self._pass_workloads is not None:
             workloads = await self._shared(
                 self._pass_workloads, (kind, namespace), lambda: self._list_workloads(kind, namespace)
@@ -134,7 +175,9 @@ class KubeOps:
                 obj = await asyncio.to_thread(self._read_scale, kind, namespace, name)
                 obj.setdefault("spec", {})["replicas"] = replicas
                 written = await asyncio.to_thread(self._replace_scale, kind, namespace, name, obj)
-                return _scale_of(written)
+                scale = _scale_of(written)
+                self._wrote_replicas(kind, namespace, name, scale)
+                return scale
             except ApiException as exc:
                 if exc.status == 409:
                     continue
@@ -158,6 +201,56 @@ class KubeOps:
                 "list_pods", f"listing pods {selector!r} in {namespace}: {exc.status} {exc.reason}"
             ) from exc
         return list(result.items)
+
+    async def _cache(self, resource: str, namespace: str) -> Informer | None:
+        """The informer to read ``resource`` in ``namespace`` from, None when there is none or it is not
+        synced (the first read of a namespace waits for its first list, up to the sync timeout)."""
+        informer = self._informers.get(resource)
+        if informer is None:
+            return None
+        if (resource, namespace) not in self._waited:
+            self._waited.add((resource, namespace))
+            synced = await informer.wait_synced(namespace, self.sync_timeout)
+        else:
+            synced = informer.synced(namespace)
+        return informer if synced else None
+
+    @property
+    def caches(self) -> Mapping[str, Informer]:
+        """The watch caches by what they hold ("pods", "Deployment", "StatefulSet"); empty without."""
+        return dict(self._informers)
+
+    def _wrote_replicas(self, kind: WorkloadKind, namespace: str, name: str, scale: Scale) -> None:
+        # The scale subresource answers with the workload's resourceVersion: the cached workload with the
+        # replicas written is what the watch will bring (status aside), so the pass reads its own write.
+        informer = self._informers.get(kind)
+        cached = informer.get(namespace, name) if informer is not None else None
+        if informer is None or cached is None:
+            return
+        meta = {**(cached.get("metadata") or {}), "resourceVersion": scale.resource_version}
+        informer.written(
+            {**cached, "metadata": meta, "spec": {**(cached.get("spec") or {}), "replicas": scale.replicas}}
+        )
+
+    def _wrote_pod(self, namespace: str, name: str, answer: object, *, deleting: bool = False) -> None:
+        informer = self._informers.get("pods")
+        if informer is None:
+            return
+        pod = answer if isinstance(answer, dict) and answer.get("kind") == "Pod" else None
+        if pod is not None and (not deleting or (pod.get("metadata") or {}).get("deletionTimestamp")):
+            informer.written(pod)
+        else:
+            # A delete answered with a Status, or with the pod's last state: it is gone already.
+            informer.deleted(namespace, name)
+
+    async def close(self) -> None:
+        """Stop the informers' watches (their threads join within a few seconds)."""
+        informers, self._informers = list(self._informers.values()), {}
+        for informer in informers:
+            await asyncio.to_thread(informer.close)
+        if self._watch_api is not None:
+            self._watch_api.close()  # type: ignore[no-untyped-call]
+            self._watch_api = None
 
     def begin_pass(self) -> None:
         """Start a reconcile pass: from now until the next call, pods are listed once per namespace and
@@ -207,11 +300,19 @@ class KubeOps:
             for kind in ("Deployment", "StatefulSet"):
                 self._pass_workloads.pop((kind, namespace), None)
 
-    async def list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        """The pods as the API server sent them (JSON form)."""
+    async def list_pods_json(
+        self, namespace: str, selector: str, *, fresh: bool = False
+    ) -> list[dict[str, Any]]:
+        """The pods as the API server sent them (JSON form); ``fresh`` as for :meth:`get_scale`.
+
+        A watch cache may trail the API server by seconds after a burst of changes: a pass that is about
+        to act reads fresh, so a pod that just started serving is never taken for one still pending."""
+        wanted = parse_selector(selector)
+        cached = None if fresh else await self._cache("pods", namespace)
+        if cached is not None:
+            return cached.list(namespace, wanted)
         if self._pass_pods is None:
             return await self._list_pods_json(namespace, selector)
-        wanted = parse_selector(selector)
         pods = await self._shared(self._pass_pods, namespace, lambda: self._list_pods_json(namespace, ""))
         pinned = wanted.equality_labels()
         if len(pinned) == len(wanted.requirements):
@@ -243,11 +344,12 @@ class KubeOps:
         self._forget_pods(namespace)
         patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
         try:
-            await asyncio.to_thread(_json, self.core.patch_namespaced_pod, name, namespace, patch)
+            answer = await asyncio.to_thread(_json, self.core.patch_namespaced_pod, name, namespace, patch)
         except ApiException as exc:
             raise ActuatorError(
                 "patch_pod", f"annotating pod {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
+        self._wrote_pod(namespace, name, answer)
         return patch
 
     async def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +368,7 @@ class KubeOps:
             raise ActuatorError(
                 "patch_pod", f"patching pod {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
+        self._wrote_pod(namespace, name, pod)
         return _object(pod, "patch_pod")
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
@@ -300,13 +403,16 @@ class KubeOps:
         """Delete a pod (its controller recreates it); False when it was already gone."""
         self._forget_pods(namespace)
         try:
-            await asyncio.to_thread(_json, self.core.delete_namespaced_pod, name, namespace)
+            answer = await asyncio.to_thread(_json, self.core.delete_namespaced_pod, name, namespace)
         except ApiException as exc:
             if exc.status == 404:
+                self._wrote_pod(namespace, name, None, deleting=True)
                 return False
             raise ActuatorError(
                 "delete_pod", f"deleting pod {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
+        # Deleted with a grace period, the answer is the pod, terminating.
+        self._wrote_pod(namespace, name, answer, deleting=True)
         return True
 
     async def get_custom(

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +132,7 @@ class Controller:
         concurrency: int = 16,
         status_refresh_seconds: float = 60.0,
         on_pass_start: Callable[[], None] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.source = source
         self.reader = reader
@@ -146,6 +147,8 @@ class Controller:
         self.status_refresh = status_refresh_seconds
         #: Called at the start of every pass (e.g. ``KubeOps.begin_pass`` to share one pod list per namespace).
         self.on_pass_start = on_pass_start
+        #: Awaited by :meth:`close` after the actuators (e.g. ``KubeOps.close`` to stop its watches).
+        self.on_close = on_close
         self._limit = asyncio.Semaphore(concurrency)
         self._runtimes: dict[PolicyKey, _Runtime] = {}
         self._reported: dict[PolicyKey, str] = {}
@@ -197,6 +200,8 @@ class Controller:
         for key in list(self._runtimes):
             await self._forget(key)
         self.source.close()
+        if self.on_close is not None:
+            await self.on_close()
 
     async def _forget(self, key: PolicyKey) -> None:
         runtime = self._runtimes.pop(key, None)

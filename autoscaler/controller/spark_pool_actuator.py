@@ -121,9 +121,9 @@ class SparkPoolActuator:
     async def close(self) -> None:
         await self.master.close()
 
-    async def _pods(self, selector: str) -> list[PoolPod]:
+    async def _pods(self, selector: str, *, fresh: bool = False) -> list[PoolPod]:
         # The scale subresource always carries the set's selector; without one, look at the pod names.
-        return pool_pods(await self.ops.list_pods_json(self.namespace, selector), self.name)
+        return pool_pods(await self.ops.list_pods_json(self.namespace, selector, fresh=fresh), self.name)
 
     async def observe(self, now: float) -> TargetState:
         self._steady_at = None
@@ -158,11 +158,12 @@ class SparkPoolActuator:
         return outcome
 
     async def _apply(self, desired: int, now: float, dry_run: bool) -> Outcome:
-        scale = await self.ops.get_scale("StatefulSet", self.namespace, self.name)
+        # About to act: read fresh, not from a watch cache that may trail a burst of pod changes.
+        scale = await self.ops.get_scale("StatefulSet", self.namespace, self.name, fresh=True)
         if scale is None:
             raise ActuatorError("get_scale", f"StatefulSet {self.namespace}/{self.name} not found")
         current = scale.replicas
-        pods = await self._pods(scale.selector)
+        pods = await self._pods(scale.selector, fresh=True)
         try:
             workers = await self.master.workers()
         except ActuatorError as exc:

@@ -270,10 +270,10 @@ class TrinoWorkersActuator:
 
     # ------------------------------------------------------------------ reading
 
-    async def _pods(self, selector: str) -> list[dict[str, Any]]:
+    async def _pods(self, selector: str, *, fresh: bool = False) -> list[dict[str, Any]]:
         if not selector:
             raise ActuatorError("list_pods", f"{self.kind} {self.namespace}/{self.name} has no selector")
-        return await self.kube.list_pods_json(self.namespace, selector)
+        return await self.kube.list_pods_json(self.namespace, selector, fresh=fresh)
 
     async def _headers(self) -> dict[str, str]:
         password: str | None = None
@@ -295,12 +295,13 @@ class TrinoWorkersActuator:
         return TrinoWorkerClient(self._session)
 
     async def _see(self, now: float) -> _Pass | None:
-        scale = await self.kube.get_scale(self.kind, self.namespace, self.name)
+        # About to act: read fresh, not from a watch cache that may trail a burst of pod changes.
+        scale = await self.kube.get_scale(self.kind, self.namespace, self.name, fresh=True)
         if scale is None:
             return None
         pods: dict[str, dict[str, Any]] = {}
         ordinals: dict[str, int | None] = {}
-        for pod in await self._pods(scale.selector):
+        for pod in await self._pods(scale.selector, fresh=True):
             name = str(_meta(pod).get("name"))
             ordinal = pod_ordinal(name, self.name) if self.kind == "StatefulSet" else None
             if not _in_play(pod):

@@ -35,7 +35,7 @@ async def running_kube(sandbox: KubeSandbox | None = None) -> AsyncIterator[Runn
     try:
         yield RunningKube(sb, served, api)
     finally:
-        api.close()
+        api.close()  # type: ignore[no-untyped-call]
         await served.stop()
 
 
