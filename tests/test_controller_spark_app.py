@@ -361,3 +361,28 @@ async def test_endless_conflicts_are_reported() -> None:
     assert [e.operation for e in outcome.errors] == ["patch_application"]
     assert outcome.replicas is None
     assert "instances" not in read(sandbox, "sparkapplications", "etl")["spec"]["executor"]
+
+
+async def test_apply_uses_what_observe_read_and_a_change_since_is_a_conflict() -> None:
+    sandbox = KubeSandbox()
+    put_app(sandbox, "etl", app_spec(), None)
+    async with api(sandbox) as ops:
+        actuator = SparkApplicationActuator(policy("SparkApplication", "etl"), ops)
+        await actuator.observe(5.0)
+        assert (await actuator.apply(4, 5.0)).replicas == 4
+        before = len(sandbox.authorizations)
+        assert (await actuator.observe(20.0)).replicas == 4
+        steady = await actuator.apply(4, 20.0)
+        # One read for the pass: apply decided on the object observe read.
+        assert len(sandbox.authorizations) - before == 1
+        assert "already gets 4 executors" in steady.detail
+        # The operator submits it between the next pass's observe and apply.
+        await actuator.observe(35.0)
+        obj = read(sandbox, "sparkapplications", "etl")
+        submitted = put_app(sandbox, "etl", obj["spec"], "SUBMITTED")
+        outcome = await actuator.apply(6, 35.0)
+    assert outcome.written == {}
+    assert outcome.replicas is None
+    assert "it is SUBMITTED" in outcome.detail
+    after = read(sandbox, "sparkapplications", "etl")
+    assert after["metadata"]["resourceVersion"] == submitted["metadata"]["resourceVersion"]

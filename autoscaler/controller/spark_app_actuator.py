@@ -44,6 +44,7 @@ class SparkApplicationActuator:
         self.plural = PLURALS[target.kind]
         self.namespace = policy.metadata.namespace or "default"
         self.name = target.application.name
+        self._observed: tuple[float, dict[str, object]] | None = None
 
     @property
     def where(self) -> str:
@@ -67,22 +68,27 @@ class SparkApplicationActuator:
 
     async def observe(self, now: float) -> TargetState:
         obj = await self._read()
+        self._observed = (now, obj) if obj is not None else None
         if obj is None:
             return TargetState(0, 0, found=False, reason=f"{self.where} not found")
         executors = next_run_executors(self._spec(obj))
         return TargetState(executors, executors)
 
     async def apply(self, desired: int, now: float, *, dry_run: bool = False) -> Outcome:
+        observed, self._observed = self._observed, None
+        # The object observe() read in this pass is used first: the patch carries its resourceVersion,
+        # so a change made since is a 409 and a fresh read, never an edit of something unseen.
+        first = observed[1] if observed is not None and observed[0] == now else None
         try:
-            return await self._apply(desired, dry_run)
+            return await self._apply(desired, dry_run, first)
         except ActuatorError as exc:
             return Outcome(errors=(exc,), detail=f"nothing changed: {exc}")
 
-    async def _apply(self, desired: int, dry_run: bool) -> Outcome:
+    async def _apply(self, desired: int, dry_run: bool, first: dict[str, object] | None) -> Outcome:
         n = min(max(1, desired), INT32_MAX)
         floor = " (Spark needs at least 1 executor)" if desired < 1 else ""
-        for _ in range(_CONFLICT_RETRIES):
-            obj = await self._read()
+        for attempt in range(_CONFLICT_RETRIES):
+            obj = first if attempt == 0 and first is not None else await self._read()
             if obj is None:
                 raise ActuatorError("get_application", f"{self.where} not found")
             if self.kind == "SparkApplication":
