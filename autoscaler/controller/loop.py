@@ -20,7 +20,14 @@ from typing import Any
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from autoscaler.controller.actuator import Actuator, ActuatorError, ActuatorEvent, Outcome, TargetState
+from autoscaler.controller.actuator import (
+    Actuator,
+    ActuatorError,
+    ActuatorEvent,
+    Outcome,
+    TargetState,
+    spread_interval,
+)
 from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe, reads_of
 from autoscaler.controller.policies import PolicyEntry, PolicyKey, PolicySource
@@ -436,7 +443,9 @@ class Controller:
             return
         previous = runtime.status if runtime is not None else None
         status = build_status(previous, conditions, now, generation=entry.generation or None, **fields)
-        if not status_changed(previous, status, now, self.status_refresh):
+        # Spread per policy, so the refreshes of policies written in one pass do not all fall in another.
+        refresh = spread_interval(self.status_refresh, *entry.key)
+        if not status_changed(previous, status, now, refresh):
             return
         if await self.status.write(entry, status) and runtime is not None:
             runtime.status = status
