@@ -24,7 +24,7 @@ from adapter.selectors import parse_selector
 from adapter.selfmetrics import SelfMetrics
 from adapter.sources.trino import TrinoSource
 from adapter.store import SampleStore
-from autoscaler.controller.actuator import ActuatorError, ActuatorEvent, Outcome, TargetState
+from autoscaler.controller.actuator import ActuatorError, ActuatorEvent, Outcome, TargetState, spread_interval
 from autoscaler.controller.loop import Controller
 from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import FilePolicySource, PolicyEntry
@@ -527,3 +527,11 @@ async def test_an_unreadable_target_is_backed_off_and_retried(tmp_path: Path) ->
     report = (await controller.reconcile(1046.0))[key]
     assert report.decision is not None
     assert (await controller.reconcile(1047.0))[key].decision is not None
+
+
+def test_spread_intervals_are_stable_and_spread_over_half_again() -> None:
+    spread = [spread_interval(60.0, "ns", f"policy-{i}") for i in range(1000)]
+    assert all(60.0 <= s < 90.0 for s in spread)
+    assert spread == [spread_interval(60.0, "ns", f"policy-{i}") for i in range(1000)]
+    # Passes 15 s apart: every 15 s band of the 30 s spread holds a good share of the targets.
+    assert 350 < sum(s < 75.0 for s in spread) < 650
