@@ -311,6 +311,12 @@ async def test_policy_changes_take_effect_on_the_next_pass() -> None:
             second = await rig.pass_()
             assert second.decision is not None
             assert second.decision.max_replicas == 2
+            # A change of metadata alone (no new generation) is taken too, unlike a status write.
+            patch = {"metadata": {"annotations": {"team": "bi"}}}
+            await call(
+                custom.patch_namespaced_custom_object, GROUP, VERSION, NAMESPACE, PLURAL, "workers", patch
+            )
+            await eventually(lambda: _annotations(rig.source), check=lambda a: a.get("team") == "bi")
         finally:
             await rig.close()
 
@@ -320,6 +326,12 @@ def _value(text: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+async def _annotations(source: CrdPolicySource) -> dict[str, str]:
+    await asyncio.sleep(0)
+    entry = source.snapshot().get((NAMESPACE, "workers"))
+    return dict(entry.policy.metadata.annotations) if entry and entry.policy else {}
 
 
 async def _max_replicas(source: CrdPolicySource) -> int | None:

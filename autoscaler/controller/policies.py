@@ -160,6 +160,23 @@ class CrdPolicySource:
                     log.exception("scalingpolicy watch in %s failed", where)
             self._stop.wait(self.retry)
 
+    def _unchanged(self, namespace: str, obj: dict[str, Any]) -> bool:
+        """Whether ``obj`` is the policy already held but for its status: same uid and generation (the API
+        server bumps the generation on every spec change, not on status writes), same labels and
+        annotations."""
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+        with self._lock:
+            held = self._entries.get(namespace, {}).get(key)
+        if held is None or held.policy is None or not held.generation:
+            return False
+        return (
+            held.uid == str(meta.get("uid") or "")
+            and held.generation == int(meta.get("generation") or 0)
+            and held.policy.metadata.labels == (meta.get("labels") or {})
+            and held.policy.metadata.annotations == (meta.get("annotations") or {})
+        )
+
     def _watch(self, namespace: str, version: str) -> None:
         w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
         with self._lock:
@@ -193,6 +210,9 @@ class CrdPolicySource:
                     # 410 Gone or another error: relist from scratch.
                     return
                 if not isinstance(obj, dict):
+                    continue
+                if kind == "MODIFIED" and self._unchanged(namespace, obj):
+                    # Our own status writes come back as MODIFIED: nothing to validate again.
                     continue
                 entry = entry_from_resource(obj)
                 with self._lock:

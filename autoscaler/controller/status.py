@@ -225,6 +225,8 @@ class StatusWriter:
                 PLURAL,
                 name,
                 body,
+                # The answer is not needed: leave it unparsed.
+                _preload_content=False,
             )
         except ApiException as exc:
             log.warning("status of %s/%s not written: %s %s", namespace, name, exc.status, exc.reason)
