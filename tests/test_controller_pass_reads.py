@@ -12,6 +12,7 @@ import kubernetes.client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapter.poller import Poller
 from adapter.samples import Sample
 from adapter.selectors import Selector, parse_selector
 from autoscaler.controller.observe import observe, reads_of
@@ -41,6 +42,16 @@ def metric_requests(text: str) -> int:
     return int(total)
 
 
+async def figures_in(poller: Poller) -> Selector:
+    """Wait until the adapter holds the scripted figures; the selector that reads them."""
+    sel = parse_selector("cluster=adhoc")
+    await eventually(
+        lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
+        check=lambda r: r.series is not None,
+    )
+    return sel
+
+
 def api_client(url: str) -> kubernetes.client.ApiClient:
     config = kubernetes.client.Configuration()
     config.host = url
@@ -48,15 +59,12 @@ def api_client(url: str) -> kubernetes.client.ApiClient:
 
 
 async def test_a_pass_asks_each_figure_once_and_the_next_pass_asks_again() -> None:
-    async with running_adapter([source()]) as (server, poller):
-        sel = parse_selector("cluster=adhoc")
-        await eventually(
-            lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
-            check=lambda r: r.series is not None,
-        )
-        reader = ExternalApiReader(api_client(server.url))
+    async with (
+        running_adapter([source()]) as (server, poller),
+        ExternalApiReader(api_client(server.url)) as reader,
+    ):
+        sel = await figures_in(poller)
         before = metric_requests(poller.metrics.exposition().decode())
-        closing = reader
 
         first = PassReads(reader)
         asked = [first.read("trino", "trino_queued_queries", sel, 100.0) for _ in range(16)]
@@ -71,7 +79,6 @@ async def test_a_pass_asks_each_figure_once_and_the_next_pass_asks_again() -> No
         second = PassReads(reader)
         again = await second.read("trino", "trino_queued_queries", sel, 115.0)
         after_second = metric_requests(poller.metrics.exposition().decode())
-        await closing.close()
 
     assert after_first - before == 3
     assert after_second - after_first == 1
@@ -84,11 +91,7 @@ async def test_a_pass_asks_each_figure_once_and_the_next_pass_asks_again() -> No
 
 async def test_a_cancelled_policy_does_not_cancel_the_read_others_share() -> None:
     async with running_adapter([source()]) as (server, poller):
-        sel = parse_selector("cluster=adhoc")
-        await eventually(
-            lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
-            check=lambda r: r.series is not None,
-        )
+        sel = await figures_in(poller)
         api_reader = ExternalApiReader(api_client(server.url))
         reads = PassReads(api_reader)
         cancelled = asyncio.ensure_future(reads.read("trino", "trino_queued_queries", sel, 1.0))
@@ -104,11 +107,7 @@ async def test_a_cancelled_policy_does_not_cancel_the_read_others_share() -> Non
 
 async def test_a_prefetch_asks_each_figure_once_and_the_policies_then_ask_nothing() -> None:
     async with running_adapter([source()]) as (server, poller):
-        sel = parse_selector("cluster=adhoc")
-        await eventually(
-            lambda: StoreReader(poller.store).read("trino", "trino_queued_queries", sel, 0),
-            check=lambda r: r.series is not None,
-        )
+        sel = await figures_in(poller)
         async with ExternalApiReader(api_client(server.url)) as reader:
             before = metric_requests(poller.metrics.exposition().decode())
             reads = PassReads(reader)
