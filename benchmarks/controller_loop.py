@@ -34,8 +34,8 @@ down to one, and every spark-operator application over its policy's maximum, and
 hold the moved world (how long that took is reported): a pass that starts 950 drains (800 Trino
 workers, 150 Spark workers decommissioned) and scales 475 workloads up and 50 applications down, the
 passes that finish the drains; steady passes at the controller's 15 s period for 105 s, in which every
-target makes its once-a-minute checks (a pool's master, a cluster's credentials, a status refresh),
-spread over the passes as in a cluster; last, steady passes reading the metrics in-process
+target makes its once-a-minute checks (a pool's master, a cluster's credentials), spread over the
+passes as in a cluster (status refreshes, every 5-7.5 min, fall outside them); last, steady passes reading the metrics in-process
 (``StoreReader`` on a store holding the figures the adapter served). Baseline: ``engine.decide`` for the same 1,000 policies
 and observations (warm engine states, no I/O). ``--profile`` writes a pstats file of the last steady pass
 (yappi, every thread, when installed; else cProfile, the event loop's thread only).
@@ -509,8 +509,8 @@ async def passes(
             await asyncio.sleep(0.5)
             reports = await one("drains finishing")
     # The passes above run back to back, so what a steady target does about once a minute (spread over
-    # 60-90 s: check a pool's master or a cluster's credentials, refresh its status) falls outside them;
-    # these run at the controller's own period, long enough for every target to do it once.
+    # 60-90 s: check a pool's master or a cluster's credentials) falls outside them; these run at the
+    # controller's own period, long enough for every target to do it once.
     began = time.monotonic()
     for i in range(args.paced):
         await asyncio.sleep(max(0.0, began + PERIOD_SECONDS * (i + 1) - time.monotonic()))

@@ -137,7 +137,7 @@ class Controller:
         is_leader: Callable[[], bool] | None = None,
         engine_config: EngineConfig = DEFAULT_CONFIG,
         concurrency: int = 16,
-        status_refresh_seconds: float = 60.0,
+        status_refresh_seconds: float = 300.0,
         on_pass_start: Callable[[], None] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
