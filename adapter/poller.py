@@ -64,7 +64,10 @@ class Poller:
         started = self.clock()
         t0 = time.perf_counter()
         try:
-            samples = await asyncio.wait_for(source.collect(started), source.settings.timeout_seconds)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that lands as the
+            # collect finishes, and the poll task then outlived stop() (the adapter hung on shutdown).
+            async with asyncio.timeout(source.settings.timeout_seconds):
+                samples = await source.collect(started)
         except (SourceError, TimeoutError) as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else "error"
             message = str(exc) or f"no answer within {source.settings.timeout_seconds:g}s"

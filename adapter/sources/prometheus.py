@@ -487,9 +487,9 @@ class PrometheusSource:
                     f"Prometheus query for metric {query.metric!r} not run: the poll used its {budget:g}s"
                 )
             try:
-                result = await asyncio.wait_for(
-                    asyncio.to_thread(self._run, query.query, remaining), remaining
-                )
+                # asyncio.timeout, not wait_for: it never swallows the poll's own cancellation (3.11).
+                async with asyncio.timeout(remaining):
+                    result = await asyncio.to_thread(self._run, query.query, remaining)
             except TimeoutError:
                 raise SourceError(
                     f"Prometheus query for metric {query.metric!r} timed out after {remaining:.3g}s"
