@@ -37,7 +37,12 @@ _RG = ("resource_group",)
 
 BUILTIN: tuple[MetricSpec, ...] = (
     _trino("trino_queued_queries", (), "queries", "Queries waiting in a resource-group queue."),
-    _trino("trino_running_queries", (), "queries", "Queries running and not fully blocked (QueryManager)."),
+    _trino(
+        "trino_running_queries",
+        (),
+        "queries",
+        "Queries running (QueryManager): fully blocked ones included since Trino 431, left out before.",
+    ),
     _trino("trino_blocked_queries", (), "queries", "Running queries blocked waiting for memory or data."),
     _trino(
         "trino_required_workers",

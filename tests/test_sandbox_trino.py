@@ -360,11 +360,19 @@ async def test_hard_limit_queues_fifo_and_max_queued_rejects() -> None:
     assert queries[limit + 1].state is QueryState.QUEUED
 
 
-async def test_blocked_queries_make_no_progress_and_leave_the_running_gauge() -> None:
-    cluster = TrinoCluster(478, workers=1, node_refresh_seconds=0)
+@pytest.mark.parametrize(("version", "running"), [(478, 1), (431, 1), (430, 0)])
+async def test_blocked_queries_make_no_progress_and_count_as_running_since_431(
+    version: int, running: int
+) -> None:
+    cluster = TrinoCluster(version, workers=1, node_refresh_seconds=0)
     query = cluster.submit("global.adhoc", 40.0)
     cluster.set_blocked(query.query_id)
-    assert (cluster.running_queries(), cluster.blocked_queries()) == (0, 1)
+    # QueryManager.RunningQueries counts fully blocked queries since 431 (ProgressingQueries does not).
+    assert (cluster.running_queries(), cluster.progressing_queries(), cluster.blocked_queries()) == (
+        running,
+        0,
+        1,
+    )
     cluster.advance(100.0)
     assert query.state is QueryState.RUNNING
     assert query.remaining_work == 40.0

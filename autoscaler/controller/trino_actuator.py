@@ -49,7 +49,7 @@ from autoscaler.controller.kube_ops import KubeOps, WorkloadKind
 from autoscaler.controller.trino_workers import TrinoWorkerClient, auth_headers
 from autoscaler.policy_models import Drain, ScalingPolicy, TrinoTarget, WorkloadRef
 
-__all__ = ["TrinoWorkersActuator", "pod_ordinal", "worker_url", "worker_view"]
+__all__ = ["CREDENTIALS_CHECK_SECONDS", "TrinoWorkersActuator", "pod_ordinal", "worker_url", "worker_view"]
 
 log = logging.getLogger(__name__)
 

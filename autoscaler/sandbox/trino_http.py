@@ -40,6 +40,7 @@ from autoscaler.sandbox.serve import Served, serve
 from autoscaler.sandbox.trino_model import (
     DRAINING_SINCE,
     NODE_MANAGER_RENAMED_IN,
+    RUNNING_INCLUDES_BLOCKED_SINCE,
     LoadPattern,
     Node,
     NodeState,
@@ -231,6 +232,11 @@ def node_metric_families(cluster: TrinoCluster, node: Node) -> list[MetricFamily
     families += [
         MetricFamily(query_manager + "QueuedQueries", "gauge", cluster.queued_queries()),
         MetricFamily(query_manager + "RunningQueries", "gauge", cluster.running_queries()),
+        *(
+            [MetricFamily(query_manager + "ProgressingQueries", "gauge", cluster.progressing_queries())]
+            if cluster.version >= RUNNING_INCLUDES_BLOCKED_SINCE
+            else []
+        ),
         # airlift renders a CounterStat as a counter without the ``_total`` suffix OpenMetrics asks for.
         MetricFamily(query_manager + "SubmittedQueries", "counter", cluster.submitted_queries),
         MetricFamily(query_manager + "StartedQueries", "counter", cluster.started_queries),
@@ -391,7 +397,7 @@ def cluster_stats(cluster: TrinoCluster) -> dict[str, object]:
     active_workers = cluster.active_worker_count()
     cpu = sum(q.work_seconds - q.remaining_work for q in cluster.queries() if q.tasks)
     return {
-        "runningQueries": cluster.running_queries(),
+        "runningQueries": cluster.progressing_queries(),
         "blockedQueries": cluster.blocked_queries(),
         "queuedQueries": cluster.queued_queries(),
         "activeCoordinators": 1,

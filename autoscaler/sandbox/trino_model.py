@@ -38,6 +38,10 @@ DRAINING_SINCE = 468
 #: First release whose ``/v1/info`` carries ``nodeId``/``state`` and whose node counts come from
 #: ``CoordinatorNodeManager`` (domain ``trino.node``), not ``DiscoveryNodeManager`` (``trino.metadata``).
 NODE_MANAGER_RENAMED_IN = 477
+#: First release whose ``QueryManager.RunningQueries`` counts every RUNNING query, fully blocked ones
+#: included, and whose ``ProgressingQueries`` counts the others (trinodb/trino#19427, October 2023);
+#: before, ``RunningQueries`` left fully blocked queries out.
+RUNNING_INCLUDES_BLOCKED_SINCE = 431
 
 #: Model time 0 is this instant on the wall-clock faces (query ids, ISO timestamps).
 SANDBOX_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -721,7 +725,15 @@ class TrinoCluster:
         return sum(1 for q in self._queries.values() if q.state is QueryState.QUEUED)
 
     def running_queries(self) -> int:
-        """RUNNING and not fully blocked, like ``QueryManager.RunningQueries``."""
+        """``QueryManager.RunningQueries`` of this version: every RUNNING query, or before 431 those not
+        fully blocked."""
+        if self.version >= RUNNING_INCLUDES_BLOCKED_SINCE:
+            return sum(1 for q in self._queries.values() if q.state is QueryState.RUNNING)
+        return self.progressing_queries()
+
+    def progressing_queries(self) -> int:
+        """RUNNING and not fully blocked: ``QueryManager.ProgressingQueries`` (431 on), the Web UI's
+        ``runningQueries``."""
         return sum(1 for q in self._queries.values() if q.state is QueryState.RUNNING and not q.blocked)
 
     def blocked_queries(self) -> int:
