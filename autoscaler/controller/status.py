@@ -217,18 +217,16 @@ class StatusWriter:
         namespace, name = entry.key
         body = {"status": dict(status)}
         try:
-            await asyncio.to_thread(
-                self.custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                # The answer is not needed: leave it unparsed.
-                _preload_content=False,
-            )
+            await asyncio.to_thread(self._patch, namespace, name, body)
         except ApiException as exc:
             log.warning("status of %s/%s not written: %s %s", namespace, name, exc.status, exc.reason)
             return False
         return True
+
+    def _patch(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        # The answer is not needed, so it is left unparsed; it is still read to its end, which gives the
+        # connection back to the pool (an unread answer would hold it until garbage collection).
+        answer: Any = self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, body, _preload_content=False
+        )
+        answer.data  # noqa: B018
