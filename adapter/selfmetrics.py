@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from adapter.exported import CatalogExporter
 
 if TYPE_CHECKING:
+    from adapter.connections import ConnectionGuard
     from adapter.store import SampleStore
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -58,6 +59,21 @@ class _StoreCollector(Collector):
         yield bound
 
 
+class _ConnectionCollector(Collector):
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self.guard = guard
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "queuescale_adapter_connections",
+            "Open connections of the API server by state (handshake, headers, idle, busy).",
+            labels=["state"],
+        )
+        for state, count in sorted(self.guard.counts().items()):
+            family.add_metric([state], float(count))
+        yield family
+
+
 class SelfMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -81,6 +97,19 @@ class SelfMetrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.connections_closed = Counter(
+            "queuescale_adapter_connections_closed",
+            "Connections the server closed or refused on its limits, by reason (header_timeout, "
+            "idle_timeout, headers_too_large, evicted, refused).",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def watch_connections(self, guard: ConnectionGuard) -> None:
+        self.registry.register(_ConnectionCollector(guard))
+
+    def connection_closed(self, reason: str) -> None:
+        self.connections_closed.labels(reason).inc()
 
     def watch_store(self, store: SampleStore, clock: Callable[[], float] = time.time) -> None:
         self.registry.register(_StoreCollector(store, clock))
