@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PREFIX = f"/apis/{apidocs.GROUP_VERSION}"
+_METRIC_PATH = re.compile(rf"^({re.escape(_PREFIX)}|/keda/v1)/namespaces/[^/]+/[^/]+$")
 _JSON = "application/json"
 
 
@@ -93,9 +94,17 @@ async def _errors_as_status(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        kind = _HTTP_TO_ERROR.get(exc.status, InternalError)
-        text = {404: "the server could not find the requested resource"}.get(exc.status, exc.reason)
-        if exc.status == 405:
+        status = exc.status
+        if (
+            status == 404
+            and request.method == "CONNECT"
+            and _METRIC_PATH.match(request.raw_path.split("?")[0])
+        ):
+            # aiohttp reads a CONNECT target as an authority, so no route matches its path.
+            status = 405
+        kind = _HTTP_TO_ERROR.get(status, InternalError)
+        text = {404: "the server could not find the requested resource"}.get(status, exc.reason)
+        if status == 405:
             text = f"the server does not allow the method {request.method} here"
         response = _status_response(kind(text))
     except Exception:

@@ -124,9 +124,12 @@ class ConnectionGuard:
         *,
         on_close: Callable[[str], None] = lambda reason: None,
         tls: bool = False,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` defaults to the event loop's; tests pass their own and call :meth:`sweep`."""
         self.limits = limits
         self.tls = tls
+        self._clock = clock
         self._on_close = on_close
         self._open: dict[_Guarded, None] = {}
         self._by_transport: dict[asyncio.BaseTransport, _Guarded] = {}
@@ -135,6 +138,8 @@ class ConnectionGuard:
         self._sweeper: asyncio.Task[None] | None = None
 
     def now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
         loop = self._loop or asyncio.get_running_loop()
         return loop.time()
 

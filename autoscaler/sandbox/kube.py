@@ -981,8 +981,8 @@ class KubeSandbox:
             "kind": rt.kind,
             "apiVersion": rt.api_version,
             "metadata": {"creationTimestamp": None},
-            # kube-apiserver does not echo the token back.
-            "spec": {k: v for k, v in spec.items() if k != "token"},
+            # As kube-apiserver: the spec comes back as sent, token included.
+            "spec": spec,
             "status": status,
         }
         return json_response(answer, status=201)
