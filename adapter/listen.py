@@ -13,9 +13,11 @@ from adapter.connections import ConnectionGuard, ConnectionLimits
 from adapter.throttled_log import ClientErrorLogger
 
 # asyncio gives every TLS connection a read buffer of this size, allocated and zeroed at accept: at its
-# default of 256 KiB, 1,000 connections that never send a byte held 250 MB. 64 KiB still takes four
-# full TLS records per read. The setting is per process: the adapter is the only server in its own.
-TLS_READ_BUFFER_BYTES = 64 * 1024
+# default of 256 KiB, 1,000 connections that never send a byte held 250 MB. Any size works (received
+# bytes are queued in OpenSSL's BIO until a whole record is there); 16 KiB holds a request of the size
+# the API gets and halves the rest of a connection's cost (measured: benchmarks/adapter_hostile.py).
+# The setting is per process: the adapter is the only server in its own.
+TLS_READ_BUFFER_BYTES = 16 * 1024
 
 
 @dataclass
