@@ -260,7 +260,8 @@ def create_app(
 ) -> web.Application:
     app = web.Application(middlewares=[_errors_as_status])
     app[PARTS] = parts
-    app[CACHES] = _Caches.sized(selector_cache_bytes, response_cache_bytes)
+    caches = app[CACHES] = _Caches.sized(selector_cache_bytes, response_cache_bytes)
+    parts.metrics.watch_caches({"selectors": caches.selectors, "answers": caches.bodies})
     r = app.router
     r.add_get("/healthz", handle_health, name="healthz", allow_head=False)
     r.add_get("/livez", handle_health, name="livez", allow_head=False)

@@ -11,12 +11,11 @@ read deadline, an idle timeout and 1 MiB of headers):
 - the request line and headers of one request may total ``max_header_bytes``; past that the client gets
   ``431`` and the connection closes before the rest is parsed;
 - at most ``max_connections`` are open. A new connection at the limit takes the place of the oldest one
-  that is not being answered (idle, or still sending headers); when every one is busy it is refused.
+  that is not being answered (in its handshake, idle, or still sending headers); when every one is busy
+  the new one is refused.
 
-Connections are counted from the moment they are accepted, before the TLS handshake, because that is
-when asyncio allocates their buffers. A connection whose handshake fails or times out is never shown to
-the application protocol; asyncio closes it after ``ssl_handshake_timeout`` (set to the header
-deadline), and it leaves the count then.
+The guard sits at the TCP level and does the TLS handshake itself (``loop.start_tls``), so a connection
+is counted, timed and can be closed from its accept on, before the handshake allocates anything.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -50,36 +50,79 @@ class ConnectionLimits:
 
 
 class _State(enum.Enum):
-    HANDSHAKE = "handshake"  # accepted; TLS not done yet (the application protocol is not called)
+    HANDSHAKE = "handshake"  # accepted, TLS handshake under way
     IDLE = "idle"  # kept alive after a response, waiting for the first byte of the next request
     HEADERS = "headers"  # new, or a request has started arriving: its headers are not complete
     BUSY = "busy"  # a request is being answered
     CLOSED = "closed"
 
 
+_EVICTABLE = (_State.HANDSHAKE, _State.IDLE, _State.HEADERS)
+
+
 class _Guarded(asyncio.Protocol):
-    """Sits between asyncio and aiohttp's request handler, watching what the connection does."""
+    """The server's protocol: watches one connection and hands it to aiohttp's request handler (after
+    the TLS handshake, when the server speaks TLS)."""
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol, refused: bool) -> None:
         self.guard = guard
         self.inner = inner
         self.refused = refused
-        self.state = _State.HANDSHAKE
+        self.state = _State.HEADERS
         self.since = guard.now()
         self.received = 0
+        self.raw: asyncio.Transport | None = None
         self.transport: asyncio.Transport | None = None
-        self._made = False
+        self._handshake: asyncio.Task[None] | None = None
+
+    # ----- the TCP connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.raw = transport
         if self.refused:
             self.state = _State.CLOSED
             transport.abort()
             return
+        context = self.guard.tls
+        if context is None:
+            self._serve(transport)
+            return
+        # Nothing may be read before the TLS layer takes the connection over.
+        transport.pause_reading()
+        self.state = _State.HANDSHAKE
+        self._handshake = asyncio.get_running_loop().create_task(self._start_tls(transport, context))
+
+    async def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # After this, asyncio's TLS layer is the TCP protocol and this object its application
+            # protocol: it gets the decrypted data, and connection_lost once the handshake is done.
+            tls = await loop.start_tls(
+                raw,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.guard.limits.header_read_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, RuntimeError):
+            # Refused certificates, protocol errors, asyncio's handshake deadline, a peer that left.
+            if self.state is _State.HANDSHAKE:
+                self.guard._gone(self, "handshake_failed")
+            raw.abort()
+            return
+        if tls is None or self.state is not _State.HANDSHAKE:
+            raw.abort()
+            return
+        self.state = _State.HEADERS
+        self._serve(tls)
+
+    def _serve(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
         self.guard._made(self)
-        self._made = True
         self.inner.connection_made(transport)
+
+    # ----- the (decrypted) byte stream
 
     def data_received(self, data: bytes) -> None:
         if self.state is _State.CLOSED:
@@ -94,12 +137,12 @@ class _Guarded(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self._made else None
+        return self.inner.eof_received() if self.transport is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = _State.CLOSED
         self.guard._forget(self)
-        if self._made:
+        if self.transport is not None:
             self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -108,29 +151,41 @@ class _Guarded(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.inner.resume_writing()
 
+    # ----- the guard's side
+
+    def close(self, *, graceful: bool) -> None:
+        """Close the connection; a handshake under way is abandoned."""
+        self.state = _State.CLOSED
+        if self._handshake is not None and not self._handshake.done():
+            self._handshake.cancel()
+        if graceful and self.transport is not None:
+            self.transport.close()
+        elif self.raw is not None:
+            self.raw.abort()
+
     def peer(self) -> str:
-        if self.transport is None:
-            return "?"
-        address = self.transport.get_extra_info("peername")
-        return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        transport = self.raw or self.transport
+        address = transport.get_extra_info("peername") if transport is not None else None
+        return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "?"
 
 
 class ConnectionGuard:
-    """Counts, times and closes the server's connections; wrap the server's protocol factory with it."""
+    """Counts, times and closes the server's connections; its protocol factory wraps aiohttp's."""
 
     def __init__(
         self,
         limits: ConnectionLimits,
         *,
+        tls: ssl.SSLContext | None = None,
         on_close: Callable[[str], None] = lambda reason: None,
-        tls: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        """``clock`` defaults to the event loop's; tests pass their own and call :meth:`sweep`."""
+        """``tls``: the serving context, the handshake then done here; ``clock`` defaults to the event
+        loop's (tests pass their own and call :meth:`sweep`)."""
         self.limits = limits
         self.tls = tls
-        self._clock = clock
         self._on_close = on_close
+        self._clock = clock
         self._open: dict[_Guarded, None] = {}
         self._by_transport: dict[asyncio.BaseTransport, _Guarded] = {}
         self._throttled = ThrottledLog(log)
@@ -160,11 +215,16 @@ class ConnectionGuard:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="connection-deadlines")
 
     async def stop(self) -> None:
+        """Stop the deadlines and close what is left (handshakes under way) once the server is done."""
         task, self._sweeper = self._sweeper, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for conn in list(self._open):
+            conn.close(graceful=False)
+            self._forget(conn)
+        await asyncio.sleep(0)
 
     def open_connections(self) -> int:
         return len(self._open)
@@ -206,7 +266,6 @@ class ConnectionGuard:
     def _made(self, conn: _Guarded) -> None:
         assert conn.transport is not None
         # The first request's headers are due within the deadline from the accept, handshake included.
-        conn.state = _State.HEADERS
         self._open[conn] = None
         self._by_transport[conn.transport] = conn
 
@@ -215,25 +274,24 @@ class ConnectionGuard:
         if conn.transport is not None:
             self._by_transport.pop(conn.transport, None)
 
-    def _close(self, conn: _Guarded, reason: str, *, graceful: bool = False) -> None:
-        transport = conn.transport
+    def _gone(self, conn: _Guarded, reason: str) -> None:
         conn.state = _State.CLOSED
         self._forget(conn)
-        self._on_close(reason)
-        if transport is not None:
-            if graceful:
-                transport.close()
-            else:
-                transport.abort()
+        if reason:
+            self._on_close(reason)
+
+    def _close(self, conn: _Guarded, reason: str, *, graceful: bool = False) -> None:
+        self._gone(conn, reason)
+        conn.close(graceful=graceful)
 
     def _make_room(self) -> bool:
         """Close the oldest connection nobody is being answered on; False when all are busy."""
-        candidates = [c for c in self._open if c.state in (_State.IDLE, _State.HEADERS)]
+        candidates = [c for c in self._open if c.state in _EVICTABLE]
         if not candidates:
             self._on_close("refused")
             self._throttled.log(
                 "refused",
-                "connection limit reached (server.max_connections=%d, all busy or in TLS handshakes): "
+                "connection limit reached (server.max_connections=%d, every connection busy): "
                 "refusing new connections",
                 self.limits.max_connections,
             )
@@ -241,9 +299,10 @@ class ConnectionGuard:
         oldest = min(candidates, key=lambda c: c.since)
         self._throttled.log(
             "evicted",
-            "connection limit reached (server.max_connections=%d): closing the oldest idle connection "
-            "(from %s) to accept a new one",
+            "connection limit reached (server.max_connections=%d): closing the oldest connection not "
+            "being answered (%s, from %s) to accept a new one",
             self.limits.max_connections,
+            oldest.state.value,
             oldest.peer(),
         )
         self._close(oldest, "evicted")
@@ -256,10 +315,8 @@ class ConnectionGuard:
             conn.peer(),
             self.limits.max_header_bytes,
         )
+        self._gone(conn, "headers_too_large")
         transport = conn.transport
-        conn.state = _State.CLOSED
-        self._forget(conn)
-        self._on_close("headers_too_large")
         if transport is not None:
             transport.write(_TOO_LARGE)
             transport.close()
@@ -268,14 +325,9 @@ class ConnectionGuard:
         """Close every connection past its deadline (run about four times per header deadline)."""
         now = self.now()
         limits = self.limits
-        # A handshake that fails or times out never reaches the application protocol: asyncio closes
-        # it after the handshake timeout, and it leaves the count a moment later here.
-        handshake_gone = limits.header_read_timeout + 1.0
         for conn in list(self._open):
             age = now - conn.since
-            if conn.state is _State.HANDSHAKE and age > handshake_gone:
-                self._forget(conn)
-            elif conn.state is _State.HEADERS and age > limits.header_read_timeout:
+            if conn.state in (_State.HEADERS, _State.HANDSHAKE) and age > limits.header_read_timeout:
                 self._throttled.log(
                     "header-timeout",
                     "closed a connection from %s: no complete request headers within "

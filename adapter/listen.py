@@ -34,8 +34,9 @@ class Listening:
         return f"{self.scheme}://{host}:{self.port}"
 
     async def stop(self) -> None:
-        await self.guard.stop()
+        # aiohttp first: it finishes the requests under way; the guard then drops what is left.
         await self.runner.cleanup()
+        await self.guard.stop()
 
 
 class _GuardedSite(web.BaseSite):
@@ -48,10 +49,9 @@ class _GuardedSite(web.BaseSite):
         port: int,
         guard: ConnectionGuard,
         *,
-        ssl_context: ssl.SSLContext | None,
         backlog: int = 128,
     ) -> None:
-        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        super().__init__(runner, backlog=backlog)
         self._host = host
         self._port = port
         self._guard = guard
@@ -59,33 +59,23 @@ class _GuardedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        scheme = "https" if self._ssl_context else "http"
+        scheme = "https" if self._guard.tls else "http"
         return f"{scheme}://{self._host}:{self.bound_port}"
 
     async def start(self) -> None:
         await super().start()
         server = self._runner.server
         assert server is not None
-        loop = asyncio.get_running_loop()
-        if self._ssl_context is not None:
+        if self._guard.tls is not None:
             sslproto.SSLProtocol.max_size = min(sslproto.SSLProtocol.max_size, TLS_READ_BUFFER_BYTES)
-            self._server = await loop.create_server(
-                self._guard.protocol_factory(server),
-                self._host,
-                self._port,
-                ssl=self._ssl_context,
-                backlog=self._backlog,
-                reuse_address=True,
-                ssl_handshake_timeout=self._guard.limits.header_read_timeout,
-            )
-        else:
-            self._server = await loop.create_server(
-                self._guard.protocol_factory(server),
-                self._host,
-                self._port,
-                backlog=self._backlog,
-                reuse_address=True,
-            )
+        # Plain TCP: the guard does the TLS handshake itself, so it holds every connection from its accept.
+        self._server = await asyncio.get_running_loop().create_server(
+            self._guard.protocol_factory(server),
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=True,
+        )
         sockets = self._server.sockets
         if sockets:
             self.bound_port = sockets[0].getsockname()[1]
@@ -109,7 +99,9 @@ async def listen(
     header fields is generous; their total size is bounded by ``limits.max_header_bytes``. The guard's
     middleware is put in front of the application's own."""
     if guard is None:
-        guard = ConnectionGuard(limits or ConnectionLimits(), tls=ssl_context is not None)
+        guard = ConnectionGuard(limits or ConnectionLimits(), tls=ssl_context)
+    elif guard.tls is not ssl_context:
+        raise ValueError("the connection guard must be built with the server's TLS context")
     limits = guard.limits
     # Outermost, so a request is "busy" for the guard for as long as any middleware works on it.
     app.middlewares.insert(0, guard.middleware)
@@ -125,7 +117,7 @@ async def listen(
         logger=ClientErrorLogger("adapter.http"),
     )
     await runner.setup()
-    site = _GuardedSite(runner, host, port, guard, ssl_context=ssl_context)
+    site = _GuardedSite(runner, host, port, guard)
     await site.start()
     guard.start()
     return Listening(runner, host, site.bound_port, "https" if ssl_context else "http", guard)

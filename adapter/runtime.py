@@ -148,7 +148,7 @@ async def start_adapter(
     )
     host, port = split_host_port(settings.server.listen)
     guard = ConnectionGuard(
-        settings.server.connection_limits(), on_close=metrics.connection_closed, tls=ssl_context is not None
+        settings.server.connection_limits(), tls=ssl_context, on_close=metrics.connection_closed
     )
     metrics.watch_connections(guard)
     app = create_app(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapter.exported import CatalogExporter
 
 if TYPE_CHECKING:
+    from adapter.bytecache import ByteBoundedCache
     from adapter.connections import ConnectionGuard
     from adapter.store import SampleStore
 
@@ -74,6 +75,31 @@ class _ConnectionCollector(Collector):
         yield family
 
 
+class _CacheCollector(Collector):
+    def __init__(self, caches: dict[str, ByteBoundedCache[Any, Any]]) -> None:
+        self.caches = caches
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        size = GaugeMetricFamily(
+            "queuescale_adapter_cache_bytes", "Estimated memory held by a cache, in bytes.", labels=["cache"]
+        )
+        budget = GaugeMetricFamily(
+            "queuescale_adapter_cache_capacity_bytes", "The byte budget of a cache.", labels=["cache"]
+        )
+        evicted = CounterMetricFamily(
+            "queuescale_adapter_cache_evictions",
+            "Entries dropped from a cache to stay within its byte budget.",
+            labels=["cache"],
+        )
+        for name, cache in sorted(self.caches.items()):
+            size.add_metric([name], float(cache.bytes))
+            budget.add_metric([name], float(cache.capacity_bytes))
+            evicted.add_metric([name], float(cache.evictions))
+        yield size
+        yield budget
+        yield evicted
+
+
 class SelfMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -104,6 +130,9 @@ class SelfMetrics:
             ["reason"],
             registry=self.registry,
         )
+
+    def watch_caches(self, caches: dict[str, ByteBoundedCache[Any, Any]]) -> None:
+        self.registry.register(_CacheCollector(caches))
 
     def watch_connections(self, guard: ConnectionGuard) -> None:
         self.registry.register(_ConnectionCollector(guard))

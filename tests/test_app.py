@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +389,9 @@ async def test_selector_and_answer_caches_are_bounded_in_bytes() -> None:
         assert caches.bodies.bytes <= 1 << 20
         assert caches.selectors.evictions > 0
         assert len(caches.selectors) < 300
+        _, exposition, _ = await fetch(server.url + "/metrics")
+        evicted = re.search(
+            r'queuescale_adapter_cache_evictions_total\{cache="selectors"\} (\S+)', exposition
+        )
+        assert evicted is not None
+        assert float(evicted.group(1)) == caches.selectors.evictions

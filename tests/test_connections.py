@@ -82,7 +82,7 @@ async def served(
 ) -> AsyncIterator[Served]:
     clock = Clock()
     closed: list[str] = []
-    guard = ConnectionGuard(limits, on_close=closed.append, tls=ssl_context is not None, clock=clock)
+    guard = ConnectionGuard(limits, tls=ssl_context, on_close=closed.append, clock=clock)
     release = asyncio.Event()
     server = await listen(_app(release), "127.0.0.1", 0, ssl_context=ssl_context, guard=guard)
     s = Served(server, guard, clock, release, closed)
@@ -277,7 +277,27 @@ async def test_tls_handshake_deadline_and_count(tmp_path: Path) -> None:
         tls_reader, tls_writer = await s.connect(ssl=client_ctx, server_hostname="localhost")
         assert b"200 OK" in await answered(tls_reader, tls_writer)
         assert s.guard.counts()["idle"] == 1
-        tls_writer.close()
+        assert s.closed == ["handshake_failed"]
+
+
+async def test_connections_in_their_handshake_make_room_too(tmp_path: Path) -> None:
+    # Bare TCP connections to the TLS port hold the limit while they never handshake; the guard owns
+    # them from the accept, so a real client still gets in by closing the oldest.
+    server_ctx, client_ctx = _tls_pair(tmp_path)
+    limits = ConnectionLimits(
+        max_connections=2, header_read_timeout=30, idle_timeout=30, max_header_bytes=65536
+    )
+    async with served(limits, server_ctx) as s:
+        first, _ = await s.connect()
+        s.clock.now += 1
+        second, _ = await s.connect()
+        await asyncio.sleep(0.05)
+        assert s.guard.counts()["handshake"] == 2
+        reader, writer = await s.connect(ssl=client_ctx, server_hostname="localhost")
+        assert b"200 OK" in await answered(reader, writer)
+        assert await is_closed(first)
+        assert await still_open(second)
+        assert s.closed == ["evicted"]
 
 
 async def test_malformed_requests_log_one_throttled_line_without_traceback(
