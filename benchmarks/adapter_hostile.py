@@ -4,19 +4,20 @@
                                          [--ref GIT-REV]
 
 The adapter runs as deployed, in its own process (``python -m adapter``): HTTPS, front-proxy trust from a
-CA file, two Trino sources on loopback — "healthy" (an emulated coordinator) and "big" (a server that
-answers 503 until the last phase, then a ``--body-mb`` MB ``/metrics``). Phases, one after the other:
+CA file, two Trino sources on loopback — "healthy" (an emulated coordinator) and "big" (a relay of the
+same coordinator until its phase, then a ``--body-mb`` MB ``/metrics``). Each phase runs against a fresh
+adapter process that has polled both for a few seconds (its RSS "at rest"):
 
-1. at rest: the first polls done, RSS settled;
-2. ``--connections`` TLS connections that finish their handshake and send nothing (the probe: ~256 KiB
-   each, kept for an hour), and as many bare TCP connections that never handshake;
-3. ``--selectors`` requests with distinct ~9 KB label selectors, authenticated as kube-apiserver's front
-   proxy would (system:masters, so no SubjectAccessReview is asked);
-4. the big backend's body: RSS over 15 s of its polls, and the share of checks in which the healthy
-   cluster's metric answered 200 meanwhile (the probe: 503 in half of them).
+- ``--connections`` TLS connections that finish their handshake and send nothing (the probe: ~256 KiB
+  each, kept for an hour);
+- as many bare TCP connections that never handshake, and whether they are still open 12 s later;
+- ``--selectors`` requests with distinct ~9 KB label selectors, authenticated as kube-apiserver's front
+  proxy would (system:masters, so no SubjectAccessReview is asked);
+- the big backend's body: peak RSS over ``--body-seconds`` of its polls, and the share of checks in which
+  the healthy cluster's metric answered 200 meanwhile (the probe: 503 in half of them).
 
-Every phase prints RSS and its growth over the at-rest figure of the same adapter; ``--ref`` runs the
-same phases against another commit of the adapter (a scratch ``git worktree``) in the same run.
+Each phase starts a fresh adapter process and prints its RSS at rest and under the phase; ``--ref``
+runs the same phases against another commit of the adapter (a scratch ``git worktree``) in the same run.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -56,15 +57,26 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class BigBackend:
-    """503 until ``huge`` is set, then a body of ``size`` bytes streamed on every GET."""
+    """A Trino coordinator until ``huge`` is set (it relays ``upstream``), then a body of ``size`` bytes
+    streamed on every GET."""
 
     size: int
+    upstream: str = ""
     huge: bool = False
     bytes_sent: int = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not self.huge:
-            return web.Response(status=503, text="not yet")
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    self.upstream + request.path_qs,
+                    headers={k: v for k, v in request.headers.items() if k.startswith("X-")},
+                ) as upstream,
+            ):
+                return web.Response(
+                    status=upstream.status, body=await upstream.read(), content_type=upstream.content_type
+                )
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
         chunk = (b"# " + b"x" * 1021 + b"\n") * 256
@@ -116,9 +128,8 @@ class Pki:
 class Row:
     adapter: str
     phase: str
-    rss: float
-    growth: float
     rest: float
+    loaded: float
     note: str = ""
 
 
@@ -128,12 +139,6 @@ class Adapter:
     proc: subprocess.Popen[bytes]
     url: str
     port: int
-    rows: list[Row] = field(default_factory=list)
-    rest: float = 0.0
-
-    def record(self, phase: str, rss: float, note: str = "") -> None:
-        self.rows.append(Row(self.label, phase, rss, rss - self.rest, self.rest, note))
-        print(f"  {self.label}: {phase}: RSS {rss:.0f} MB ({rss - self.rest:+.0f}) {note}", flush=True)
 
 
 def write_config(directory: Path, pki: Pki, healthy: str, big: str, port: int) -> Path:
@@ -261,70 +266,83 @@ async def huge_body(adapter: Adapter, pki: Pki, big: BigBackend, seconds: float)
     headers = {"X-Remote-User": "bench", "X-Remote-Group": "system:masters"}
     peak, ok, checks = 0.0, 0, 0
     sent_before = big.bytes_sent
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(
-                    adapter.url + METRIC,
-                    params={"labelSelector": "cluster=healthy"},
-                    timeout=aiohttp.ClientTimeout(total=2),
-                ) as resp:
-                    await resp.read()
-                    ok += resp.status == 200
-            checks += 1
-            if adapter.proc.poll() is None:
-                peak = max(peak, rss_mb(adapter.proc.pid))
-            await asyncio.sleep(0.25)
-    big.huge = False
+    try:
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(
+                        adapter.url + METRIC,
+                        params={"labelSelector": "cluster=healthy"},
+                        timeout=aiohttp.ClientTimeout(total=2),
+                    ) as resp:
+                        await resp.read()
+                        ok += resp.status == 200
+                checks += 1
+                if adapter.proc.poll() is None:
+                    peak = max(peak, rss_mb(adapter.proc.pid))
+                await asyncio.sleep(0.25)
+    finally:
+        big.huge = False
     read = (big.bytes_sent - sent_before) / MIB
-    return peak, f"healthy metric 200 in {ok}/{checks} checks; {read:.0f} MB sent by the big backend"
+    return peak, f"healthy cluster's metric 200 in {ok}/{checks} checks; the big backend sent {read:.0f} MB"
 
 
-async def run_one(
-    label: str, root: Path, pki: Pki, big: BigBackend, healthy: str, big_url: str, args: argparse.Namespace
-) -> list[Row]:
+@contextlib.asynccontextmanager
+async def adapter_at_rest(
+    label: str, root: Path, pki: Pki, healthy: str, big_url: str
+) -> AsyncIterator[tuple[Adapter, float]]:
+    """A fresh adapter process per phase: ready, polled a few times, its RSS settled."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = write_config(Path(tmp), pki, healthy, big_url, port)
         adapter = start(label, root, config, port, Path(tmp) / "adapter.log")
         try:
             await wait_ready(adapter, pki)
-            pid = adapter.proc.pid
-            adapter.rest = await settle(pid, 3.0)
-            adapter.record("at rest", adapter.rest)
-
-            tls = await open_idle(adapter, pki, args.connections, tls=True)
-            rss = await settle(pid)
-            adapter.record(
-                f"{args.connections} idle TLS connections",
-                rss,
-                f"{len(tls)} handshakes done, {await still_open(tls)} still open",
-            )
-            await close_all(tls)
-            bare = await open_idle(adapter, pki, args.connections, tls=False)
-            rss = await settle(pid)
-            adapter.record(f"{args.connections} bare TCP connections", rss, f"{len(bare)} accepted")
-            await asyncio.sleep(12)  # past the default 10 s handshake deadline
-            adapter.record(
-                "  ... 12 s later", rss_mb(pid), f"{await still_open(bare)} still open (kept by the client)"
-            )
-            await close_all(bare)
-
-            codes = await selectors(adapter, pki, args.selectors)
-            adapter.record(f"{args.selectors} distinct ~9 KB selectors", await settle(pid), codes)
-
-            peak, note = await huge_body(adapter, pki, big, args.body_seconds)
-            adapter.record(f"{args.body_mb} MB backend body (peak)", peak, note)
+            yield adapter, await settle(adapter.proc.pid, 5.0)
         finally:
             adapter.proc.terminate()
             try:
                 adapter.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 adapter.proc.kill()
-        if adapter.proc.returncode not in (0, -15):
-            print((Path(tmp) / "adapter.log").read_text()[-2000:])
-        return adapter.rows
+            if adapter.proc.returncode not in (0, -15):
+                print((Path(tmp) / "adapter.log").read_text()[-2000:])
+
+
+async def run_one(
+    label: str, root: Path, pki: Pki, big: BigBackend, healthy: str, big_url: str, args: argparse.Namespace
+) -> list[Row]:
+    rows: list[Row] = []
+
+    def record(phase: str, rest: float, loaded: float, note: str) -> None:
+        rows.append(Row(label, phase, rest, loaded, note))
+        print(f"  {label}: {phase}: RSS {rest:.0f} -> {loaded:.0f} MB; {note}", flush=True)
+
+    async with adapter_at_rest(label, root, pki, healthy, big_url) as (adapter, rest):
+        tls = await open_idle(adapter, pki, args.connections, tls=True)
+        loaded = await settle(adapter.proc.pid)
+        record(
+            f"{args.connections} idle TLS connections",
+            rest,
+            loaded,
+            f"{len(tls)} handshakes done, {await still_open(tls)} still open",
+        )
+        await close_all(tls)
+    async with adapter_at_rest(label, root, pki, healthy, big_url) as (adapter, rest):
+        bare = await open_idle(adapter, pki, args.connections, tls=False)
+        loaded = await settle(adapter.proc.pid)
+        await asyncio.sleep(12)  # past the default 10 s handshake deadline
+        note = f"{len(bare)} accepted; 12 s later {await still_open(bare)} still open"
+        record(f"{args.connections} bare TCP connections (no handshake)", rest, loaded, note)
+        await close_all(bare)
+    async with adapter_at_rest(label, root, pki, healthy, big_url) as (adapter, rest):
+        codes = await selectors(adapter, pki, args.selectors)
+        record(f"{args.selectors} distinct ~9 KB selectors", rest, await settle(adapter.proc.pid), codes)
+    async with adapter_at_rest(label, root, pki, healthy, big_url) as (adapter, rest):
+        peak, note = await huge_body(adapter, pki, big, args.body_seconds)
+        record(f"{args.body_mb} MB backend body (peak)", rest, peak, note)
+    return rows
 
 
 @contextlib.contextmanager
@@ -343,6 +361,7 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
         pki = Pki.create(Path(tmp) / "pki")
         big = BigBackend(args.body_mb * MIB)
         async with trino_sandbox(478, workers=3) as healthy, serve_big(big) as big_url:
+            big.upstream = healthy.coordinator_url
             healthy.cluster.submit_many("global.adhoc", 5, 1e9)
             rows += await run_one("this", ROOT, pki, big, healthy.coordinator_url, big_url, args)
             if args.ref:
@@ -368,11 +387,13 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8 * args.connections + 1024)), hard))
     rows = asyncio.run(main_async(args))
     print()
-    print("| adapter | phase | RSS MB | growth over rest MB | growth / rest | note |")
-    print("|---|---|---:|---:|---:|---|")
+    print("| adapter | phase | RSS at rest MB | RSS under it MB | growth MB | growth / at rest | note |")
+    print("|---|---|---:|---:|---:|---:|---|")
     for r in rows:
+        growth = r.loaded - r.rest
         print(
-            f"| {r.adapter} | {r.phase} | {r.rss:.0f} | {r.growth:+.0f} | {r.growth / r.rest:+.2f} | {r.note} |"
+            f"| {r.adapter} | {r.phase} | {r.rest:.0f} | {r.loaded:.0f} | {growth:+.0f} | "
+            f"{growth / r.rest:.2f}x | {r.note} |"
         )
 
 

@@ -525,7 +525,7 @@ class PrometheusSource:
             await self._session.close()
 
 
-def _json_or_none(body: bytes) -> Any:
+def _json_or_none(body: bytes | bytearray) -> Any:
     try:
         return json.loads(body)
     except ValueError:

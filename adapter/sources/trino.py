@@ -399,7 +399,7 @@ class TrinoSource:
             self._session = new_session(self._settings.endpoint, self._settings.timeout_seconds)
         return self._session
 
-    async def _get(self, path: str, accept: str = "application/json") -> tuple[str, int, bytes]:
+    async def _get(self, path: str, accept: str = "application/json") -> tuple[str, int, bytearray]:
         url = self._base + path
         headers = self._headers(accept)
         status, body = await fetch(
@@ -407,7 +407,7 @@ class TrinoSource:
         )
         return url, status, body
 
-    async def _get_ok(self, path: str, accept: str = "application/json") -> tuple[str, bytes]:
+    async def _get_ok(self, path: str, accept: str = "application/json") -> tuple[str, bytearray]:
         url, status, body = await self._get(path, accept)
         if status != 200:
             raise SourceError(f"{url} answered HTTP {status}{_reason(body)}")
@@ -461,7 +461,7 @@ class TrinoSource:
         return group
 
 
-def _reason(body: bytes) -> str:
+def _reason(body: bytes | bytearray) -> str:
     text = " ".join(decode(body[:4096]).split())[:200]
     return f": {text}" if text else ""
 
