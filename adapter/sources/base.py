@@ -36,7 +36,7 @@ class SourceSettings(BaseModel):
         60.0, gt=0, description="Upper bound in seconds of the jittered exponential backoff after failures."
     )
     max_response_bytes: int = Field(
-        16 << 20,
+        8 << 20,
         ge=1024,
         le=1 << 30,
         description="Largest answer, in bytes, read from this backend in one request; a larger one fails "
