@@ -40,6 +40,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from autoscaler.sandbox.serve import serve
 from tests.helpers.certs import CertFactory, Issued
 from tests.helpers.trino import trino_sandbox
 
@@ -93,15 +94,11 @@ class BigBackend:
 async def serve_big(big: BigBackend) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/{tail:.*}", big.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    served = await serve(app)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield served.url
     finally:
-        await runner.cleanup()
+        await served.stop()
 
 
 @dataclass

@@ -27,6 +27,7 @@ from adapter.sources.prometheus import PrometheusSettings, PrometheusSource
 from adapter.sources.spark import SparkSettings, SparkSource
 from adapter.sources.trino import TrinoSettings, TrinoSource
 from adapter.store import SampleStore
+from autoscaler.sandbox.serve import serve
 from tests.helpers.scripted import ScriptedSource
 
 MIB = 1 << 20
@@ -65,15 +66,11 @@ class Huge:
 async def serving(huge: Huge) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/{tail:.*}", huge.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    served = await serve(app)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield served.url
     finally:
-        await runner.cleanup()
+        await served.stop()
 
 
 def trino(url: str) -> Source:

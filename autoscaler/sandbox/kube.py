@@ -955,14 +955,7 @@ class KubeSandbox:
         status: Obj = {"allowed": allowed}
         if allowed:
             status["reason"] = "allowed by a sandbox rule"
-        answer = {
-            "kind": rt.kind,
-            "apiVersion": rt.api_version,
-            "metadata": {"creationTimestamp": None},
-            "spec": spec,
-            "status": status,
-        }
-        return json_response(answer, status=201)
+        return _review_answer(rt, spec, status)
 
     async def _create_token_review(
         self, request: web.Request, rt: ResourceType, target: Target
@@ -977,17 +970,21 @@ class KubeSandbox:
             status["user"] = {"username": known[0], "uid": f"uid-{known[0]}", "groups": list(known[1])}
         else:
             status["error"] = "sandbox: unknown token"
-        answer = {
-            "kind": rt.kind,
-            "apiVersion": rt.api_version,
-            "metadata": {"creationTimestamp": None},
-            # As kube-apiserver: the spec comes back as sent, token included.
-            "spec": spec,
-            "status": status,
-        }
-        return json_response(answer, status=201)
+        return _review_answer(rt, spec, status)
 
     # ----- discovery -----
+
+
+def _review_answer(rt: ResourceType, spec: Obj, status: Obj) -> web.Response:
+    """A review created: as kube-apiserver, the spec comes back as sent (a token included) with a status."""
+    answer = {
+        "kind": rt.kind,
+        "apiVersion": rt.api_version,
+        "metadata": {"creationTimestamp": None},
+        "spec": spec,
+        "status": status,
+    }
+    return json_response(answer, status=201)
 
 
 @dataclass(frozen=True)
