@@ -343,6 +343,8 @@ class RunningQuery:
         self.last: dict[str, Any] = {}
         self._next_uri: str | None = None
         self._cancelled = threading.Event()
+        self._go = threading.Event()  # cleared by pause(): the client stops fetching, as a slow client does
+        self._go.set()
         self._started = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"trino-query-{id(self)}", daemon=True)
@@ -395,6 +397,9 @@ class RunningQuery:
             self._absorb(resp.json())
             self._started.set()
             while self._next_uri and not self._cancelled.is_set():
+                if not self._go.is_set():
+                    self._go.wait(0.2)
+                    continue
                 resp = http("GET", self._next_uri, headers=self._headers(), context=self.cluster.ssl_context)
                 if resp.status == 503:  # the protocol says: retry
                     time.sleep(0.1)
@@ -426,6 +431,16 @@ class RunningQuery:
         if self.error:
             raise TrinoClusterError(f"query {self.query_id} failed: {self.error.get('message')}")
         return self.rows
+
+    def pause(self) -> None:
+        """Stop fetching results: once the output buffers fill, every driver blocks (a fully blocked query).
+
+        The coordinator abandons a query whose client stays away longer than ``query.client.timeout`` (5m).
+        """
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._go.set()
 
     def cancel(self) -> None:
         """Cancel the way clients do: DELETE the current nextUri; then stop following."""
@@ -597,7 +612,9 @@ class TrinoCluster:
         return self.submit(sql, user=user, **kw).result(timeout)
 
     def query_info(self, query_id: str, *, user: str = ADMIN) -> dict[str, Any]:
-        return dict(self.request(self.coordinator, "GET", f"/v1/query/{query_id}", user=user).json())
+        """GET /v1/query/{id} (QueryInfo); ``{}`` while the coordinator does not know the id (yet)."""
+        resp = self.request(self.coordinator, "GET", f"/v1/query/{query_id}", user=user)
+        return dict(resp.json()) if resp.status == 200 and resp.body else {}
 
     def create_slow_table(
         self, name: str = "slow", *, splits: int = 4, pages_per_split: int = 1, delay: str = "60s"
@@ -804,23 +821,35 @@ class TrinoCluster:
                 time.sleep(0.5)
 
     def wait_workers_active(self, expected: Sequence[str], timeout: float = 120.0) -> None:
-        """Until the coordinator lists every id in ``expected`` as an active worker (``/metrics`` node
-        counts lag; this asks ``GET /v1/node`` then ``system.runtime.nodes``)."""
+        """Until the coordinator uses every worker in ``expected``.
+
+        First ``GET /v1/node`` must list them (the failure detector found them through discovery), then
+        ``system.runtime.nodes`` must say ``active``. While fewer live workers than
+        ``query-manager.required-workers`` exist that query would itself wait for workers, so then the
+        coordinator's ``DiscoveryNodeManager_ActiveNodeCount`` (coordinator included) is read instead.
+        """
         deadline = time.monotonic() + timeout
         want = set(expected)
+        ports = {w.http_port for w in self.workers if w.node_id in want}
+        alive = [w for w in self.workers if w.alive()]
+        by_sql = self.required_workers is None or len(alive) >= self.required_workers
         last: Any = None
         while True:
             try:
-                seen = {n.get("uri", "") for n in self.known_nodes()}
-                ports_seen = {urllib.parse.urlsplit(u).port for u in seen if u}
-                ready = all(w.http_port in ports_seen for w in self.workers if w.node_id in want)
-                if ready:
-                    active = set(self.active_workers())
-                    last = active
-                    if want <= active:
-                        return
-                else:
-                    last = seen
+                seen = {urllib.parse.urlsplit(n.get("uri", "")).port for n in self.known_nodes()}
+                last = f"/v1/node ports {sorted(p for p in seen if p)}"
+                if ports <= seen:
+                    if by_sql:
+                        active = set(self.active_workers())
+                        last = f"active workers {sorted(active)}"
+                        if want <= active:
+                            return
+                    else:
+                        name = "trino_metadata_name_DiscoveryNodeManager_ActiveNodeCount"
+                        count = self.metric_values(self.coordinator, name + "$").get(name, 0.0)
+                        last = f"ActiveNodeCount {count}"
+                        if count >= 1 + len(alive):
+                            return
             except (OSError, TrinoClusterError, ValueError) as e:
                 last = e
             if time.monotonic() > deadline:
