@@ -716,12 +716,14 @@ class TrinoCluster:
             "rootGroups": [
                 {
                     "name": "global",
+                    "jmxExport": True,  # per-group gauges on /metrics (InternalResourceGroup MBeans)
                     "softMemoryLimit": "100%",
                     "hardConcurrencyLimit": 100,
                     "maxQueued": 1000,
                     "subGroups": [
                         {
                             "name": "serial",
+                            "jmxExport": True,
                             "softMemoryLimit": "100%",
                             "hardConcurrencyLimit": 1,
                             "maxQueued": 100,
