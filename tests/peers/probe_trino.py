@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -770,10 +771,128 @@ def probe_required(out: Path) -> None:
         c.stop()
 
 
+def probe_extra(out: Path) -> None:
+    """The coordinator's view during a long drain; SIGTERM and SIGKILL of a worker with running tasks."""
+    log = Log(out / "extra.log")
+    c = start_trino_cluster(out / "extra-cluster", workers=3)
+    try:
+        coord, w1, w2, _w3 = c.coordinator, *c.workers
+        log("startup seconds", round(c.startup_seconds, 1), "rss", c.rss())
+        log.section("the coordinator's view while a worker stays DRAINING (its tasks run 30s)")
+        slow = c.create_slow_table("slow", splits=6, pages_per_split=1, delay="30s")
+        q = c.submit(f"SELECT count(*) FROM {slow}")
+        wait_until(lambda: q.state == "RUNNING", 30)
+        time.sleep(2)
+        t = time.monotonic()
+        log("PUT DRAINING worker-1:", short(c.set_state(w1, "DRAINING")))
+        wait_until(lambda: sum(values(c, coord, "DrainingNodeCount$").values()) >= 1, 30, 0.2)
+        log(f"coordinator counts it DRAINING after {time.monotonic() - t:.1f}s")
+        log("system.runtime.nodes", nodes_table(c))
+        log("metrics", values(c, coord, COORD_NOW))
+        log(
+            "worker-1 executor",
+            values(c, w1, "ThreadPerDriverTaskExecutor_(Tasks|TotalRunningSplits)$"),
+        )
+        state_timeline(log, c, w1, {"DRAINED"}, 90)
+        q.wait(60)
+        log(
+            "query",
+            q.states,
+            q.rows,
+            q.error and q.error.get("message"),
+            f"{time.monotonic() - t:.1f}s after PUT",
+        )
+        time.sleep(8)
+        log("at DRAINED: system.runtime.nodes", nodes_table(c), "metrics", values(c, coord, COORD_NOW))
+
+        log.section("SIGTERM to worker-2 while a query has tasks on it")
+        slow2 = c.create_slow_table("slow2", splits=6, pages_per_split=1, delay="30s")
+        q2 = c.submit(f"SELECT count(*) FROM {slow2}")
+        wait_until(lambda: q2.state == "RUNNING", 30)
+        time.sleep(2)
+        log("worker-2 executor", values(c, w2, "ThreadPerDriverTaskExecutor_(Tasks|TotalRunningSplits)$"))
+        t = time.monotonic()
+        code = c.kill(w2, signal.SIGTERM)
+        log(f"worker-2 exited with {code} {time.monotonic() - t:.1f}s after SIGTERM")
+        q2.wait(120)
+        log(
+            "query",
+            q2.states,
+            q2.error and {k: q2.error.get(k) for k in ("message", "errorName", "errorType")},
+            f"{time.monotonic() - t:.1f}s after SIGTERM",
+        )
+        for i in range(6):
+            log(
+                f"+{5 * i}s: nodes",
+                nodes_table(c),
+                "metrics",
+                values(c, coord, "ActiveNodeCount$|ClusterMemoryBytes"),
+            )
+            time.sleep(5)
+
+    finally:
+        c.stop()
+
+
+def probe_kill(out: Path) -> None:
+    """SHUTTING_DOWN from DRAINED; how long the coordinator keeps a SIGKILLed worker."""
+    log = Log(out / "kill.log")
+    c = start_trino_cluster(out / "kill-cluster", workers=3)
+    try:
+        coord, w1, w2, _w3 = c.coordinator, *c.workers
+        log("startup seconds", round(c.startup_seconds, 1))
+        log.section("SHUTTING_DOWN on a DRAINED worker")
+        log("PUT DRAINING worker-1:", short(c.set_state(w1, "DRAINING")))
+        state_timeline(log, c, w1, {"DRAINED"}, 60)
+        t = time.monotonic()
+        log("PUT SHUTTING_DOWN worker-1:", short(c.set_state(w1, "SHUTTING_DOWN")))
+        state_timeline(log, c, w1, set(), 60)
+        log(f"worker-1 gone {time.monotonic() - t:.1f}s after the PUT")
+
+        log.section("SIGKILL to an idle worker-2: when does the coordinator stop counting it?")
+        active = "trino_metadata_name_DiscoveryNodeManager_ActiveNodeCount"
+        time.sleep(12)
+        log("before", values(c, coord, "NodeCount$|ClusterMemoryBytes"))
+        t = time.monotonic()
+        c.kill(w2, signal.SIGKILL)
+        last = None
+        while time.monotonic() - t < 180:
+            v = values(c, coord, "NodeCount$|ClusterMemoryBytes")
+            failed = [
+                (n["uri"], round(n["recentFailureRatio"], 2))
+                for n in c.known_nodes()
+                if n["recentFailureRatio"] > 0
+            ]
+            snap = (
+                v.get(active),
+                v.get("trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes"),
+                bool(failed),
+            )
+            if snap != last:
+                log(
+                    f"+{time.monotonic() - t:.1f}s ActiveNodeCount {snap[0]} ClusterMemoryBytes {snap[1]} failing in /v1/node {failed}"
+                )
+                last = snap
+            if v.get(active) == 2.0:  # coordinator + worker-3
+                break
+            time.sleep(0.5)
+        log(f"ActiveNodeCount back to 2 after {time.monotonic() - t:.1f}s")
+        log("/v1/node/failed", short(c.request(coord, "GET", "/v1/node/failed", user=ADMIN), 600))
+        log("a query now:", c.query("SELECT count(*) FROM tpch.tiny.nation"))
+    finally:
+        c.stop()
+
+
 def main() -> None:
     scenario, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    {"http": probe_http, "https": probe_https, "required": probe_required}[scenario](out)
+    {
+        "http": probe_http,
+        "https": probe_https,
+        "required": probe_required,
+        "extra": probe_extra,
+        "kill": probe_kill,
+    }[scenario](out)
 
 
 if __name__ == "__main__":
