@@ -41,14 +41,21 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "trino_running_queries",
         (),
         "queries",
-        "Queries running (QueryManager): fully blocked ones included since Trino 431, left out before.",
+        "Queries running (QueryManager): fully blocked ones included since Trino 430, left out before.",
     ),
-    _trino("trino_blocked_queries", (), "queries", "Running queries blocked waiting for memory or data."),
+    _trino(
+        "trino_blocked_queries",
+        (),
+        "queries",
+        "Running queries fully blocked waiting for memory or data (QueryManager FullyBlockedQueries "
+        "since Trino 470, counted from the running queries before).",
+    ),
     _trino(
         "trino_required_workers",
         (),
         "workers",
-        "Workers that queries wait for (query-manager.required-workers); scales a cluster from zero.",
+        "The configured query-manager.required-workers while a query waits for workers, else 0; a waiting "
+        "query is neither queued nor running. Scales a cluster from zero.",
     ),
     _trino(
         "trino_nodes",
@@ -56,7 +63,13 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "nodes",
         "Nodes by state: active, inactive, draining, drained, shutting_down.",
     ),
-    _trino("trino_cluster_memory_bytes", (), "bytes", "Total memory of the cluster's worker pools."),
+    _trino(
+        "trino_cluster_memory_bytes",
+        (),
+        "bytes",
+        "Memory of the cluster (ClusterMemoryManager): the coordinator and every node active, draining, "
+        "drained or shutting down, until it has left; percentage softMemoryLimits follow it.",
+    ),
     _trino(
         "trino_capacity_queued_queries",
         (),

@@ -26,7 +26,24 @@ async def client() -> AsyncIterator[TrinoWorkerClient]:
 
 # (metrics text, tasks)
 TASK_CASES = [
-    # current releases: the time-sharing executor's Tasks gauge
+    # 438 on (the default ThreadPerDriverTaskExecutor), as a real 476 worker sends them under a query;
+    # the unused time-sharing queue's gauges are there too, at zero (tests/peers/TRINO_FACTS.md §3)
+    (
+        "# TYPE trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_Tasks gauge\n"
+        "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_Tasks 2.0\n"
+        "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_TotalRunningSplits 5.0\n"
+        "trino_execution_executor_timesharing_name_MultilevelSplitQueue_Level0Time 0.0\n# EOF\n",
+        2,
+    ),
+    # only the dedicated executor's split gauge
+    ("trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_TotalRunningSplits 4.0\n", 4),
+    # an unused executor at zero never hides the one in use
+    (
+        "trino_execution_executor_timesharing_name_TimeSharingTaskExecutor_Tasks 0.0\n"
+        "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_Tasks 3.0\n",
+        3,
+    ),
+    # 424-437, or configured: the time-sharing executor's Tasks gauge
     ("trino_execution_executor_timesharing_name_TimeSharingTaskExecutor_Tasks 3.0\n# EOF\n", 3),
     # older releases: TaskExecutor's Tasks gauge
     (

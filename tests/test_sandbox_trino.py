@@ -360,14 +360,14 @@ async def test_hard_limit_queues_fifo_and_max_queued_rejects() -> None:
     assert queries[limit + 1].state is QueryState.QUEUED
 
 
-@pytest.mark.parametrize(("version", "running"), [(478, 1), (431, 1), (430, 0)])
-async def test_blocked_queries_make_no_progress_and_count_as_running_since_431(
+@pytest.mark.parametrize(("version", "running"), [(478, 1), (430, 1), (429, 0)])
+async def test_blocked_queries_make_no_progress_and_count_as_running_since_430(
     version: int, running: int
 ) -> None:
     cluster = TrinoCluster(version, workers=1, node_refresh_seconds=0)
     query = cluster.submit("global.adhoc", 40.0)
     cluster.set_blocked(query.query_id)
-    # QueryManager.RunningQueries counts fully blocked queries since 431 (ProgressingQueries does not).
+    # QueryManager.RunningQueries counts fully blocked queries since 430 (ProgressingQueries does not).
     assert (cluster.running_queries(), cluster.progressing_queries(), cluster.blocked_queries()) == (
         running,
         0,
@@ -384,8 +384,14 @@ async def test_blocked_queries_make_no_progress_and_count_as_running_since_431(
 async def test_percentage_memory_limit_grows_with_the_cluster() -> None:
     gib = 1024**3
     groups = [ResourceGroupSpec("global", soft_memory_limit="50%")]
+    # ClusterMemoryBytes counts the coordinator too (6 GiB here): past 50% of 38 GiB after two 10 GiB queries.
     cluster = TrinoCluster(
-        478, workers=2, groups=groups, worker_memory_bytes=16 * gib, node_refresh_seconds=0
+        478,
+        workers=2,
+        groups=groups,
+        worker_memory_bytes=16 * gib,
+        coordinator_memory_bytes=6 * gib,
+        node_refresh_seconds=0,
     )
     queries = [cluster.submit("global", 1000.0, memory_bytes=10 * gib) for _ in range(3)]
     assert [q.state for q in queries] == [QueryState.RUNNING, QueryState.RUNNING, QueryState.QUEUED]
@@ -494,14 +500,19 @@ async def test_metric_names_by_era(
         assert node_counts == set(states)
         assert values[prefix + "ActiveNodeCount"] == 1 + len(sb.cluster.workers())
         assert values["trino_execution_name_QueryManager_QueuedQueries"] == sb.cluster.queued_queries()
+        # The coordinator's memory counts, whether it schedules work or not (a real 476: TRINO_FACTS.md §8).
         assert values["trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes"] == (
-            sum(w.memory_bytes for w in sb.cluster.workers())
+            sb.cluster.coordinator.memory_bytes + sum(w.memory_bytes for w in sb.cluster.workers())
         )
         other = "trino_node_name_" if "metadata" in prefix else "trino_metadata_name_"
         assert not any(name.startswith(other) for name in values)
         worker = await _metrics(session, sb.url("worker-1"))
         assert "trino_execution_name_QueryManager_QueuedQueries" not in worker
-        assert worker["trino_execution_executor_name_TaskExecutor_RunningSplits"] == 2
+        # The default executor since 438 (ThreadPerDriverTaskExecutor), as a real 476 names it.
+        dedicated = "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_"
+        assert worker[dedicated + "Tasks"] == worker[dedicated + "TotalRunningSplits"] == 2
+        # Before 477 every node exports its DiscoveryNodeManager's view of the cluster.
+        assert (prefix + "ActiveNodeCount" in worker) is (version < 477)
 
 
 async def test_metrics_filter_and_counter_without_total(session: aiohttp.ClientSession) -> None:

@@ -51,6 +51,8 @@ REQUIRED_WORKERS = "trino_execution_name_ClusterSizeMonitor_RequiredWorkers"
 CLUSTER_MEMORY = "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes"
 STARTED = "trino_execution_name_QueryManager_StartedQueries"
 COMPLETED = "trino_execution_name_QueryManager_CompletedQueries"
+# Since Trino 470; before, fully blocked queries are counted from the running-query list.
+FULLY_BLOCKED = "trino_execution_name_QueryManager_FullyBlockedQueries"
 # Newest naming first: the node manager moved from trino.metadata to trino.node in 477.
 NODE_MANAGER_PREFIXES = (
     "trino_node_name_CoordinatorNodeManager_",
@@ -165,6 +167,7 @@ class CoordinatorMetrics:
     nodes: Mapping[str, float]
     started_total: float | None = None
     completed_total: float | None = None
+    fully_blocked: float | None = None
 
 
 def parse_exposition(url: str, text: str) -> dict[str, float]:
@@ -224,6 +227,7 @@ def coordinator_metrics(url: str, values: Mapping[str, float]) -> CoordinatorMet
         nodes=nodes,
         started_total=counter(STARTED),
         completed_total=counter(COMPLETED),
+        fully_blocked=_count(url, FULLY_BLOCKED, values[FULLY_BLOCKED]) if FULLY_BLOCKED in values else None,
     )
 
 
@@ -312,6 +316,7 @@ class TrinoSource:
         self._session: aiohttp.ClientSession | None = None
         self._absent_roots: set[tuple[str, ...]] = set()
         self._warned_no_counters = False
+        self._has_blocked_gauge = False
 
     @property
     def settings(self) -> TrinoSettings:
@@ -334,9 +339,19 @@ class TrinoSource:
         budget = self._settings.timeout_seconds * _BUDGET_SHARE
         try:
             async with asyncio.timeout(budget):
-                metrics, blocked, groups = await _all3(
-                    self._coordinator_metrics(), self._blocked(), self._resource_groups()
+                # A coordinator that exported FullyBlockedQueries last time is spared the running-query
+                # list (every running query's stats, and a user allowed to view them all).
+                scan = not self._has_blocked_gauge
+                metrics, scanned, groups = await _all3(
+                    self._coordinator_metrics(),
+                    self._blocked() if scan else _nothing(),
+                    self._resource_groups(),
                 )
+                self._has_blocked_gauge = metrics.fully_blocked is not None
+                if metrics.fully_blocked is not None:
+                    blocked = round(metrics.fully_blocked)
+                else:
+                    blocked = scanned if scanned is not None else await self._blocked()
         except TimeoutError as exc:
             raise SourceError(f"{self._base} did not answer within {budget:g}s") from exc
         return self._samples(metrics, blocked, groups)
@@ -473,6 +488,10 @@ async def _all(*awaitables: Awaitable[T]) -> list[T]:
         return list(await asyncio.gather(*tasks))
     finally:
         await _cancel(tasks)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _all3(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C]) -> tuple[A, B, C]:

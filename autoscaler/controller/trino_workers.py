@@ -4,9 +4,11 @@
 - ``PUT /v1/info/state`` (needs "write system information"): body a JSON string; 200 on success and
   when the state is already the one asked, 400 on an invalid transition.
 - Running work: a worker's task list (``/v1/task``) is for Trino's internal communication only, so the
-  tasks are read from the worker's ``/metrics`` (needs "read system information"): the task executor's
-  ``Tasks`` gauge (``TimeSharingTaskExecutor`` in current releases, ``TaskExecutor`` before), or, when a
-  build exports only split gauges, its running + blocked + waiting splits.
+  tasks are read from the worker's ``/metrics`` (needs "read system information"): the ``Tasks`` gauge of
+  the task executor in use — ``ThreadPerDriverTaskExecutor`` (domain ``executor.dedicated``), the default
+  since 438 (``TaskManagerConfig``, ``ServerMainModule``; a real 476 exports it: tests/peers/TRINO_FACTS.md),
+  ``TimeSharingTaskExecutor`` when configured or from 424 to 437, ``TaskExecutor`` before 424 — or, when a
+  build exports only split gauges, its splits.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from autoscaler.controller.actuator import ActuatorError
 
 __all__ = ["TASK_METRICS", "TrinoWorkerClient", "auth_headers", "parse_tasks"]
 
-_EXECUTORS = (
-    "trino_execution_executor_timesharing_name_TimeSharingTaskExecutor_",
-    "trino_execution_executor_name_TaskExecutor_",
+#: Each executor's prefix and the split gauges that add up to its started splits.
+_EXECUTORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_", ("TotalRunningSplits",)),
+    (
+        "trino_execution_executor_timesharing_name_TimeSharingTaskExecutor_",
+        ("RunningSplits", "BlockedSplits", "WaitingSplits"),
+    ),
+    ("trino_execution_executor_name_TaskExecutor_", ("RunningSplits", "BlockedSplits", "WaitingSplits")),
 )
-_SPLITS = ("RunningSplits", "BlockedSplits", "WaitingSplits")
 #: Every family the task count may come from, asked for by name so a worker sends only these.
-TASK_METRICS = tuple(prefix + attr for prefix in _EXECUTORS for attr in ("Tasks", *_SPLITS))
+TASK_METRICS = tuple(prefix + attr for prefix, splits in _EXECUTORS for attr in ("Tasks", *splits))
 
 
 def auth_headers(user: str, password: str | None) -> dict[str, str]:
@@ -55,16 +61,19 @@ def _values(text: str) -> dict[str, float]:
 
 
 def parse_tasks(text: str) -> int | None:
-    """Tasks on a worker from its OpenMetrics text; None when no task-executor gauge is there."""
+    """Tasks on a worker from its OpenMetrics text; None when no task-executor gauge is there.
+
+    An executor that is not in use may still export its gauges (at zero), so the largest count wins."""
     values = _values(text)
-    for prefix in _EXECUTORS:
-        if prefix + "Tasks" in values:
-            return max(0, round(values[prefix + "Tasks"]))
-    for prefix in _EXECUTORS:
-        splits = [values[prefix + attr] for attr in _SPLITS if prefix + attr in values]
-        if splits:
-            return max(0, round(sum(splits)))
-    return None
+    tasks = [values[prefix + "Tasks"] for prefix, _ in _EXECUTORS if prefix + "Tasks" in values]
+    if tasks:
+        return max(0, round(max(tasks)))
+    splits = [
+        sum(values[prefix + attr] for attr in names if prefix + attr in values)
+        for prefix, names in _EXECUTORS
+        if any(prefix + attr in values for attr in names)
+    ]
+    return max(0, round(max(splits))) if splits else None
 
 
 class TrinoWorkerClient:

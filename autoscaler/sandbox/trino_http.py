@@ -39,8 +39,12 @@ from aiohttp import web
 from autoscaler.sandbox.serve import Served, serve
 from autoscaler.sandbox.trino_model import (
     DRAINING_SINCE,
+    FULLY_BLOCKED_GAUGE_SINCE,
     NODE_MANAGER_RENAMED_IN,
     RUNNING_INCLUDES_BLOCKED_SINCE,
+    THREAD_PER_DRIVER_EXECUTOR_SINCE,
+    TIME_SHARING_EXECUTOR_SINCE,
+    WORKER_COUNT_GAUGES_SINCE,
     LoadPattern,
     Node,
     NodeState,
@@ -215,17 +219,47 @@ def _node_manager_families(cluster: TrinoCluster) -> list[MetricFamily]:
         NodeState.DRAINED: "Drained",
         NodeState.SHUTTING_DOWN: "ShuttingDown",
     }
-    return [MetricFamily(f"{prefix}{attribute[s]}NodeCount", "gauge", counts[s]) for s in states]
+    families = [MetricFamily(f"{prefix}{attribute[s]}NodeCount", "gauge", counts[s]) for s in states]
+    if cluster.version >= WORKER_COUNT_GAUGES_SINCE:
+        active_workers = counts[NodeState.ACTIVE] - (cluster.coordinator.state is NodeState.ACTIVE)
+        families += [
+            MetricFamily(prefix + "ActiveWorkerCount", "gauge", active_workers),
+            MetricFamily(
+                prefix + "ActiveCoordinatorCount", "gauge", int(cluster.coordinator.state is NodeState.ACTIVE)
+            ),
+        ]
+    return families
+
+
+def _executor_families(node: Node) -> list[MetricFamily]:
+    """The default task executor's gauges as the node's version exports them (one split per task here)."""
+    tasks = node.running_tasks() + node.blocked_tasks()
+    if node.version >= THREAD_PER_DRIVER_EXECUTOR_SINCE:
+        # A real 476 counts a split started on a driver thread whether it computes, sleeps or is blocked.
+        prefix = "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_"
+        return [
+            MetricFamily(prefix + "Tasks", "gauge", tasks),
+            MetricFamily(prefix + "TotalRunningSplits", "gauge", tasks),
+            MetricFamily(prefix + "TotalRunningLeafSplits", "gauge", tasks),
+        ]
+    if node.version >= TIME_SHARING_EXECUTOR_SINCE:
+        prefix = "trino_execution_executor_timesharing_name_TimeSharingTaskExecutor_"
+    else:
+        prefix = "trino_execution_executor_name_TaskExecutor_"
+    return [
+        MetricFamily(prefix + "Tasks", "gauge", tasks),
+        MetricFamily(prefix + "RunningSplits", "gauge", node.running_tasks()),
+        MetricFamily(prefix + "BlockedSplits", "gauge", node.blocked_tasks()),
+    ]
 
 
 def node_metric_families(cluster: TrinoCluster, node: Node) -> list[MetricFamily]:
     """The subset of a node's ``/metrics`` the sandbox models, named as the version names them."""
-    executor = "trino_execution_executor_name_TaskExecutor_"
-    families = [
-        MetricFamily(executor + "RunningSplits", "gauge", node.running_tasks()),
-        MetricFamily(executor + "BlockedSplits", "gauge", node.blocked_tasks()),
-    ]
+    families = _executor_families(node)
     if not node.coordinator:
+        # Before 477 every node runs a DiscoveryNodeManager and exports its view of the cluster.
+        if cluster.version < NODE_MANAGER_RENAMED_IN:
+            families += _node_manager_families(cluster)
         return families
     query_manager = "trino_execution_name_QueryManager_"
     memory = "trino_memory_name_ClusterMemoryManager_"
@@ -235,6 +269,11 @@ def node_metric_families(cluster: TrinoCluster, node: Node) -> list[MetricFamily
         *(
             [MetricFamily(query_manager + "ProgressingQueries", "gauge", cluster.progressing_queries())]
             if cluster.version >= RUNNING_INCLUDES_BLOCKED_SINCE
+            else []
+        ),
+        *(
+            [MetricFamily(query_manager + "FullyBlockedQueries", "gauge", cluster.blocked_queries())]
+            if cluster.version >= FULLY_BLOCKED_GAUGE_SINCE
             else []
         ),
         # airlift renders a CounterStat as a counter without the ``_total`` suffix OpenMetrics asks for.
@@ -577,7 +616,7 @@ async def _get_resource_group(request: web.Request) -> web.Response:
     tail = request.raw_path.split("?", 1)[0][len(prefix) :]
     # The path stays encoded: segments split on "/" first, then each is URL-decoded (``@Encoded``).
     segments = [unquote_plus(part) for part in tail.split("/")]
-    group = ctx.cluster.find_group(segments) if all(segments) else None
+    group = ctx.cluster.created_group(segments) if all(segments) else None
     if group is None:
         raise web.HTTPNotFound()
     return _json(resource_group_info(ctx.cluster, group, full=True))

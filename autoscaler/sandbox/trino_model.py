@@ -39,9 +39,23 @@ DRAINING_SINCE = 468
 #: ``CoordinatorNodeManager`` (domain ``trino.node``), not ``DiscoveryNodeManager`` (``trino.metadata``).
 NODE_MANAGER_RENAMED_IN = 477
 #: First release whose ``QueryManager.RunningQueries`` counts every RUNNING query, fully blocked ones
-#: included, and whose ``ProgressingQueries`` counts the others (trinodb/trino#19427, October 2023);
+#: included, and whose ``ProgressingQueries`` counts the others (commit b6a28b6, shipped in 430);
 #: before, ``RunningQueries`` left fully blocked queries out.
-RUNNING_INCLUDES_BLOCKED_SINCE = 431
+RUNNING_INCLUDES_BLOCKED_SINCE = 430
+#: First release with ``QueryManager.FullyBlockedQueries`` (a real 476 serves it: tests/peers/TRINO_FACTS.md).
+FULLY_BLOCKED_GAUGE_SINCE = 470
+#: First release whose ``CoordinatorNodeManager`` adds ``ActiveWorkerCount`` and ``ActiveCoordinatorCount``.
+WORKER_COUNT_GAUGES_SINCE = 480
+#: The default task executor: ``TimeSharingTaskExecutor`` from 424 (``executor.timesharing``), the
+#: ``ThreadPerDriverTaskExecutor`` (``executor.dedicated``) from 438 (``TaskManagerConfig``,
+#: ``ServerMainModule``); ``TaskExecutor`` (``trino.execution.executor``) before 424.
+TIME_SHARING_EXECUTOR_SINCE = 424
+THREAD_PER_DRIVER_EXECUTOR_SINCE = 438
+#: Releases whose SHUTTING_DOWN exits after one grace period without waiting for tasks (trinodb/trino
+#: #25690, fixed in 476).
+SHUTDOWN_SKIPS_TASKS = range(474, 476)
+#: First release that answers 500 instead of 400 to ``PUT "DRAINED"``/``"INACTIVE"`` (a real 476: 400).
+INTERNAL_STATE_PUT_500_SINCE = 477
 
 #: Model time 0 is this instant on the wall-clock faces (query ids, ISO timestamps).
 SANDBOX_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -233,6 +247,9 @@ class ResourceGroup:
         self.scheduling_policy = spec.scheduling_policy
         self.scheduling_weight = spec.scheduling_weight
         self.children: dict[str, ResourceGroup] = {}
+        # InternalResourceGroupManager creates a group when a query first selects it (or a descendant):
+        # until then its state endpoint answers 404.
+        self.created = False
         self.queued: deque[Query] = deque()
         self.running: list[Query] = []
         for child in spec.sub_groups:
@@ -349,7 +366,10 @@ class TrinoCluster:
         worker_speed: float = 1.0,
         start: float = 0.0,
         seed: int = 0,
+        coordinator_memory_bytes: int | None = None,
     ) -> None:
+        """``coordinator_memory_bytes`` (default: a worker's) counts in ClusterMemoryBytes, and so in
+        percentage soft memory limits, whether or not the coordinator schedules work."""
         if required_workers < 1:
             raise ValueError("required_workers must be at least 1 (query-manager.required-workers)")
         if grace_period < 0 or node_refresh_seconds < 0 or required_workers_max_wait <= 0:
@@ -371,7 +391,9 @@ class TrinoCluster:
             node_id="coordinator",
             version=version,
             coordinator=True,
-            memory_bytes=worker_memory_bytes,
+            memory_bytes=worker_memory_bytes
+            if coordinator_memory_bytes is None
+            else coordinator_memory_bytes,
             processors=worker_processors,
             speed=worker_speed,
             started_at=self._now,
@@ -537,7 +559,7 @@ class TrinoCluster:
                 node.state = NodeState.DRAINING
                 self._begin(node, NodeState.DRAINED)
                 return
-        else:
+        elif self.version >= INTERNAL_STATE_PUT_500_SINCE:
             raise StateChangeRefused(500, f"Cannot transition state to internal state {target}")
         raise StateChangeRefused(400, f"Invalid state transition to {target}")
 
@@ -603,13 +625,31 @@ class TrinoCluster:
         for node_id, state in self._observed.items():
             if self._workers[node_id].alive:
                 counts[state] += 1
+        if self.version >= NODE_MANAGER_RENAMED_IN:
+            # 477+ (CoordinatorNodeManager): a node that announced itself is INACTIVE until the
+            # coordinator's next read of its state; before, it is unknown until then.
+            counts[NodeState.INACTIVE] += sum(
+                1 for w in self._workers.values() if w.alive and w.node_id not in self._observed
+            )
         return counts
 
+    def _memory_nodes(self) -> list[Node]:
+        """Nodes ``ClusterMemoryManager`` sums: the coordinator (scheduling on it or not) and every worker
+        the coordinator sees ACTIVE, DRAINING, DRAINED or SHUTTING_DOWN, until it has left (a real 476:
+        tests/peers/TRINO_FACTS.md §8)."""
+        counted = (NodeState.ACTIVE, NodeState.DRAINING, NodeState.DRAINED, NodeState.SHUTTING_DOWN)
+        workers = [
+            self._workers[node_id]
+            for node_id, state in self._observed.items()
+            if state in counted and self._workers[node_id].alive
+        ]
+        return [self.coordinator, *workers]
+
     def cluster_memory_bytes(self) -> int:
-        return sum(node.memory_bytes for node in self._schedulable())
+        return sum(node.memory_bytes for node in self._memory_nodes())
 
     def total_available_processors(self) -> int:
-        return sum(node.processors for node in self._schedulable())
+        return sum(node.processors for node in self._memory_nodes())
 
     # ----------------------------------------------------------- resource groups
 
@@ -629,6 +669,11 @@ class TrinoCluster:
             return self.group(group)
         except KeyError:
             return None
+
+    def created_group(self, group: str | Sequence[str]) -> ResourceGroup | None:
+        """The group as ``/v1/resourceGroupState`` finds it: None until a query first selected it."""
+        found = self.find_group(group)
+        return found if found is not None and found.created else None
 
     def groups(self) -> list[ResourceGroup]:
         return [g for root in self._roots.values() for g in root.walk()]
@@ -674,6 +719,8 @@ class TrinoCluster:
         self.submitted_queries += 1
         memory = self.cluster_memory_bytes()
         path = leaf.path()
+        for g in path:
+            g.created = True
         can_queue = all(g.can_queue_more() for g in path)
         can_run = all(g.can_run_more(memory) for g in path)
         if not can_queue and not can_run:
@@ -725,14 +772,14 @@ class TrinoCluster:
         return sum(1 for q in self._queries.values() if q.state is QueryState.QUEUED)
 
     def running_queries(self) -> int:
-        """``QueryManager.RunningQueries`` of this version: every RUNNING query, or before 431 those not
+        """``QueryManager.RunningQueries`` of this version: every RUNNING query, or before 430 those not
         fully blocked."""
         if self.version >= RUNNING_INCLUDES_BLOCKED_SINCE:
             return sum(1 for q in self._queries.values() if q.state is QueryState.RUNNING)
         return self.progressing_queries()
 
     def progressing_queries(self) -> int:
-        """RUNNING and not fully blocked: ``QueryManager.ProgressingQueries`` (431 on), the Web UI's
+        """RUNNING and not fully blocked: ``QueryManager.ProgressingQueries`` (430 on), the Web UI's
         ``runningQueries``."""
         return sum(1 for q in self._queries.values() if q.state is QueryState.RUNNING and not q.blocked)
 
@@ -879,6 +926,11 @@ class TrinoCluster:
         changed = False
         for node in self.workers():
             if node._phase is _Phase.ANNOUNCE and self._now >= node._phase_until - _EPS:
+                if node._goal is NodeState.SHUTTING_DOWN and node.version in SHUTDOWN_SKIPS_TASKS:
+                    # trinodb/trino#25690: the process exits here, whatever still runs on it.
+                    self._leave(node)
+                    changed = True
+                    continue
                 node._phase = _Phase.TASKS
                 changed = True
             if node._phase is _Phase.TASKS and not node.tasks:
