@@ -64,6 +64,7 @@ USER = "alice"  # runs queries, nothing else
 #: Passwords of the password file (HTTPS clusters only).
 PASSWORDS: dict[str, str] = {ADMIN: "admin-pw", MONITOR: "monitor-pw", USER: "alice-pw"}
 SERIAL_SOURCE = "serial"  # queries with this X-Trino-Source land in global.serial (hardConcurrencyLimit 1)
+LAZY_SOURCE = "lazy"  # ... in global.lazy, which only one test selects
 
 NODE_STATES = ("ACTIVE", "DRAINING", "DRAINED", "SHUTTING_DOWN", "INACTIVE")
 
@@ -734,10 +735,21 @@ class TrinoCluster:
                             "hardConcurrencyLimit": 50,
                             "maxQueued": 1000,
                         },
+                        # Selected only by the test that watches a group come into being.
+                        {
+                            "name": "lazy",
+                            "softMemoryLimit": "100%",
+                            "hardConcurrencyLimit": 10,
+                            "maxQueued": 100,
+                        },
                     ],
                 }
             ],
-            "selectors": [{"source": SERIAL_SOURCE, "group": "global.serial"}, {"group": "global.adhoc"}],
+            "selectors": [
+                {"source": SERIAL_SOURCE, "group": "global.serial"},
+                {"source": LAZY_SOURCE, "group": "global.lazy"},
+                {"group": "global.adhoc"},
+            ],
         }
         (shared / "resource-groups.json").write_text(json.dumps(groups, indent=2) + "\n")
         if self.https:
