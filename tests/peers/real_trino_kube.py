@@ -1,0 +1,185 @@
+"""Real Trino 476 workers as the pods of a Deployment on the Kubernetes sandbox, for the controller's actuator.
+
+Each pod, once ready, stands for one real worker JVM on loopback (its container port ``http`` is the
+worker's port, every pod's IP 127.0.0.1), so the actuator reaches the worker the way it does in a cluster:
+``http://<podIP>:<port>``. Used by tests/peers/test_real_trino_drain.py and benchmarks/real_trino_drain.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import kubernetes.client
+
+from autoscaler.controller.actuator import Outcome
+from autoscaler.controller.kube_ops import KubeOps
+from autoscaler.controller.trino_actuator import TrinoWorkersActuator
+from autoscaler.controller.trino_workers import parse_tasks
+from autoscaler.policy_models import Drain, SecretKeyRef, TrinoTarget, WorkloadRef
+from autoscaler.sandbox.kube import KubeSandbox
+from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS
+from tests.helpers.kube import RunningKube, call, running_kube
+from tests.peers.trino_cluster import ADMIN, MONITOR, RunningQuery, TrinoCluster, TrinoNode
+
+NAMESPACE = "trino"
+WORKLOAD = "trino-worker"
+LABELS = {"app": "trino", "component": "worker"}
+GRACE = 3  # the real cluster's shutdown.grace-period
+
+
+@dataclass
+class Removal:
+    pod: str
+    worker: str
+    state: str
+    tasks: int | None
+
+
+@dataclass
+class RealWorld:
+    trino: TrinoCluster
+    kube: RunningKube
+    by_pod: dict[str, TrinoNode] = field(default_factory=dict)
+    removals: list[Removal] = field(default_factory=list)
+
+    def tasks(self, node: TrinoNode) -> int | None:
+        return parse_tasks(self.trino.metrics(node, user=MONITOR).text)
+
+    async def pods(self) -> list[str]:
+        core = kubernetes.client.CoreV1Api(self.kube.api)
+        found = await call(core.list_namespaced_pod, NAMESPACE, label_selector="app=trino,component=worker")
+        return sorted(p.metadata.name for p in found.items if p.metadata.deletion_timestamp is None)
+
+    async def replicas(self) -> int:
+        apps = kubernetes.client.AppsV1Api(self.kube.api)
+        scale = await call(apps.read_namespaced_deployment_scale, WORKLOAD, NAMESPACE)
+        return int(scale.spec.replicas)
+
+
+@asynccontextmanager
+async def real_workers_on_kube(trino: TrinoCluster) -> AsyncIterator[RealWorld]:
+    """A Deployment of as many pods as the cluster has workers, each pod one real worker."""
+    # A worker a previous test drained is ACTIVE again, but the coordinator sees it 5-8 s later; queries
+    # started before then would leave it out.
+    everyone = sorted(n.name for n in trino.workers)
+    deadline = time.monotonic() + 60
+    while trino.active_workers() != everyone:
+        assert time.monotonic() < deadline, "the coordinator does not see every worker active"
+        await asyncio.sleep(0.5)
+    sandbox = KubeSandbox(pod_ip="127.0.0.1", record_events=False)
+    async with running_kube(sandbox) as kube:
+        world = RealWorld(trino, kube)
+        free = list(trino.workers)
+
+        async def pod_ready(pod: dict[str, Any]) -> None:
+            name = pod["metadata"]["name"]
+            if name in world.by_pod or not free:
+                return
+            node = world.by_pod[name] = free.pop(0)
+            current = sandbox.get_object("", "v1", "pods", NAMESPACE, name)
+            if current is None:
+                return
+            changed = copy.deepcopy(current)
+            for container in changed["spec"]["containers"]:
+                for entry in container.get("ports") or []:
+                    if entry.get("name") == "http":
+                        entry["containerPort"] = node.http_port
+            sandbox.put(PODS, NAMESPACE, changed)
+
+        async def pod_removed(pod: dict[str, Any]) -> None:
+            # What the worker was doing when Kubernetes took its pod away.
+            node = world.by_pod[pod["metadata"]["name"]]
+            state = await asyncio.to_thread(trino.get_state, node)
+            tasks = await asyncio.to_thread(world.tasks, node)
+            world.removals.append(Removal(pod["metadata"]["name"], node.name, state, tasks))
+
+        sandbox.on_pod_ready.append(pod_ready)
+        sandbox.on_pod_removed.append(pod_removed)
+        template = {
+            "metadata": {"labels": dict(LABELS)},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "trino",
+                        "image": "trinodb/trino:476",
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                    }
+                ]
+            },
+        }
+        sandbox.create(
+            DEPLOYMENTS,
+            NAMESPACE,
+            {
+                "metadata": {"name": WORKLOAD, "namespace": NAMESPACE},
+                "spec": {
+                    "replicas": len(trino.workers),
+                    "selector": {"matchLabels": dict(LABELS)},
+                    "template": template,
+                },
+            },
+        )
+        deadline = time.monotonic() + 30
+        while len(world.by_pod) < len(trino.workers):
+            assert time.monotonic() < deadline, "the pods did not become ready"
+            await asyncio.sleep(0.1)
+        try:
+            yield world
+        finally:
+            # Leave every worker serving for the next test of the session.
+            for node in trino.workers:
+                trino.set_state(node, "ACTIVE")
+
+
+def actuator(
+    world: RealWorld,
+    *,
+    timeout: int = 180,
+    on_timeout: Literal["Abort", "Force"] = "Abort",
+    password_file: Path | None = None,
+) -> TrinoWorkersActuator:
+    return TrinoWorkersActuator(
+        KubeOps(world.kube.api),
+        namespace=NAMESPACE,
+        workload=WorkloadRef(kind="Deployment", name=WORKLOAD),
+        trino=TrinoTarget(
+            cluster="real",
+            coordinator_url=world.trino.coordinator.http_url,
+            version=476,
+            user=ADMIN,
+            credentials_secret=SecretKeyRef(name="trino-admin", key="password") if password_file else None,
+        ),
+        drain=Drain(grace_period_seconds=GRACE, timeout_seconds=timeout, on_timeout=on_timeout),
+        password_file=password_file,
+    )
+
+
+def long_queries(trino: TrinoCluster, name: str, delay: str, count: int = 2) -> list[RunningQuery]:
+    """Scans that hold drivers on every worker for about ``delay``."""
+    table = trino.create_slow_table(name, splits=4, delay=delay)
+    queries = [trino.submit(f"SELECT count(*) FROM {table}") for _ in range(count)]
+    deadline = time.monotonic() + 60
+    while not all((parse_tasks(trino.metrics(w, user=MONITOR).text) or 0) > 0 for w in trino.workers):
+        assert time.monotonic() < deadline, "the queries did not reach every worker"
+        time.sleep(0.3)
+    return queries
+
+
+async def passes(act: TrinoWorkersActuator, desired: int, until: float, stop: Any) -> list[Outcome]:
+    """Apply ``desired`` once a second until ``stop(outcome)`` or ``until`` seconds passed."""
+    out: list[Outcome] = []
+    deadline = time.monotonic() + until
+    while time.monotonic() < deadline:
+        outcome = await act.apply(desired, time.time())
+        out.append(outcome)
+        if stop(outcome):
+            return out
+        await asyncio.sleep(1.0)
+    return out
