@@ -225,6 +225,25 @@ class SecretKeyRef(Model):
     key: NonEmpty = Field(description="Key within the Secret.")
 
 
+class TrinoWorkerTls(Model):
+    """How the controller checks the certificates of HTTPS workers it reaches by pod IP."""
+
+    ca_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the PEM bundle that signs the workers' certificates; unset: the "
+        "system trust store. The controller's Role in the policy's namespace must name this Secret.",
+    )
+    server_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name the workers' certificates are checked against, and sent as SNI, e.g. "
+        "trino-worker.trino.svc; unset: the pod IP, which a certificate must then name.",
+    )
+    insecure_skip_verify: bool = Field(
+        default=False, description="Do not check the workers' certificates (testing only)."
+    )
+
+
 class TrinoTarget(Model):
     """How to reach and size a Trino cluster."""
 
@@ -248,6 +267,11 @@ class TrinoTarget(Model):
     user: NonEmpty = Field(
         default="admin",
         description="User that changes worker states; it needs 'write system information' on every worker.",
+    )
+    worker_tls: TrinoWorkerTls | None = Field(
+        default=None,
+        description="Certificate checks for workers reached over HTTPS (an https coordinatorUrl). Trino "
+        "takes passwords only over HTTPS, so a cluster with credentials is reached this way.",
     )
 
 

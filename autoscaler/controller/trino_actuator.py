@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,7 +48,7 @@ from autoscaler.controller.drain_plan import (
 )
 from autoscaler.controller.kube_ops import KubeOps, WorkloadKind
 from autoscaler.controller.trino_workers import TrinoWorkerClient, auth_headers
-from autoscaler.policy_models import Drain, ScalingPolicy, TrinoTarget, WorkloadRef
+from autoscaler.policy_models import Drain, ScalingPolicy, TrinoTarget, TrinoWorkerTls, WorkloadRef
 
 __all__ = ["CREDENTIALS_CHECK_SECONDS", "TrinoWorkersActuator", "pod_ordinal", "worker_url", "worker_view"]
 
@@ -151,7 +152,8 @@ class _Pass:
     pods: dict[str, dict[str, Any]]
     views: tuple[WorkerView, ...]
     headers: dict[str, str]
-    credentials_error: ActuatorError | None = None
+    credentials_error: ActuatorError | None
+    client: TrinoWorkerClient
 
 
 class TrinoWorkersActuator:
@@ -178,6 +180,7 @@ class TrinoWorkersActuator:
         self.scheme = "https" if trino.coordinator_url.startswith("https://") else "http"
         self._timeout = request_timeout_seconds
         self._session: aiohttp.ClientSession | None = None
+        self._ssl_context: tuple[str, ssl.SSLContext] | None = None
         self._observed: tuple[float, int, list[dict[str, Any]]] | None = None
         self._credentials_checked_at = -math.inf
         self._credentials_every = spread_interval(CREDENTIALS_CHECK_SECONDS, namespace, workload.name)
@@ -289,10 +292,32 @@ class TrinoWorkersActuator:
             password = await self.kube.read_secret_value(self.namespace, ref.name, ref.key)
         return auth_headers(self.trino.user, password)
 
-    def _client(self) -> TrinoWorkerClient:
+    async def _client(self) -> TrinoWorkerClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
-        return TrinoWorkerClient(self._session)
+        tls = self.trino.worker_tls
+        if self.scheme != "https" or tls is None:
+            return TrinoWorkerClient(self._session)
+        return TrinoWorkerClient(self._session, ssl=await self._ssl(tls), server_hostname=tls.server_name)
+
+    async def _ssl(self, tls: TrinoWorkerTls) -> ssl.SSLContext | bool:
+        """The context that checks HTTPS workers; the CA Secret is read every pass (it may rotate)."""
+        if tls.insecure_skip_verify:
+            return False
+        if tls.ca_secret is None:
+            return True
+        pem = await self.kube.read_secret_value(self.namespace, tls.ca_secret.name, tls.ca_secret.key)
+        if self._ssl_context is None or self._ssl_context[0] != pem:
+            try:
+                context = ssl.create_default_context(cadata=pem)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ActuatorError(
+                    "read_secret",
+                    f"Secret {self.namespace}/{tls.ca_secret.name} key {tls.ca_secret.key} "
+                    f"is not a PEM CA bundle: {exc}",
+                ) from exc
+            self._ssl_context = (pem, context)
+        return self._ssl_context[1]
 
     async def _see(self, now: float) -> _Pass | None:
         # About to act: read fresh, not from a watch cache that may trail a burst of pod changes.
@@ -318,7 +343,7 @@ class TrinoWorkersActuator:
             # The states are public; without credentials the pass may still scale up, nothing else.
             credentials_error = exc
             headers = auth_headers(self.trino.user, None)
-        client = self._client()
+        client = await self._client()
 
         async def probe(pod: dict[str, Any]) -> tuple[str | None, int | None]:
             url = worker_url(pod, self.scheme)
@@ -332,13 +357,13 @@ class TrinoWorkersActuator:
             worker_view(pod, state, work, ordinals[name], now)
             for (name, pod), (state, work) in zip(pods.items(), probes, strict=True)
         )
-        return _Pass(scale.replicas, scale.selector, pods, views, headers, credentials_error)
+        return _Pass(scale.replicas, scale.selector, pods, views, headers, credentials_error, client)
 
     # ------------------------------------------------------------------ writing
 
     async def _carry_out(self, plan: DrainPlan, seen: _Pass, now: float) -> Outcome:
         headers = seen.headers
-        client = self._client()
+        client = seen.client
         written: dict[str, object] = {}
         errors: list[ActuatorError] = []
         ended: list[Ended] = []

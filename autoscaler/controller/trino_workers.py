@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl as ssl_module
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
@@ -77,15 +79,27 @@ def parse_tasks(text: str) -> int | None:
 
 
 class TrinoWorkerClient:
-    """Calls on workers by base URL; the caller owns ``session`` and passes the credentials per call."""
+    """Calls on workers by base URL; the caller owns ``session`` and passes the credentials per call.
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    ``ssl`` and ``server_hostname`` apply to HTTPS workers: a worker reached by pod IP presents a
+    certificate for a name, which ``server_hostname`` gives (and sends as SNI)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        ssl: ssl_module.SSLContext | bool = True,
+        server_hostname: str | None = None,
+    ) -> None:
         self.session = session
+        self._tls: dict[str, Any] = {"ssl": ssl}
+        if server_hostname is not None:
+            self._tls["server_hostname"] = server_hostname
 
     async def state(self, base: str, headers: Mapping[str, str]) -> str | None:
         """The worker's state, None when it does not answer with one."""
         try:
-            async with self.session.get(f"{base}/v1/info/state", headers=headers) as resp:
+            async with self.session.get(f"{base}/v1/info/state", headers=headers, **self._tls) as resp:
                 if resp.status != 200:
                     return None
                 value = json.loads(await resp.text())
@@ -97,7 +111,9 @@ class TrinoWorkerClient:
         """Tasks the worker runs, None when its metrics cannot be read."""
         params = [("name[]", name) for name in TASK_METRICS]
         try:
-            async with self.session.get(f"{base}/metrics", headers=headers, params=params) as resp:
+            async with self.session.get(
+                f"{base}/metrics", headers=headers, params=params, **self._tls
+            ) as resp:
                 if resp.status != 200:
                     return None
                 text = await resp.text()
@@ -110,7 +126,9 @@ class TrinoWorkerClient:
         body = json.dumps(state)
         send = {**headers, "Content-Type": "application/json"}
         try:
-            async with self.session.put(f"{base}/v1/info/state", data=body, headers=send) as resp:
+            async with self.session.put(
+                f"{base}/v1/info/state", data=body, headers=send, **self._tls
+            ) as resp:
                 if resp.status == 200:
                     return
                 detail = (await resp.text()).strip()[:200]

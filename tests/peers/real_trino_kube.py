@@ -8,6 +8,7 @@ worker's port, every pod's IP 127.0.0.1), so the actuator reaches the worker the
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from autoscaler.controller.actuator import Outcome
 from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.trino_actuator import TrinoWorkersActuator
 from autoscaler.controller.trino_workers import parse_tasks
-from autoscaler.policy_models import Drain, SecretKeyRef, TrinoTarget, WorkloadRef
+from autoscaler.policy_models import Drain, SecretKeyRef, TrinoTarget, TrinoWorkerTls, WorkloadRef
 from autoscaler.sandbox.kube import KubeSandbox
 from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS
 from tests.helpers.kube import RunningKube, call, running_kube
@@ -57,6 +58,13 @@ class RealWorld:
         found = await call(core.list_namespaced_pod, NAMESPACE, label_selector="app=trino,component=worker")
         return sorted(p.metadata.name for p in found.items if p.metadata.deletion_timestamp is None)
 
+    def put_secret(self, name: str, data: dict[str, str]) -> None:
+        """A Secret in the workers' namespace, as the API stores it (values base64-encoded)."""
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.kube.sandbox.put_object(
+            "", "v1", "secrets", NAMESPACE, {"kind": "Secret", "metadata": {"name": name}, "data": encoded}
+        )
+
     async def replicas(self) -> int:
         apps = kubernetes.client.AppsV1Api(self.kube.api)
         scale = await call(apps.read_namespaced_deployment_scale, WORKLOAD, NAMESPACE)
@@ -87,10 +95,11 @@ async def real_workers_on_kube(trino: TrinoCluster) -> AsyncIterator[RealWorld]:
             if current is None:
                 return
             changed = copy.deepcopy(current)
+            ports = {"http": node.http_port, "https": node.https_port}
             for container in changed["spec"]["containers"]:
                 for entry in container.get("ports") or []:
-                    if entry.get("name") == "http":
-                        entry["containerPort"] = node.http_port
+                    if ports.get(entry.get("name")):
+                        entry["containerPort"] = ports[entry["name"]]
             sandbox.put(PODS, NAMESPACE, changed)
 
         async def pod_removed(pod: dict[str, Any]) -> None:
@@ -109,7 +118,10 @@ async def real_workers_on_kube(trino: TrinoCluster) -> AsyncIterator[RealWorld]:
                     {
                         "name": "trino",
                         "image": "trinodb/trino:476",
-                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "ports": [
+                            {"name": "http", "containerPort": 8080},
+                            {"name": "https", "containerPort": 8443},
+                        ],
                     }
                 ]
             },
@@ -144,17 +156,25 @@ def actuator(
     timeout: int = 180,
     on_timeout: Literal["Abort", "Force"] = "Abort",
     password_file: Path | None = None,
+    credentials: SecretKeyRef | None = None,
+    worker_tls: TrinoWorkerTls | None = None,
 ) -> TrinoWorkersActuator:
+    """The actuator as a policy configures it; an HTTPS cluster is reached over HTTPS."""
+    coordinator = world.trino.coordinator
+    url = coordinator.https_url if world.trino.https and coordinator.https_url else coordinator.http_url
+    if credentials is None and password_file is not None:
+        credentials = SecretKeyRef(name="trino-admin", key="password")
     return TrinoWorkersActuator(
         KubeOps(world.kube.api),
         namespace=NAMESPACE,
         workload=WorkloadRef(kind="Deployment", name=WORKLOAD),
         trino=TrinoTarget(
             cluster="real",
-            coordinator_url=world.trino.coordinator.http_url,
+            coordinator_url=url,
             version=476,
             user=ADMIN,
-            credentials_secret=SecretKeyRef(name="trino-admin", key="password") if password_file else None,
+            credentials_secret=credentials,
+            worker_tls=worker_tls,
         ),
         drain=Drain(grace_period_seconds=GRACE, timeout_seconds=timeout, on_timeout=on_timeout),
         password_file=password_file,

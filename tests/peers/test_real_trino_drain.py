@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from autoscaler.controller.drain_plan import DRAIN_KEPT_ANNOTATION
+from autoscaler.policy_models import SecretKeyRef, TrinoWorkerTls
 from tests.peers.real_trino_kube import NAMESPACE, actuator, long_queries, passes, real_workers_on_kube
-from tests.peers.trino_cluster import TrinoCluster
+from tests.peers.trino_cluster import ADMIN, PASSWORDS, TrinoCluster, start_trino_cluster
 
 pytestmark = [pytest.mark.real_trino, pytest.mark.timeout(900)]
 
@@ -110,3 +112,56 @@ async def test_credentials_the_worker_refuses_are_reported_and_it_keeps_serving(
         assert all(real_trino.get_state(n) == "ACTIVE" for n in real_trino.workers)
         assert await world.replicas() == 2
         assert world.removals == []
+
+
+@pytest.fixture(scope="module")
+def https_trino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrinoCluster]:
+    """Workers behind HTTPS with the password-file authenticator: passwords only over HTTPS."""
+    cluster = start_trino_cluster(tmp_path_factory.mktemp("trino-https"), workers=2, https=True)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize(
+    ("password", "drains"),
+    [
+        # the password file's admin: the drain call authenticates as the real server demands
+        (PASSWORDS[ADMIN], True),
+        # a wrong password: 401 Invalid credentials, reported, and the worker keeps serving
+        ("wrong-password", False),
+    ],
+)
+async def test_drains_over_https_with_the_password_authenticator(
+    https_trino: TrinoCluster, password: str, drains: bool
+) -> None:
+    assert https_trino.ca_file is not None
+    async with real_workers_on_kube(https_trino) as world:
+        world.put_secret("trino-admin", {"password": password})
+        world.put_secret("trino-ca", {"ca.crt": https_trino.ca_file.read_text()})
+        act = actuator(
+            world,
+            credentials=SecretKeyRef(name="trino-admin", key="password"),
+            # The pods are reached by IP; the certificate is checked for the name it carries.
+            worker_tls=TrinoWorkerTls(
+                ca_secret=SecretKeyRef(name="trino-ca", key="ca.crt"), server_name="localhost"
+            ),
+        )
+        try:
+            outcomes = await passes(act, 1, 60, lambda o: o.replicas is not None or bool(o.errors))
+        finally:
+            await act.close()
+        if drains:
+            assert outcomes[-1].replicas == 1, [o.errors or o.detail for o in outcomes]
+            deadline = time.monotonic() + 30
+            while not world.removals:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            (removal,) = world.removals
+            assert removal.state == "DRAINED"
+        else:
+            errors = [str(e) for o in outcomes for e in o.errors]
+            assert any("401" in e for e in errors), errors
+            assert all(https_trino.get_state(n) == "ACTIVE" for n in https_trino.workers)
+            assert await world.replicas() == 2
