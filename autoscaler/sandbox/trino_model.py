@@ -44,7 +44,8 @@ NODE_MANAGER_RENAMED_IN = 477
 RUNNING_INCLUDES_BLOCKED_SINCE = 430
 #: First release with ``QueryManager.FullyBlockedQueries`` (a real 476 serves it: tests/peers/TRINO_FACTS.md).
 FULLY_BLOCKED_GAUGE_SINCE = 470
-#: First release whose ``CoordinatorNodeManager`` adds ``ActiveWorkerCount`` and ``ActiveCoordinatorCount``.
+#: First release whose ``CoordinatorNodeManager`` adds ``ActiveWorkerCount`` and ``ActiveCoordinatorCount``
+#: (trinodb/trino ``core/trino-main/.../node/CoordinatorNodeManager.java``; no real 480 runs here).
 WORKER_COUNT_GAUGES_SINCE = 480
 #: The default task executor: ``TimeSharingTaskExecutor`` from 424 (``executor.timesharing``), the
 #: ``ThreadPerDriverTaskExecutor`` (``executor.dedicated``) from 438 (``TaskManagerConfig``,
@@ -54,7 +55,8 @@ THREAD_PER_DRIVER_EXECUTOR_SINCE = 438
 #: Releases whose SHUTTING_DOWN exits after one grace period without waiting for tasks (trinodb/trino
 #: #25690, fixed in 476).
 SHUTDOWN_SKIPS_TASKS = range(474, 476)
-#: First release that answers 500 instead of 400 to ``PUT "DRAINED"``/``"INACTIVE"`` (a real 476: 400).
+#: First release that answers 500 instead of 400 to ``PUT "DRAINED"``/``"INACTIVE"`` (a real 476: 400; 477+
+#: follows ``server/NodeStateManager.java`` and ``node/NodeState.java``, where they are internal states).
 INTERNAL_STATE_PUT_500_SINCE = 477
 
 #: Model time 0 is this instant on the wall-clock faces (query ids, ISO timestamps).
@@ -626,8 +628,8 @@ class TrinoCluster:
             if self._workers[node_id].alive:
                 counts[state] += 1
         if self.version >= NODE_MANAGER_RENAMED_IN:
-            # 477+ (CoordinatorNodeManager): a node that announced itself is INACTIVE until the
-            # coordinator's next read of its state; before, it is unknown until then.
+            # 477+ (node/CoordinatorNodeManager.java): a node that announced itself is INACTIVE until the
+            # coordinator's next read of its state; before, it is unknown until then (a real 476 agrees).
             counts[NodeState.INACTIVE] += sum(
                 1 for w in self._workers.values() if w.alive and w.node_id not in self._observed
             )

@@ -183,7 +183,7 @@ def actuator(
 
 def long_queries(trino: TrinoCluster, name: str, delay: str, count: int = 2) -> list[RunningQuery]:
     """Scans that hold drivers on every worker for about ``delay``."""
-    table = trino.create_slow_table(name, splits=4, delay=delay)
+    table = trino.create_slow_table(name, splits=2 * len(trino.workers), delay=delay)
     queries = [trino.submit(f"SELECT count(*) FROM {table}") for _ in range(count)]
     deadline = time.monotonic() + 60
     while not all((parse_tasks(trino.metrics(w, user=MONITOR).text) or 0) > 0 for w in trino.workers):
