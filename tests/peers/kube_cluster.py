@@ -25,6 +25,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -263,6 +264,10 @@ class KubeCluster:
     admin_kubeconfig: Path  # user "admin" in group system:masters
     version: str
     _client_ca: _CA = field(repr=False)
+    # SIGKILL to every component if the thread that started it dies (even by SIGKILL): no orphans when a test
+    # run is killed. Not SIGTERM: all at once, etcd goes first and kube-apiserver's graceful shutdown then
+    # hangs on it. Only when started from the main thread (a worker thread may end before the cluster).
+    die_with_parent: bool = True
     _procs: list[_Proc] = field(default_factory=list, repr=False)
 
     # ----------------------------------------------------------------------------------- identities
@@ -427,6 +432,7 @@ class KubeCluster:
                 cwd=self.workdir,
                 env={**os.environ, "GOMAXPROCS": "2", **(env or {})},
                 start_new_session=True,  # a Ctrl-C in the terminal is not theirs: stop() ends them
+                preexec_fn=_die_with_parent_thread() if self.die_with_parent else None,
             )
         proc = _Proc(name, popen, log)
         self._procs.append(proc)
@@ -449,6 +455,18 @@ class KubeCluster:
                     f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})\n{logs}"
                 )
             time.sleep(interval)
+
+
+def _die_with_parent_thread() -> Any:
+    """A preexec_fn asking Linux to SIGKILL the child when the thread that forked it dies (PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_pdeathsig() -> None:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+    return set_pdeathsig
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -550,6 +568,7 @@ def start_cluster(
         admin_kubeconfig=admin,
         version="",
         _client_ca=client_ca,
+        die_with_parent=threading.current_thread() is threading.main_thread(),
     )
     atexit.register(cluster.stop)
     try:

@@ -214,7 +214,14 @@ def _start_aggregated_server(
                     "kind": "ExternalMetricValueList",
                     "apiVersion": group_version,
                     "metadata": {},
-                    "items": [],
+                    "items": [
+                        {
+                            "metricName": path.rsplit("/", 1)[-1],
+                            "metricLabels": {},
+                            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "value": "10",
+                        }
+                    ],
                 }
             else:
                 self.send_response(404)
@@ -240,7 +247,7 @@ def _start_aggregated_server(
     return server, int(server.server_address[1]), recorder, ca.pair.cert_file.read_bytes()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_apiservice_backed_by_externalname_localhost(
     cluster: kube_cluster.KubeCluster, tmp_path: Path
 ) -> None:
@@ -323,6 +330,65 @@ def test_apiservice_backed_by_externalname_localhost(
             assert seen[-1]["cn"] == kube_cluster.FRONT_PROXY_CLIENT_CN
             assert seen[-1]["user"] == "bob"
             assert "team-b" in seen[-1]["groups"]
+
+            # The real HPA reads the metric through the aggregator, as its own service account, and scales a
+            # Deployment whose pods kwok keeps Running and Ready: 10 queued against a Value target of 2 per
+            # replica... capped at maxReplicas 4.
+            cluster.add_node("kwok-node-hpa")
+            client.AppsV1Api(api).create_namespaced_deployment(
+                "default",
+                body={
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "workers"},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": "workers"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "workers"}},
+                            "spec": {"containers": [{"name": "w", "image": "w:1"}]},
+                        },
+                    },
+                },
+            )
+            autoscaling = client.AutoscalingV2Api(api)
+            autoscaling.create_namespaced_horizontal_pod_autoscaler(
+                "default",
+                body={
+                    "apiVersion": "autoscaling/v2",
+                    "kind": "HorizontalPodAutoscaler",
+                    "metadata": {"name": "workers"},
+                    "spec": {
+                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "workers"},
+                        "minReplicas": 1,
+                        "maxReplicas": 4,
+                        "metrics": [
+                            {
+                                "type": "External",
+                                "external": {
+                                    "metric": {
+                                        "name": "queued",
+                                        "selector": {"matchLabels": {"queue": "etl"}},
+                                    },
+                                    "target": {"type": "Value", "value": "2"},
+                                },
+                            }
+                        ],
+                    },
+                },
+            )
+            apps = client.AppsV1Api(api)
+            _wait(
+                "the HPA to scale workers to 4",
+                lambda: apps.read_namespaced_deployment("workers", "default").spec.replicas == 4,
+                90,
+            )
+            hpa_reads = [
+                r for r in recorder.requests if r["user"] and "horizontal-pod-autoscaler" in r["user"]
+            ]
+            assert hpa_reads, recorder.requests
+            assert hpa_reads[0]["user"] == "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+            assert "/namespaces/default/queued?labelSelector=queue%3Detl" in hpa_reads[0]["path"]
             registration.delete_api_service("v1beta1.external.metrics.k8s.io")
     finally:
         server.shutdown()
