@@ -101,9 +101,13 @@ main() {
   export GOFLAGS="-mod=readonly -buildvcs=false -p=${QUEUESCALE_PEERS_BUILD_P:-2}"  # go.sum is committed: use it as is
   export GOWORK=off
 
+  # Leftovers of a build that was killed outright (SIGKILL skips the trap below): safe to drop under the lock.
+  rm -rf "$CACHE_ROOT/.kube-$KUBE_VERSION.tmp."* "$CACHE_ROOT/.kube-$KUBE_VERSION.old."*
   TMP=$(mktemp -d "$CACHE_ROOT/.kube-$KUBE_VERSION.tmp.XXXXXX")
   cleanup() { rm -rf "$TMP"; }
   trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   mkdir -p "$TMP/bin"
 
   # Fetch each wrapper module's dependencies first, so that a refusal from the proxy is reported as such, naming
