@@ -7,15 +7,16 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
 
 from adapter import apidocs
-from adapter.auth import Authenticator, Authorizer, UserInfo
+from adapter.auth import Authenticator, Authorizer, PathAuthorizer, UserInfo
+from adapter.auth.delegated import bearer_token
+from adapter.bytecache import ByteBoundedCache
 from adapter.errors import (
     ApiError,
     BadRequest,
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PREFIX = f"/apis/{apidocs.GROUP_VERSION}"
+_METRIC_PATH = re.compile(rf"^({re.escape(_PREFIX)}|/keda/v1)/namespaces/[^/]+/[^/]+$")
 _JSON = "application/json"
 
 
@@ -46,6 +48,8 @@ class AdapterParts:
     authorizer: Authorizer
     keda_token: Callable[[], str | None] | None = None
     """None: the KEDA endpoint is off. A callable returning None: on without a token (loopback only)."""
+    metrics_guard: PathAuthorizer | None = None
+    """Who may read ``/metrics``; None: anyone (the plain-HTTP loopback mode)."""
     clock: Callable[[], float] = time.time
 
 
@@ -90,9 +94,17 @@ async def _errors_as_status(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        kind = _HTTP_TO_ERROR.get(exc.status, InternalError)
-        text = {404: "the server could not find the requested resource"}.get(exc.status, exc.reason)
-        if exc.status == 405:
+        status = exc.status
+        if (
+            status == 404
+            and request.method == "CONNECT"
+            and _METRIC_PATH.match(request.raw_path.split("?")[0])
+        ):
+            # aiohttp reads a CONNECT target as an authority, so no route matches its path.
+            status = 405
+        kind = _HTTP_TO_ERROR.get(status, InternalError)
+        text = {404: "the server could not find the requested resource"}.get(status, exc.reason)
+        if status == 405:
             text = f"the server does not allow the method {request.method} here"
         response = _status_response(kind(text))
     except Exception:
@@ -131,19 +143,41 @@ async def handle_resources(request: web.Request) -> web.Response:
     return _json(apidocs.api_resource_list(request.app[PARTS].store.served_metrics()))
 
 
-@lru_cache(maxsize=4096)
-def _selector(text: str) -> Selector:
-    return parse_selector(text)
+def _selector_cost(text: str, selector: Selector) -> int:
+    # Measured: a parsed selector holds 9-15 bytes per character of its text.
+    return 1024 + 16 * len(text)
 
 
-def _parse_selector(request: web.Request) -> Selector:
+def _body_cost(key: tuple[str, str, tuple[tuple[str, float | None], ...]], body: bytes) -> int:
+    return 512 + len(body) + 2 * len(key[1])
+
+
+@dataclass
+class _Caches:
+    """Parsed selectors and encoded answers, each bounded in bytes (``server.*_cache_bytes``)."""
+
+    selectors: ByteBoundedCache[str, Selector]
+    bodies: ByteBoundedCache[tuple[str, str, tuple[tuple[str, float | None], ...]], bytes]
+
+    @classmethod
+    def sized(cls, selector_bytes: int, response_bytes: int) -> _Caches:
+        return cls(
+            ByteBoundedCache(selector_bytes, _selector_cost), ByteBoundedCache(response_bytes, _body_cost)
+        )
+
+
+CACHES = web.AppKey("caches", _Caches)
+
+
+def _parse_selector(request: web.Request) -> tuple[str, Selector]:
+    text = request.query.get("labelSelector", "")
     try:
-        return _selector(request.query.get("labelSelector", ""))
+        return text, request.app[CACHES].selectors.get_or_build(text, lambda: parse_selector(text))
     except LabelSelectorError as exc:
         raise BadRequest(f"invalid labelSelector: {exc}") from exc
 
 
-async def _plan(request: web.Request, user: UserInfo | None) -> tuple[str, Selector, list[SourceState]]:
+async def _plan(request: web.Request, user: UserInfo | None) -> tuple[str, str, Selector, list[SourceState]]:
     """Authorize, validate and pick the fresh sources; raises the Status the request must get."""
     parts = request.app[PARTS]
     namespace = request.match_info["namespace"]
@@ -152,41 +186,18 @@ async def _plan(request: web.Request, user: UserInfo | None) -> tuple[str, Selec
         await parts.authorizer.authorize(user, metric, namespace)
     if not _NAMESPACE.match(namespace):
         raise NotFound(f'namespace "{namespace}" is not a valid namespace name')
-    selector = _parse_selector(request)
-    return metric, selector, parts.store.asked(metric, namespace, selector, parts.clock())
-
-
-class _BodyCache:
-    """Encoded answers keyed by what determines them: metric, selector, and each asked collection.
-
-    Freshness and authorization are still decided per request; only the encoding is reused, so a new
-    collection simply makes a new key. Cleared when full instead of tracking recency: keys of replaced
-    collections can never be hit again anyway.
-    """
-
-    def __init__(self, max_entries: int = 8192) -> None:
-        self.max_entries = max_entries
-        self._bodies: dict[Hashable, bytes] = {}
-
-    def get_or_build(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
-        body = self._bodies.get(key)
-        if body is None:
-            body = build()
-            if len(self._bodies) >= self.max_entries:
-                self._bodies.clear()
-            self._bodies[key] = body
-        return body
-
-
-BODIES = web.AppKey("bodies", _BodyCache)
+    text, selector = _parse_selector(request)
+    return metric, text, selector, parts.store.asked(metric, namespace, selector, parts.clock())
 
 
 async def handle_metric(request: web.Request) -> web.Response:
     user = await _authenticated(request)
-    metric, selector, asked = await _plan(request, user)
+    metric, text, selector, asked = await _plan(request, user)
     store = request.app[PARTS].store
-    key = (metric, selector, tuple((s.name, s.collected_at) for s in asked))
-    body = request.app[BODIES].get_or_build(
+    # Encodings are reused per (metric, selector, collection of each asked source): freshness and
+    # authorization are still decided per request, and a new collection simply makes a new key.
+    key = (metric, text, tuple((s.name, s.collected_at) for s in asked))
+    body = request.app[CACHES].bodies.get_or_build(
         key,
         lambda: json.dumps(
             apidocs.value_list(store.items(metric, selector, asked)), separators=(",", ":")
@@ -202,10 +213,11 @@ async def handle_keda(request: web.Request) -> web.Response:
         raise NotFound("the KEDA endpoint is disabled")
     expected = token_of()
     if expected is not None:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        given = bearer_token(request.headers.get("Authorization", ""))
+        # An unreadable or emptied token file gives "": nothing matches it.
+        if not expected or given is None or not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("a valid bearer token is required")
-    metric, selector, asked = await _plan(request, None)
+    metric, _, selector, asked = await _plan(request, None)
     items = request.app[PARTS].store.items(metric, selector, asked)
     return _json(
         {
@@ -228,6 +240,9 @@ async def handle_ready(request: web.Request) -> web.Response:
 
 
 async def handle_self_metrics(request: web.Request) -> web.Response:
+    guard = request.app[PARTS].metrics_guard
+    if guard is not None:
+        await guard.check(request, "/metrics", "get")
     body = request.app[PARTS].metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -236,10 +251,17 @@ async def handle_not_found(request: web.Request) -> web.Response:
     raise NotFound("the server could not find the requested resource")
 
 
-def create_app(parts: AdapterParts) -> web.Application:
+async def handle_wrong_method(request: web.Request) -> web.Response:
+    raise MethodNotAllowed(f"the server does not allow the method {request.method} here")
+
+
+def create_app(
+    parts: AdapterParts, *, selector_cache_bytes: int = 8 << 20, response_cache_bytes: int = 16 << 20
+) -> web.Application:
     app = web.Application(middlewares=[_errors_as_status])
     app[PARTS] = parts
-    app[BODIES] = _BodyCache()
+    caches = app[CACHES] = _Caches.sized(selector_cache_bytes, response_cache_bytes)
+    parts.metrics.watch_caches({"selectors": caches.selectors, "answers": caches.bodies})
     r = app.router
     r.add_get("/healthz", handle_health, name="healthz", allow_head=False)
     r.add_get("/livez", handle_health, name="livez", allow_head=False)
@@ -249,8 +271,14 @@ def create_app(parts: AdapterParts) -> web.Application:
     r.add_get("/apis", handle_apis, name="apis", allow_head=False)
     r.add_get(f"/apis/{apidocs.GROUP}", handle_group, name="group", allow_head=False)
     r.add_get(_PREFIX, handle_resources, name="resources", allow_head=False)
-    r.add_get(_PREFIX + "/namespaces/{namespace}/{metric}", handle_metric, name="metric", allow_head=False)
-    r.add_get("/keda/v1/namespaces/{namespace}/{metric}", handle_keda, name="keda", allow_head=False)
+    metric = r.add_resource(_PREFIX + "/namespaces/{namespace}/{metric}", name="metric")
+    metric.add_route("GET", handle_metric)
+    keda = r.add_resource("/keda/v1/namespaces/{namespace}/{metric}", name="keda")
+    keda.add_route("GET", handle_keda)
+    # Every other method is a 405 Status, CONNECT and unknown ones included (aiohttp's router would
+    # answer some of them 404 or a bare 405).
+    for resource in (metric, keda):
+        resource.add_route("*", handle_wrong_method)
     # The aggregator probes OpenAPI; a 404 Status is the accepted answer for a server without one.
     r.add_route("*", "/openapi/{tail:.*}", handle_not_found, name="openapi")
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import threading
 import time
@@ -18,18 +19,22 @@ from adapter.store import SampleStore
 log = logging.getLogger(__name__)
 
 
-def next_delay(interval: float, failures: int, ceiling: float, jitter: float) -> float:
+def next_delay(
+    interval: float, failures: int, ceiling: float, jitter: float, *, within: float = math.inf
+) -> float:
     """Seconds to wait before the next poll.
 
     Healthy sources keep their cadence; after ``failures`` consecutive failures the wait doubles up to
     ``ceiling``. ``jitter`` in [0, 1) spreads it by ±20% so adapters restarted together do not retry in
-    lockstep against a backend that is just coming back.
+    lockstep against a backend that is just coming back. The wait never passes ``within`` (the source's
+    freshness bound): a backend that recovers is read again before its metrics would have gone stale,
+    instead of up to a jittered ceiling (72 s by default) later.
     """
     if failures <= 0:
         return interval
     # The exponent is capped: a source down for days must not overflow the float.
     base = min(ceiling, interval * 2.0 ** min(failures - 1, 64))
-    return base * (0.8 + 0.4 * jitter)
+    return min(within, base * (0.8 + 0.4 * jitter))
 
 
 class Poller:
@@ -94,7 +99,9 @@ class Poller:
             started = loop.time()
             ok = await self.poll_once(source)
             failures = 0 if ok else failures + 1
-            delay = next_delay(s.poll_interval_seconds, failures, s.backoff_max_seconds, self._rng.random())
+            delay = next_delay(
+                s.poll_interval_seconds, failures, s.backoff_max_seconds, self._rng.random(), within=s.max_age
+            )
             await asyncio.sleep(max(0.0, started + delay - loop.time()))
 
     def start(self) -> None:

@@ -16,9 +16,11 @@ import kubernetes.client
 
 from adapter.app import AdapterParts, create_app
 from adapter.auth import AllowAll, Anonymous, Authenticator, Authorizer
+from adapter.auth.delegated import DelegatedPathAuth, TokenReviewAuthenticator
 from adapter.auth.frontproxy import FrontProxyAuthenticator, FrontProxyProvider
 from adapter.auth.sar import SubjectAccessReviewAuthorizer
 from adapter.auth.tls import ServingTLS
+from adapter.connections import ConnectionGuard
 from adapter.errors import ConfigError
 from adapter.kube import api_client
 from adapter.listen import Listening, listen
@@ -52,12 +54,34 @@ def tune_gc() -> None:
 
 
 def _read_token(path: Path) -> str:
+    """The KEDA token as it is now; "" (which nothing matches) when the file is unreadable or empty."""
     try:
-        return path.read_text().strip()
+        token = path.read_text().strip()
     except OSError as exc:
-        # An unreadable token must never open the endpoint: answer with a token nobody can send.
         log.error("cannot read keda.bearer_token_file %s: %s", path, exc.strerror)
-        return "\x00unreadable"
+        return ""
+    if not token:
+        log.error("keda.bearer_token_file %s is empty: every KEDA request is refused", path)
+    return token
+
+
+def _keda_token(settings: Settings) -> Callable[[], str | None] | None:
+    """What the KEDA endpoint checks against; an unusable token file stops the start."""
+    if not settings.keda.enabled:
+        return None
+    token_file = settings.keda.bearer_token_file
+    if token_file is None:
+        return lambda: None
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"keda.bearer_token_file: cannot read {token_file}: {exc.strerror}") from exc
+    if not token:
+        # An empty token would let requests without any Authorization header through.
+        raise ConfigError(f"keda.bearer_token_file: {token_file} is empty or only whitespace")
+    if any(c.isspace() for c in token):
+        raise ConfigError(f"keda.bearer_token_file: the token in {token_file} contains whitespace")
+    return lambda: _read_token(token_file)
 
 
 @dataclass
@@ -86,8 +110,10 @@ async def start_adapter(
     metrics.watch_store(store, clock)
     poller = Poller(build_sources(settings, kube), store, metrics, clock=clock)
 
+    keda_token = _keda_token(settings)
     authenticator: Authenticator = Anonymous()
     authorizer: Authorizer = AllowAll()
+    metrics_guard: DelegatedPathAuth | None = None
     provider: FrontProxyProvider | None = None
     ssl_context = None
     if settings.auth.mode == "front-proxy":
@@ -95,23 +121,21 @@ async def start_adapter(
             settings.auth, None if settings.auth.requestheader_client_ca_file else kube()
         )
         await provider.refresh()
-        authenticator = FrontProxyAuthenticator(provider.current)
-        authorizer = SubjectAccessReviewAuthorizer(
+        front_proxy = FrontProxyAuthenticator(provider.current)
+        reviews = SubjectAccessReviewAuthorizer.from_settings(kube(), settings.auth)
+        authenticator, authorizer = front_proxy, reviews
+        tokens = TokenReviewAuthenticator(
             kube(),
             settings.auth.sar_cache_seconds,
             max_entries=settings.auth.sar_cache_entries,
             timeout_seconds=settings.auth.sar_timeout_seconds,
         )
+        metrics_guard = DelegatedPathAuth(tokens, reviews, front_proxy)
     if not settings.server.insecure_http:
         cert, key = settings.server.tls_cert_file, settings.server.tls_key_file
         if cert is None or key is None:
             raise ConfigError("server.tls_cert_file and server.tls_key_file are required")
         ssl_context = ServingTLS(cert, key, provider.client_ca if provider else lambda: None).context()
-
-    keda_token: Callable[[], str | None] | None = None
-    if settings.keda.enabled:
-        token_file = settings.keda.bearer_token_file
-        keda_token = (lambda: _read_token(token_file)) if token_file else (lambda: None)
 
     parts = AdapterParts(
         store=store,
@@ -119,15 +143,27 @@ async def start_adapter(
         authenticator=authenticator,
         authorizer=authorizer,
         keda_token=keda_token,
+        metrics_guard=metrics_guard,
         clock=clock,
     )
     host, port = split_host_port(settings.server.listen)
+    guard = ConnectionGuard(
+        settings.server.connection_limits(), tls=ssl_context, on_close=metrics.connection_closed
+    )
+    metrics.watch_connections(guard)
+    app = create_app(
+        parts,
+        selector_cache_bytes=settings.server.selector_cache_bytes,
+        response_cache_bytes=settings.server.response_cache_bytes,
+    )
     server = await listen(
-        create_app(parts),
+        app,
         host,
         port,
         ssl_context=ssl_context,
         max_request_line_bytes=settings.server.max_request_line_bytes,
+        max_header_fields=settings.server.max_header_fields,
+        guard=guard,
     )
     if settings.server.insecure_http:
         log.warning(INSECURE_BANNER.format(listen=server.url))

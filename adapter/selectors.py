@@ -378,11 +378,11 @@ class _Parser:
         return tuple(sorted(values))
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_selector(text: str) -> Selector:
     """Parse a label selector; the empty string selects everything. Raises LabelSelectorError.
 
-    Answers are kept (selectors are immutable): the same few selectors arrive on every request and pass."""
+    Nothing is kept here: a caller that parses untrusted text keeps answers in a cache bounded in bytes
+    (the API server's), one that parses its own selectors on every pass may keep them as it likes."""
     if len(text) > MAX_SELECTOR_LENGTH:
         raise LabelSelectorError(
             f"label selector is {len(text)} characters long; the limit is {MAX_SELECTOR_LENGTH}"

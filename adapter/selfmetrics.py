@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapter.exported import CatalogExporter
 
 if TYPE_CHECKING:
+    from adapter.bytecache import ByteBoundedCache
+    from adapter.connections import ConnectionGuard
     from adapter.store import SampleStore
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -58,6 +60,46 @@ class _StoreCollector(Collector):
         yield bound
 
 
+class _ConnectionCollector(Collector):
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self.guard = guard
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "queuescale_adapter_connections",
+            "Open connections of the API server by state (handshake, headers, idle, busy).",
+            labels=["state"],
+        )
+        for state, count in sorted(self.guard.counts().items()):
+            family.add_metric([state], float(count))
+        yield family
+
+
+class _CacheCollector(Collector):
+    def __init__(self, caches: dict[str, ByteBoundedCache[Any, Any]]) -> None:
+        self.caches = caches
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        size = GaugeMetricFamily(
+            "queuescale_adapter_cache_bytes", "Estimated memory held by a cache, in bytes.", labels=["cache"]
+        )
+        budget = GaugeMetricFamily(
+            "queuescale_adapter_cache_capacity_bytes", "The byte budget of a cache.", labels=["cache"]
+        )
+        evicted = CounterMetricFamily(
+            "queuescale_adapter_cache_evictions",
+            "Entries dropped from a cache to stay within its byte budget.",
+            labels=["cache"],
+        )
+        for name, cache in sorted(self.caches.items()):
+            size.add_metric([name], float(cache.bytes))
+            budget.add_metric([name], float(cache.capacity_bytes))
+            evicted.add_metric([name], float(cache.evictions))
+        yield size
+        yield budget
+        yield evicted
+
+
 class SelfMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -81,6 +123,22 @@ class SelfMetrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.connections_closed = Counter(
+            "queuescale_adapter_connections_closed",
+            "Connections the server closed or refused on its limits, by reason (header_timeout, "
+            "idle_timeout, headers_too_large, evicted, refused).",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def watch_caches(self, caches: dict[str, ByteBoundedCache[Any, Any]]) -> None:
+        self.registry.register(_CacheCollector(caches))
+
+    def watch_connections(self, guard: ConnectionGuard) -> None:
+        self.registry.register(_ConnectionCollector(guard))
+
+    def connection_closed(self, reason: str) -> None:
+        self.connections_closed.labels(reason).inc()
 
     def watch_store(self, store: SampleStore, clock: Callable[[], float] = time.time) -> None:
         self.registry.register(_StoreCollector(store, clock))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapter.auth.settings import AuthSettings
+from adapter.connections import ConnectionLimits
 from adapter.errors import ConfigError
 from adapter.kube import KubeSettings
 from adapter.sources.prometheus import PrometheusSettings
@@ -49,8 +50,63 @@ class ServerSettings(BaseModel):
         description="Plain HTTP with no authentication. Development only: refused unless listening on loopback.",
     )
     max_request_line_bytes: int = Field(
-        65536, ge=8190, le=1048576, description="Longest request line (path and query) accepted, in bytes."
+        65536,
+        ge=32768,
+        le=1048576,
+        description="Longest request line (path and query) accepted, in bytes; at least room for the "
+        "longest label selector (10,000 characters) percent-encoded.",
     )
+    max_header_bytes: int = Field(
+        1 << 20,
+        ge=16384,
+        le=16 << 20,
+        description="Most bytes of request line and headers one request may send (kube-apiserver: 1 MiB); "
+        "past it the client gets 431 and the connection closes.",
+    )
+    max_header_fields: int = Field(
+        4096,
+        ge=128,
+        le=65536,
+        description="Most header fields in one request: kube-apiserver sends one X-Remote-Group per group.",
+    )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a connection has for its TLS handshake and the headers of a request, "
+        "counted from the accept or from the first byte of the next request.",
+    )
+    idle_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a kept-alive connection may wait for its next request before it is closed.",
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        le=100_000,
+        description="Most connections open at once, counted from the accept (TLS handshakes included); at "
+        "the limit the oldest idle one is closed for a new one, or the new one refused if all are busy.",
+    )
+    selector_cache_bytes: int = Field(
+        8 << 20,
+        ge=0,
+        description="Memory, in bytes, kept for parsed label selectors (least recently used go).",
+    )
+    response_cache_bytes: int = Field(
+        16 << 20,
+        ge=0,
+        description="Memory, in bytes, kept for encoded metric answers (least recently used go).",
+    )
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            max_connections=self.max_connections,
+            header_read_timeout=self.header_read_timeout_seconds,
+            idle_timeout=self.idle_timeout_seconds,
+            max_header_bytes=self.max_header_bytes,
+        )
 
     @field_validator("listen")
     @classmethod

@@ -337,6 +337,20 @@ def test_the_scraped_ports_serve_metrics(renders: Renders) -> None:
     assert controller["spec"]["endpoints"][0]["honorLabels"] is True
 
 
+def test_prometheus_may_scrape_the_guarded_adapter_metrics(renders: Renders) -> None:
+    # /metrics is behind TokenReview and a SubjectAccessReview for the path: Prometheus sends its token
+    # and its service account is granted get on the non-resource URL, nothing else.
+    objs = _monitoring(renders)
+    adapter = one(objs, "ServiceMonitor", "queuescale-adapter")
+    (endpoint,) = adapter["spec"]["endpoints"]
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    role = one(objs, "ClusterRole", "queuescale-metrics-reader")
+    assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    binding = one(objs, "ClusterRoleBinding", "queuescale-metrics-reader")
+    assert binding["roleRef"]["name"] == "queuescale-metrics-reader"
+    assert [s["kind"] for s in binding["subjects"]] == ["ServiceAccount"]
+
+
 def test_prometheus_rule_is_the_rule_file(renders: Renders, tmp_path: Path) -> None:
     rules = yaml.safe_load((DEPLOY / "prometheus" / "rules.yaml").read_text())
     rule = one(_monitoring(renders), "PrometheusRule", "queuescale")

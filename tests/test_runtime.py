@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from adapter.errors import ConfigError
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
 from autoscaler.sandbox.trino import Fault
@@ -208,3 +209,33 @@ async def test_a_broken_coordinator_degrades_only_its_own_metrics(fault: Fault) 
             broken.faults().clear()
             status, body = await eventually(lambda: nodes("broken"), check=lambda r: r[0] == 200)
             assert [i["value"] for i in body["items"]] == ["2"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # the probe: an empty or whitespace-only file opened the KEDA endpoint to anyone
+        ("", "is empty or only whitespace"),
+        (" \n\t\n", "is empty or only whitespace"),
+        ("two words", "contains whitespace"),
+        (None, "cannot read"),
+    ],
+)
+async def test_an_unusable_keda_token_file_stops_the_start(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+    settings = load_settings(
+        None,
+        {
+            "server": {"listen": "127.0.0.1:0", "insecure_http": True},
+            "auth": {"mode": "none"},
+            "keda": {"enabled": True, "bearer_token_file": str(token_file)},
+            "trino": [{"name": "adhoc", "endpoint": {"url": refused_url()}}],
+        },
+    )
+    with pytest.raises(ConfigError, match=rf"keda\.bearer_token_file: .*{message}"):
+        async with start_adapter(settings):
+            pass

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import ssl
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kubernetes.client
 import pytest
 from aiohttp import web
 from cryptography import x509
@@ -33,6 +35,7 @@ from pydantic import ValidationError
 
 from adapter.app import AdapterParts, create_app
 from adapter.auth import UserInfo
+from adapter.auth.delegated import DelegatedPathAuth, TokenReviewAuthenticator
 from adapter.auth.frontproxy import (
     FrontProxyAuthenticator,
     FrontProxyConfig,
@@ -96,6 +99,14 @@ class Pki:
             "wrong-cn": f.client(proxy_ca, "wrong-cn", cn="someone-else"),
             "expired": f.client(proxy_ca, "expired", cn=PROXY_CN, expired=True),
         }
+        # A front-proxy certificate issued by an intermediate CA of the bundle's root, with and without
+        # the intermediate sent along (kube-apiserver's stack builds the chain from what is sent).
+        intermediate = f.ca("front-proxy-intermediate", parent=proxy_ca)
+        leaf = f.client(intermediate, "via-intermediate", cn=PROXY_CN)
+        chain_file = directory / "via-intermediate-chain.crt"
+        chain_file.write_bytes(leaf.cert_pem + intermediate.cert_pem)
+        pki.clients["via-intermediate"] = dataclasses.replace(leaf, cert_file=chain_file)
+        pki.clients["intermediate-no-chain"] = leaf
         return pki
 
 
@@ -128,7 +139,9 @@ async def _as_status(
         return web.json_response(body | {"message": exc.message}, status=exc.code)
 
 
-def guarded_app(authn: FrontProxyAuthenticator, authz: SubjectAccessReviewAuthorizer) -> web.Application:
+def guarded_app(
+    authn: FrontProxyAuthenticator, authz: SubjectAccessReviewAuthorizer, api: kubernetes.client.ApiClient
+) -> web.Application:
     """Authenticate, authorize, and echo the identity so the header parsing is checked end to end."""
 
     async def handle(request: web.Request) -> web.Response:
@@ -185,7 +198,9 @@ async def request(
 @contextlib.asynccontextmanager
 async def world(
     tmp_path: Path,
-    app: Callable[[FrontProxyAuthenticator, SubjectAccessReviewAuthorizer], web.Application],
+    app: Callable[
+        [FrontProxyAuthenticator, SubjectAccessReviewAuthorizer, kubernetes.client.ApiClient], web.Application
+    ],
     now: Callable[[], dt.datetime] | None = None,
 ) -> AsyncIterator[World]:
     pki = Pki.create(tmp_path / "pki")
@@ -198,7 +213,7 @@ async def world(
         authz = SubjectAccessReviewAuthorizer(kube.api, ttl_seconds=10, clock=clock)
         tls = ServingTLS(pki.serving.cert_file, pki.serving.key_file, client_ca=provider.client_ca)
         server = await listen(
-            app(FrontProxyAuthenticator(provider.current, **({"now": now} if now else {})), authz),
+            app(FrontProxyAuthenticator(provider.current, **({"now": now} if now else {})), authz, kube.api),
             "127.0.0.1",
             0,
             ssl_context=tls.context(),
@@ -248,6 +263,10 @@ MASTERS = [("X-Remote-User", "mallory"), ("X-Remote-Group", "system:masters")]
         ("wrong-cn", MASTERS, 401),
         # expired: OpenSSL refuses it during the handshake
         ("expired", MASTERS, "tls"),
+        # the probe: issued by an intermediate CA that the client sends along: 401 before, as upstream 200
+        ("via-intermediate", hpa_headers("hpa"), 200),
+        # the same leaf without its intermediate cannot be chained to the bundle
+        ("intermediate-no-chain", MASTERS, "tls"),
     ],
 )
 async def test_front_proxy_authentication(
@@ -263,6 +282,17 @@ async def test_front_proxy_authentication(
     if expected == 401 or headers == MASTERS:
         # Neither an unauthenticated request nor system:masters costs a SubjectAccessReview.
         assert len(w.kube.sandbox.reviews) == before
+
+
+async def test_hundreds_of_groups_reach_the_review(w: World) -> None:
+    # The probe: kube-apiserver sends one X-Remote-Group line per group, and more than ~128 header lines
+    # were a plain-text 400, so a user in 130 groups could not read metrics.
+    groups = [f"team-{i:03d}" for i in range(300)]
+    status, body = await w.call("good", hpa_headers("hpa", *groups))
+    assert status == 200, body
+    assert body["groups"] == groups
+    (review,) = w.kube.sandbox.reviews
+    assert review["spec"]["groups"] == groups
 
 
 @pytest.mark.parametrize(
@@ -655,13 +685,20 @@ def test_auth_settings() -> None:
 # ----- end to end through the adapter's own API server -----
 
 
-def adapter_app(authn: FrontProxyAuthenticator, authz: SubjectAccessReviewAuthorizer) -> web.Application:
+def adapter_app(
+    authn: FrontProxyAuthenticator, authz: SubjectAccessReviewAuthorizer, api: kubernetes.client.ApiClient
+) -> web.Application:
+    """The adapter's app wired as ``adapter.runtime`` wires it in front-proxy mode."""
     store = SampleStore(DEFAULT_CATALOG)
     metrics = SelfMetrics()
+    metrics.watch_store(store)
     source = ScriptedSource("adhoc", [METRIC])
     source.answer = [Sample(METRIC, {}, 1.5)]
     poller = Poller([source], store, metrics)
-    app = create_app(AdapterParts(store=store, metrics=metrics, authenticator=authn, authorizer=authz))
+    guard = DelegatedPathAuth(TokenReviewAuthenticator(api), authz, authn)
+    app = create_app(
+        AdapterParts(store=store, metrics=metrics, authenticator=authn, authorizer=authz, metrics_guard=guard)
+    )
 
     async def polling(app: web.Application) -> AsyncIterator[None]:
         poller.start()
@@ -670,6 +707,52 @@ def adapter_app(authn: FrontProxyAuthenticator, authz: SubjectAccessReviewAuthor
 
     app.cleanup_ctx.append(polling)
     return app
+
+
+PROMETHEUS_SA = "system:serviceaccount:monitoring:prometheus-k8s"
+
+
+@pytest.mark.parametrize(
+    ("client", "headers", "expected"),
+    [
+        # the probe: /metrics answered every cached value to anyone who reached the port
+        (None, [], 401),
+        (None, [("Authorization", "Bearer not-a-token")], 401),
+        # a token TokenReview knows, of a user RBAC does not grant the path to
+        (None, [("Authorization", "Bearer other-token")], 403),
+        # Prometheus's service account, granted nonResourceURLs /metrics get
+        (None, [("Authorization", "Bearer prometheus-token")], 200),
+        (None, [("Authorization", "bearer prometheus-token")], 200),
+        # not the bearer scheme
+        (None, [("Authorization", "prometheus-token")], 401),
+        (None, [("Authorization", "Basic cHJvbTpwcm9t")], 401),
+        # spoofed identity headers without a front-proxy certificate
+        (None, [("X-Remote-User", PROMETHEUS_SA), ("X-Remote-Group", "system:masters")], 401),
+        # through kube-apiserver's front proxy, as a user granted the path, or as system:masters
+        ("good", [("X-Remote-User", PROMETHEUS_SA)], 200),
+        ("good", hpa_headers("hpa"), 403),
+        ("good", MASTERS, 200),
+    ],
+)
+async def test_own_metrics_need_delegated_authentication_and_authorization(
+    tmp_path: Path, client: str | None, headers: list[tuple[str, str]], expected: int
+) -> None:
+    async with world(tmp_path, adapter_app) as e2e:
+        e2e.kube.sandbox.tokens["prometheus-token"] = (PROMETHEUS_SA, ("system:serviceaccounts",))
+        e2e.kube.sandbox.tokens["other-token"] = ("system:serviceaccount:default:default", ())
+        e2e.kube.sandbox.allow(user=PROMETHEUS_SA, path="/metrics", verb="get")
+        status, body = await e2e.call(client, headers, "/metrics")
+        assert status == expected, body
+        if status == 200:
+            assert "queuescale_adapter_request_duration_seconds" in body
+        else:
+            assert body["kind"] == "Status"
+        # health stays open
+        for path in ("/livez", "/healthz", "/readyz"):
+            assert (await e2e.call(None, [], path))[0] in (200, 503)
+        if expected == 403:
+            (review,) = [r for r in e2e.kube.sandbox.reviews if "nonResourceAttributes" in r["spec"]]
+            assert review["spec"]["nonResourceAttributes"] == {"path": "/metrics", "verb": "get"}
 
 
 async def test_end_to_end_through_the_adapter(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Who is calling and may they read this metric: the contracts the API server relies on.
 
 Implementations: ``adapter.auth.frontproxy`` (authentication from kube-apiserver's front-proxy client
-certificate), ``adapter.auth.sar`` (authorization by SubjectAccessReview), ``adapter.auth.tls`` (the
+certificate), ``adapter.auth.sar`` (authorization by SubjectAccessReview), ``adapter.auth.delegated`` (bearer tokens by
+TokenReview, for ``/metrics``), ``adapter.auth.tls`` (the
 serving certificate, reloaded when its files change). ``Anonymous`` is the loopback development mode.
 """
 
@@ -33,6 +34,13 @@ class Authorizer(Protocol):
 
         Raise ``adapter.errors.InternalError`` when the decision cannot be made (never allow then).
         """
+        ...
+
+
+class PathAuthorizer(Protocol):
+    async def check(self, request: web.Request, path: str, verb: str) -> None:
+        """Return if the caller may ``verb`` the non-resource ``path``; else raise ``Unauthorized`` or
+        ``Forbidden`` (``InternalError`` when it cannot be decided)."""
         ...
 
 

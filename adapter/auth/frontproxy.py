@@ -12,6 +12,7 @@ connection may have been verified by the TLS layer against a bundle that has rot
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import contextlib
 import datetime as dt
@@ -279,15 +280,65 @@ def _valid_at(cert: x509.Certificate, now: dt.datetime) -> bool:
     return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
-def verify_client_certificate(der: bytes, config: FrontProxyConfig, now: dt.datetime) -> str:
+_MAX_CHAIN = 8
+
+
+def _issuers(
+    cert: x509.Certificate, candidates: tuple[x509.Certificate, ...], now: dt.datetime
+) -> list[x509.Certificate]:
+    """The certificates of ``candidates`` that signed ``cert`` and may sign client certificates now."""
+    found = []
+    for ca in candidates:
+        if ca.subject != cert.issuer:
+            continue
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        if _valid_at(ca, now) and _allows_client_auth(ca, required=False):
+            found.append(ca)
+    return found
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _chains_to_anchor(
+    cert: x509.Certificate,
+    anchors: tuple[x509.Certificate, ...],
+    intermediates: tuple[x509.Certificate, ...],
+    now: dt.datetime,
+    depth: int = 0,
+) -> bool:
+    if _issuers(cert, anchors, now):
+        return True
+    if depth >= _MAX_CHAIN:
+        return False
+    return any(
+        _is_ca(ca) and _chains_to_anchor(ca, anchors, intermediates, now, depth + 1)
+        for ca in _issuers(cert, intermediates, now)
+        if ca != cert
+    )
+
+
+def verify_client_certificate(
+    der: bytes, config: FrontProxyConfig, now: dt.datetime, intermediates: tuple[bytes, ...] = ()
+) -> str:
     """Return the certificate's common name, or raise ValueError saying why it is not trusted.
 
-    Every certificate of the bundle is a trust anchor (as in Go's cert pool), so the leaf must be
-    signed directly by one of them. The leaf must carry the clientAuth usage: stricter than Go, which
-    also accepts a leaf without the extension; kube-apiserver's front-proxy certificates always have it.
+    As Go's ``x509.Verify`` in kube-apiserver's request-header authenticator: every certificate of the
+    bundle is a trust anchor, and the certificates the client sent after its leaf may link the leaf to
+    one (an intermediate must be a CA, valid now and, if it restricts its usages, allow clientAuth).
+    The leaf must carry the clientAuth usage: stricter than Go, which also accepts a leaf without the
+    extension; kube-apiserver's front-proxy certificates always have it.
     """
     try:
         cert = x509.load_der_x509_certificate(der)
+        chain = tuple(x509.load_der_x509_certificate(c) for c in intermediates)
     except ValueError as exc:
         raise ValueError(f"unparsable certificate: {exc}") from exc
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -297,34 +348,28 @@ def verify_client_certificate(der: bytes, config: FrontProxyConfig, now: dt.date
         raise ValueError(f"certificate {ident} is outside its validity period")
     if not _allows_client_auth(cert, required=True):
         raise ValueError(f"certificate {ident} lacks the clientAuth extended key usage")
-    for ca in config.ca_certificates:
-        if ca.subject != cert.issuer:
-            continue
-        try:
-            cert.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        if not _valid_at(ca, now):
-            continue
-        if not _allows_client_auth(ca, required=False):
-            continue
-        break
-    else:
+    if not _chains_to_anchor(cert, config.ca_certificates, chain, now):
         raise ValueError(f"certificate {ident} is not signed by the current request-header CA bundle")
     if config.allowed_names and cn not in config.allowed_names:
         raise ValueError(f"certificate {ident} is not among the allowed names {list(config.allowed_names)}")
     return cn
 
 
-def _peer_certificate(request: web.Request) -> bytes | None:
+def _peer_certificates(request: web.Request) -> tuple[bytes, ...]:
+    """The client's certificate and the chain it sent after it (DER), or () without one."""
     transport = request.transport
     if transport is None:
-        return None
+        return ()
     sslobj = transport.get_extra_info("ssl_object")
     if sslobj is None:
-        return None
-    der: bytes | None = sslobj.getpeercert(binary_form=True)
-    return der
+        return ()
+    leaf: bytes | None = sslobj.getpeercert(binary_form=True)
+    if leaf is None:
+        return ()
+    # Public from Python 3.13 (DER bytes); 3.11 and 3.12 have it on the inner object (certificates).
+    unverified = getattr(sslobj, "get_unverified_chain", None) or sslobj._sslobj.get_unverified_chain
+    sent = [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in unverified() or ()]
+    return (leaf, *(c for c in sent if c != leaf))
 
 
 def user_from_headers(headers: MultiMapping[str], config: FrontProxyConfig) -> UserInfo | None:
@@ -360,8 +405,8 @@ class FrontProxyAuthenticator:
 
     async def authenticate(self, request: web.Request) -> UserInfo:
         config = self._config()
-        der = _peer_certificate(request)
-        if der is None:
+        certificates = _peer_certificates(request)
+        if not certificates:
             claimed = config.username_headers if config is not None else ("X-Remote-User",)
             if any(request.headers.get(h) for h in claimed):
                 log.warning(
@@ -375,7 +420,7 @@ class FrontProxyAuthenticator:
             )
             raise Unauthorized("Unauthorized")
         try:
-            verify_client_certificate(der, config, self._now())
+            verify_client_certificate(certificates[0], config, self._now(), certificates[1:])
         except ValueError as exc:
             log.warning("front-proxy request from %s refused: %s", request.remote, exc)
             raise Unauthorized("Unauthorized") from exc

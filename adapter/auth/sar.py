@@ -12,17 +12,16 @@ never an allow, and is not cached: upstream's authorization filter answers 500 f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
 from adapter.auth import UserInfo
+from adapter.auth.review_cache import ReviewCache
 from adapter.auth.settings import AuthSettings
 from adapter.errors import Forbidden, InternalError
 
@@ -40,22 +39,6 @@ class _Decision:
     reason: str
 
 
-def review_body(user: UserInfo, metric: str, namespace: str) -> kubernetes.client.V1SubjectAccessReview:
-    """The SubjectAccessReview sent for one metric read."""
-    return kubernetes.client.V1SubjectAccessReview(
-        api_version="authorization.k8s.io/v1",
-        kind="SubjectAccessReview",
-        spec=kubernetes.client.V1SubjectAccessReviewSpec(
-            user=user.name,
-            groups=list(user.groups),
-            extra={k: list(v) for k, v in user.extra.items()},
-            resource_attributes=kubernetes.client.V1ResourceAttributes(
-                namespace=namespace, verb=VERB, group=GROUP, version=VERSION, resource=metric
-            ),
-        ),
-    )
-
-
 class SubjectAccessReviewAuthorizer:
     """``adapter.auth.Authorizer`` backed by ``authorization.k8s.io/v1`` SubjectAccessReviews."""
 
@@ -69,12 +52,8 @@ class SubjectAccessReviewAuthorizer:
         timeout_seconds: float = 5.0,
     ) -> None:
         self._api = kubernetes.client.AuthorizationV1Api(api_client)
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
-        self._max_entries = max_entries
         self._timeout = timeout_seconds
-        self._cache: OrderedDict[Hashable, tuple[float, _Decision]] = OrderedDict()
-        self._inflight: dict[Hashable, asyncio.Task[_Decision]] = {}
+        self._cache: ReviewCache[_Decision] = ReviewCache(ttl_seconds, max_entries, clock)
 
     @classmethod
     def from_settings(
@@ -90,71 +69,63 @@ class SubjectAccessReviewAuthorizer:
     async def authorize(self, user: UserInfo, metric: str, namespace: str) -> None:
         if ALWAYS_ALLOW_GROUPS.intersection(user.groups):
             return
-        key = (
-            user.name,
-            tuple(sorted(set(user.groups))),
-            tuple(sorted((k, tuple(v)) for k, v in user.extra.items())),
-            metric,
-            namespace,
+        attributes = kubernetes.client.V1ResourceAttributes(
+            namespace=namespace, verb=VERB, group=GROUP, version=VERSION, resource=metric
         )
-        decision = self._cached(key)
-        if decision is None:
-            task = self._inflight.get(key)
-            if task is None:
-                # Concurrent identical requests share one review instead of each sending their own.
-                task = asyncio.create_task(self._review(key, user, metric, namespace))
-                task.add_done_callback(_consume)
-                self._inflight[key] = task
-            decision = await asyncio.shield(task)
+        decision = await self._decide(user, ("resource", metric, namespace), resource=attributes)
         if not decision.allowed:
             message = (
                 f'{metric}.{GROUP} is forbidden: User "{user.name}" cannot {VERB} resource "{metric}" '
                 f'in API group "{GROUP}" in the namespace "{namespace}"'
             )
-            if decision.reason:
-                message += f": {decision.reason}"
-            raise Forbidden(message)
+            raise Forbidden(message + (f": {decision.reason}" if decision.reason else ""))
+
+    async def authorize_path(self, user: UserInfo, path: str, verb: str) -> None:
+        """For a non-resource URL such as ``/metrics`` (RBAC ``nonResourceURLs``)."""
+        if ALWAYS_ALLOW_GROUPS.intersection(user.groups):
+            return
+        attributes = kubernetes.client.V1NonResourceAttributes(path=path, verb=verb)
+        decision = await self._decide(user, ("path", path, verb), non_resource=attributes)
+        if not decision.allowed:
+            message = f'forbidden: User "{user.name}" cannot {verb} path "{path}"'
+            raise Forbidden(message + (f": {decision.reason}" if decision.reason else ""))
 
     def cache_size(self) -> int:
         return len(self._cache)
 
-    def _cached(self, key: Hashable) -> _Decision | None:
-        entry = self._cache.get(key)
-        if entry is None:
-            return None
-        expires, decision = entry
-        if self._clock() >= expires:
-            del self._cache[key]
-            return None
-        self._cache.move_to_end(key)
-        return decision
+    async def _decide(
+        self,
+        user: UserInfo,
+        what: tuple[str, str, str],
+        *,
+        resource: kubernetes.client.V1ResourceAttributes | None = None,
+        non_resource: kubernetes.client.V1NonResourceAttributes | None = None,
+    ) -> _Decision:
+        key = (
+            user.name,
+            tuple(sorted(set(user.groups))),
+            tuple(sorted((k, tuple(v)) for k, v in user.extra.items())),
+            *what,
+        )
+        spec = kubernetes.client.V1SubjectAccessReviewSpec(
+            user=user.name,
+            groups=list(user.groups),
+            extra={k: list(v) for k, v in user.extra.items()},
+            resource_attributes=resource,
+            non_resource_attributes=non_resource,
+        )
+        body = kubernetes.client.V1SubjectAccessReview(
+            api_version="authorization.k8s.io/v1", kind="SubjectAccessReview", spec=spec
+        )
+        return await self._cache.get(key, lambda: self._call(body, f"user {user.name!r} {' '.join(what)}"))
 
-    def _store(self, key: Hashable, decision: _Decision) -> None:
-        if self.ttl_seconds <= 0:
-            return
-        self._cache[key] = (self._clock() + self.ttl_seconds, decision)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._max_entries:
-            self._cache.popitem(last=False)
-
-    async def _review(self, key: Hashable, user: UserInfo, metric: str, namespace: str) -> _Decision:
+    def _call(self, body: kubernetes.client.V1SubjectAccessReview, what: str) -> _Decision:
         try:
-            decision = await asyncio.to_thread(self._call, user, metric, namespace)
-            self._store(key, decision)
-            return decision
-        finally:
-            self._inflight.pop(key, None)
-
-    def _call(self, user: UserInfo, metric: str, namespace: str) -> _Decision:
-        what = f"user {user.name!r} {VERB} {metric} in {namespace}"
-        try:
-            result = self._api.create_subject_access_review(
-                review_body(user, metric, namespace), _request_timeout=self._timeout
-            )
+            result = self._api.create_subject_access_review(body, _request_timeout=self._timeout)
         except ApiException as exc:
             hint = ""
             if exc.status == 403:
-                hint = " (bind the adapter's service account to the ClusterRole system:auth-delegator)"
+                hint = " (bind the adapter's service account to the ClusterRole queuescale-adapter)"
             log.error("SubjectAccessReview for %s failed: HTTP %s %s%s", what, exc.status, exc.reason, hint)
             raise InternalError("the authorization check failed") from exc
         except Exception as exc:
@@ -168,9 +139,3 @@ class SubjectAccessReviewAuthorizer:
             log.error("SubjectAccessReview for %s answered both allowed and denied", what)
             raise InternalError("the authorization check failed")
         return _Decision(allowed=allowed, reason=reason)
-
-
-def _consume(task: asyncio.Task[_Decision]) -> None:
-    # When every waiter went away, the failure is already logged: do not let asyncio log it again.
-    if not task.cancelled():
-        task.exception()

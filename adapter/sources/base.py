@@ -35,6 +35,13 @@ class SourceSettings(BaseModel):
     backoff_max_seconds: float = Field(
         60.0, gt=0, description="Upper bound in seconds of the jittered exponential backoff after failures."
     )
+    max_response_bytes: int = Field(
+        8 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="Largest answer, in bytes, read from this backend in one request; a larger one fails "
+        "the poll (its metrics answer 503) instead of filling the adapter's memory.",
+    )
     namespaces: list[str] = Field(
         default_factory=list,
         description="Kubernetes namespaces in which this source's metrics are served; empty means all.",

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapter.errors import SourceError
+
+T = TypeVar("T")
 
 
 class HttpEndpoint(BaseModel):
@@ -76,23 +80,68 @@ def new_session(endpoint: HttpEndpoint, timeout_seconds: float) -> aiohttp.Clien
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_seconds))
 
 
-async def get_json(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> Any:
-    """GET a JSON document; every failure becomes a SourceError naming the URL."""
-    text = await get_text(session, url, headers)
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise SourceError(f"{url} answered something that is not JSON") from exc
+# Answers larger than this are decoded and parsed on a worker thread, so a big one does not stall the
+# other sources' polls on the shared event loop.
+OFF_LOOP_BYTES = 256 * 1024
 
 
-async def get_text(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> str:
+async def read_capped(response: aiohttp.ClientResponse, who: str, limit: int) -> bytearray:
+    """The body of ``response``, read as it streams in and abandoned past ``limit`` bytes.
+
+    ``who`` names the backend in the error (a URL, or a name when the URL may carry credentials). One
+    growing buffer, never joined: a body at the limit costs the limit once, not twice."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise SourceError(f"{who} answered {declared} bytes, more than max_response_bytes ({limit})")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        if len(body) + len(chunk) > limit:
+            raise SourceError(f"{who} answered more than max_response_bytes ({limit} bytes)")
+        body += chunk
+    return body
+
+
+async def off_loop(size: int, work: Callable[[], T]) -> T:
+    """Run CPU work on a worker thread when its input is large, else right here."""
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(work)
+    return work()
+
+
+def decode(body: bytes | bytearray) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    url: str,
+    limit: int,
+    headers: dict[str, str] | None = None,
+    *,
+    allow_redirects: bool = True,
+) -> tuple[int, bytearray]:
+    """GET ``url``: its status and body (at most ``limit`` bytes); every failure is a SourceError."""
     try:
-        async with session.get(url, headers=headers) as resp:
-            body = await resp.text(errors="replace")
-            if resp.status != 200:
-                raise SourceError(f"{url} answered HTTP {resp.status}")
-            return body
+        async with session.get(url, headers=headers, allow_redirects=allow_redirects) as resp:
+            return resp.status, await read_capped(resp, url, limit)
     except TimeoutError as exc:
         raise SourceError(f"{url} timed out") from exc
     except aiohttp.ClientError as exc:
         raise SourceError(f"{url} failed: {exc.__class__.__name__}: {exc}") from exc
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, limit: int, headers: dict[str, str] | None = None
+) -> Any:
+    """GET a JSON document; every failure becomes a SourceError naming the URL."""
+    status, body = await fetch(session, url, limit, headers)
+    if status != 200:
+        raise SourceError(f"{url} answered HTTP {status}")
+    return await off_loop(len(body), lambda: parse_json(url, body))
+
+
+def parse_json(url: str, body: bytes | bytearray) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise SourceError(f"{url} answered something that is not JSON") from exc

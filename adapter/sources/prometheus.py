@@ -14,28 +14,23 @@ always a configuration error that should be seen, not papered over.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
 import logging
 import math
 import re
-import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import requests
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from urllib3.util.retry import Retry
 
 from adapter.catalog import DEFAULT_CATALOG, MetricSpec
 from adapter.errors import SourceError
 from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
-from adapter.sources.http import HttpEndpoint
+from adapter.sources.http import HttpEndpoint, new_session, off_loop, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -436,30 +431,13 @@ class _QueryFailed(Exception):
 
 
 class PrometheusSource:
-    """Runs the configured instant queries against one Prometheus server."""
+    """Runs the configured instant queries against one Prometheus server (``GET /api/v1/query``)."""
 
     def __init__(self, settings: PrometheusSettings) -> None:
         self._settings = settings
         self._queries = [(q, settings.label_map(q)) for q in settings.effective_queries()]
-        endpoint = settings.endpoint
-        session = requests.Session()
-        if endpoint.ca_file is not None:
-            session.verify = str(endpoint.ca_file)
-        else:
-            session.verify = not endpoint.insecure_skip_tls_verify
-        if endpoint.client_cert_file is not None and endpoint.client_key_file is not None:
-            session.cert = (str(endpoint.client_cert_file), str(endpoint.client_key_file))
-        self._session = session
-        # No retries inside the client: its default (3 tries with backoff) would outlast the poll budget,
-        # and the poller already backs off between failed polls. Typed Any: its annotations say the
-        # timeouts are int, while requests takes float seconds.
-        connect: Any = PrometheusConnect
-        self._client: Any = connect(
-            url=endpoint.base(),
-            retry=Retry(total=0, redirect=0, raise_on_status=False),
-            session=session,
-            timeout=settings.timeout_seconds,
-        )
+        self._url = settings.endpoint.base() + "/api/v1/query"
+        self._session: aiohttp.ClientSession | None = None
 
     @property
     def settings(self) -> PrometheusSettings:
@@ -476,7 +454,7 @@ class PrometheusSource:
         # ``now`` is not sent as the evaluation time: Prometheus's own clock avoids missing the latest
         # scrape when the adapter's clock runs behind the server's.
         # Credentials are read on every poll so a rotated Secret takes effect without a restart.
-        self._client.headers = self._settings.endpoint.auth_headers() or None
+        headers = {"Accept": "application/json", **self._settings.endpoint.auth_headers()}
         budget = self._settings.timeout_seconds * _BUDGET_SHARE
         deadline = time.monotonic() + budget
         samples: list[Sample] = []
@@ -489,7 +467,7 @@ class PrometheusSource:
             try:
                 # asyncio.timeout, not wait_for: it never swallows the poll's own cancellation (3.11).
                 async with asyncio.timeout(remaining):
-                    result = await asyncio.to_thread(self._run, query.query, remaining)
+                    result = await self._run(query.query, remaining, headers)
             except TimeoutError:
                 raise SourceError(
                     f"Prometheus query for metric {query.metric!r} timed out after {remaining:.3g}s"
@@ -510,70 +488,54 @@ class PrometheusSource:
             samples.extend(got)
         return samples
 
-    def _run(self, promql: str, timeout: float) -> Any:
-        """One instant query, in a worker thread; every failure becomes a _QueryFailed."""
+    async def _run(self, promql: str, timeout: float, headers: dict[str, str]) -> Any:
+        """One instant query: ``data.result``; every failure is a _QueryFailed safe to show (no URL,
+        which may carry credentials, and no body but Prometheus's own error)."""
+        if self._session is None or self._session.closed:
+            self._session = new_session(self._settings.endpoint, self._settings.timeout_seconds)
         # The `timeout` parameter also stops the evaluation on the server once nobody waits for it.
-        params = {"timeout": f"{timeout:.3f}"}
+        params = {"query": promql, "timeout": f"{timeout:.3f}"}
+        limit = self._settings.max_response_bytes
         try:
-            return self._client.custom_query(promql, params=params, timeout=timeout)
-        except requests.Timeout:
-            raise _QueryFailed(f"no answer within {timeout:.3g}s") from None
-        except requests.exceptions.SSLError as exc:
-            raise _QueryFailed(f"TLS failed: {_root_reason(exc)}") from None
-        except requests.ConnectionError as exc:
-            raise _QueryFailed(f"cannot connect: {_root_reason(exc)}") from None
-        except PrometheusApiClientException as exc:
-            raise _QueryFailed(_http_failure(str(exc))) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _QueryFailed(f"unexpected answer ({exc.__class__.__name__})") from None
-        except requests.RequestException as exc:
+            async with self._session.get(self._url, params=params, headers=headers) as resp:
+                status = resp.status
+                body = await read_capped(resp, "Prometheus", limit)
+        except SourceError as exc:
+            raise _QueryFailed(str(exc)) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            error = exc.certificate_error
+            detail = getattr(error, "verify_message", None) or str(error)
+            raise _QueryFailed(f"TLS failed: certificate verify failed: {detail}") from None
+        except aiohttp.ClientSSLError as exc:
+            raise _QueryFailed(f"TLS failed: {exc.__class__.__name__}") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _QueryFailed(f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+        except aiohttp.ClientError as exc:
             raise _QueryFailed(exc.__class__.__name__) from None
+        document = await off_loop(len(body), lambda: _json_or_none(body))
+        if status != 200:
+            raise _QueryFailed(_http_failure(status, document))
+        try:
+            return document["data"]["result"]
+        except (KeyError, TypeError) as exc:
+            raise _QueryFailed(f"unexpected answer ({exc.__class__.__name__})") from None
 
     async def close(self) -> None:
-        self._session.close()
+        if self._session is not None:
+            await self._session.close()
 
 
-def _root_reason(exc: BaseException) -> str:
-    """The innermost cause of a requests error, without the URL (it may carry user:password)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {current.verify_message}"
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            current = reason
-        elif current.args and isinstance(current.args[0], BaseException):
-            current = current.args[0]
-        else:
-            current = current.__cause__ or current.__context__
-    text = str(seen[-1])
-    # urllib3 messages read "<object at 0x..>: Failed to establish a new connection: [Errno 111] ...".
-    match = re.search(r"\[Errno -?\d+\] ([^')\]]+)|(certificate verify failed[^')\]]*)", text)
-    if match:
-        return (match.group(1) or match.group(2)).strip()
-    return seen[-1].__class__.__name__
-
-
-_CLIENT_HTTP_ERROR = re.compile(r"HTTP Status Code (\d+) \((b'.*'|b\".*\")\)$", re.DOTALL)
-
-
-def _http_failure(message: str) -> str:
-    """``HTTP 400: bad_data: parse error ...`` from the client's exception text.
-
-    Only Prometheus's own JSON error is quoted; any other body (a proxy's login page, say) is left out.
-    """
-    match = _CLIENT_HTTP_ERROR.search(message)
-    if match is None:
-        return "HTTP error"
-    text = f"HTTP {match.group(1)}"
+def _json_or_none(body: bytes | bytearray) -> Any:
     try:
-        body = json.loads(ast.literal_eval(match.group(2)))
-    except (ValueError, SyntaxError, TypeError):
-        return text
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        text += f": {body.get('errorType', 'error')}: {_shorten(body['error'], 300)}"
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _http_failure(status: int, document: Any) -> str:
+    """``HTTP 400: bad_data: parse error ...``: only Prometheus's own JSON error is quoted; any other
+    body (a proxy's login page, say) is left out."""
+    text = f"HTTP {status}"
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        text += f": {document.get('errorType', 'error')}: {_shorten(document['error'], 300)}"
     return text

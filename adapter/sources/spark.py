@@ -37,7 +37,6 @@ error status, a document that is not what Spark sends — raises :class:`~adapte
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
@@ -52,7 +51,14 @@ from adapter.errors import SourceError
 from adapter.kube import KubeSettings, api_client
 from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
-from adapter.sources.http import HttpEndpoint, get_json, new_session
+from adapter.sources.http import (
+    HttpEndpoint,
+    get_json,
+    new_session,
+    off_loop,
+    parse_json,
+    read_capped,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -375,7 +381,10 @@ class SparkSource:
         pool: PoolFigures | None = None
         if s.master is not None:
             master_doc = await get_json(
-                self._session("master", s.master), s.master.base() + "/json/", s.master.auth_headers()
+                self._session("master", s.master),
+                s.master.base() + "/json/",
+                s.max_response_bytes,
+                s.master.auth_headers(),
             )
             pool = pool_figures(master_doc)
         drivers = self._static_drivers()
@@ -463,8 +472,8 @@ class SparkSource:
         async with self._limit:
             try:
                 async with session.get(url, headers=dict(driver.headers)) as resp:
-                    body = await resp.text(errors="replace")
                     status = resp.status
+                    body = await read_capped(resp, url, self._settings.max_response_bytes)
             except TimeoutError as exc:
                 raise SourceError(f"{url} timed out") from exc
             except aiohttp.ClientConnectorError as exc:
@@ -478,10 +487,7 @@ class SparkSource:
             raise DriverGone(f"{url} answered HTTP {status}")
         if status != 200:
             raise SourceError(f"{url} answered HTTP {status}")
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise SourceError(f"{url} answered something that is not JSON") from exc
+        return await off_loop(len(body), lambda: parse_json(url, body))
 
     # ------------------------------------------------------------------ discovery
 

@@ -23,7 +23,6 @@ A poll is all or nothing: any failure, odd answer or missing gauge raises :class
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -40,7 +39,7 @@ from pydantic import Field, field_validator
 from adapter.errors import SourceError
 from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
-from adapter.sources.http import HttpEndpoint, new_session
+from adapter.sources.http import HttpEndpoint, decode, fetch, new_session, off_loop, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -400,18 +399,15 @@ class TrinoSource:
             self._session = new_session(self._settings.endpoint, self._settings.timeout_seconds)
         return self._session
 
-    async def _get(self, path: str, accept: str = "application/json") -> tuple[str, int, str]:
+    async def _get(self, path: str, accept: str = "application/json") -> tuple[str, int, bytearray]:
         url = self._base + path
         headers = self._headers(accept)
-        try:
-            async with self._client().get(url, headers=headers, allow_redirects=False) as response:
-                return url, response.status, await response.text(errors="replace")
-        except TimeoutError as exc:
-            raise SourceError(f"{url} timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise SourceError(f"{url} failed: {exc.__class__.__name__}: {exc}") from exc
+        status, body = await fetch(
+            self._client(), url, self._settings.max_response_bytes, headers, allow_redirects=False
+        )
+        return url, status, body
 
-    async def _get_ok(self, path: str, accept: str = "application/json") -> tuple[str, str]:
+    async def _get_ok(self, path: str, accept: str = "application/json") -> tuple[str, bytearray]:
         url, status, body = await self._get(path, accept)
         if status != 200:
             raise SourceError(f"{url} answered HTTP {status}{_reason(body)}")
@@ -419,14 +415,13 @@ class TrinoSource:
 
     async def _get_json(self, path: str) -> tuple[str, Any]:
         url, body = await self._get_ok(path)
-        try:
-            return url, json.loads(body)
-        except ValueError as exc:
-            raise SourceError(f"{url} answered something that is not JSON") from exc
+        return url, await off_loop(len(body), lambda: parse_json(url, body))
 
     async def _coordinator_metrics(self) -> CoordinatorMetrics:
         url, body = await self._get_ok("/metrics", ACCEPT_METRICS)
-        return coordinator_metrics(url, parse_exposition(url, body))
+        return await off_loop(
+            len(body), lambda: coordinator_metrics(url, parse_exposition(url, decode(body)))
+        )
 
     async def _blocked(self) -> int:
         url, payload = await self._get_json("/v1/query?state=RUNNING")
@@ -459,18 +454,15 @@ class TrinoSource:
         if status != 200:
             raise SourceError(f"{url} answered HTTP {status}{_reason(body)}")
         self._absent_roots.discard(group_id)
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise SourceError(f"{url} answered something that is not JSON") from exc
+        payload = parse_json(url, body)
         group = resource_group_state(url, payload)
         if group.id != group_id:
             raise SourceError(f"{url} answered group {group.dotted}")
         return group
 
 
-def _reason(body: str) -> str:
-    text = " ".join(body.split())[:200]
+def _reason(body: bytes | bytearray) -> str:
+    text = " ".join(decode(body[:4096]).split())[:200]
     return f": {text}" if text else ""
 
 

@@ -169,14 +169,21 @@ CONTROLLER_CALLS: tuple[ApiCall, ...] = (
 )
 
 ADAPTER_CALLS: tuple[ApiCall, ...] = (
-    # The only call of system:auth-delegator the adapter makes: it authenticates by the front-proxy
-    # client certificate, never by TokenReview, so the built-in role would grant more than it needs.
+    # The two calls of system:auth-delegator: metric reads are authenticated by the front-proxy
+    # certificate and authorized by SubjectAccessReview; /metrics by TokenReview, then the same.
     ApiCall(
         "authorization.k8s.io",
         "subjectaccessreviews",
         "",
         ("create",),
-        "authorize each metric read for the user kube-apiserver forwards",
+        "authorize each metric read for the user kube-apiserver forwards, and each /metrics scrape",
+    ),
+    ApiCall(
+        "authentication.k8s.io",
+        "tokenreviews",
+        "",
+        ("create",),
+        "authenticate the bearer token of a /metrics scrape (auth.mode front-proxy)",
     ),
     # The part of extension-apiserver-authentication-reader the adapter uses: it reads the one
     # ConfigMap by name every auth.reload_seconds (no list, no watch).

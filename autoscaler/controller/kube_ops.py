@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import copy
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any, Literal, TypeVar
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from adapter.selectors import parse_selector
+from adapter.selectors import Selector, parse_selector
 from autoscaler.controller.actuator import ActuatorError
 from autoscaler.controller.informer import Informer
 
@@ -64,6 +65,12 @@ def _scale_of(obj: dict[str, Any]) -> Scale:
         resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
         obj=obj,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _selector(text: str) -> Selector:
+    # Workload selectors: few, short and the controller's own; every pass asks for the same ones.
+    return parse_selector(text)
 
 
 def format_selector(selector: dict[str, Any] | None) -> str:
@@ -307,7 +314,7 @@ class KubeOps:
 
         A watch cache may trail the API server by seconds after a burst of changes: a pass that is about
         to act reads fresh, so a pod that just started serving is never taken for one still pending."""
-        wanted = parse_selector(selector)
+        wanted = _selector(selector)
         cached = None if fresh else await self._cache("pods", namespace)
         if cached is not None:
             return cached.list(namespace, wanted)

@@ -75,6 +75,7 @@ from autoscaler.sandbox.kube_types import (
     SCHEDULED_SPARK_APPLICATIONS,
     SPARK_APPLICATIONS,
     SUBJECT_ACCESS_REVIEWS,
+    TOKEN_REVIEWS,
     ResourceType,
     Target,
     TypeKey,
@@ -106,7 +107,10 @@ Obj = dict[str, Any]
 
 @dataclass
 class AccessRule:
-    """One allow rule for SubjectAccessReviews; a None field matches anything."""
+    """One allow rule for SubjectAccessReviews; a None field matches anything.
+
+    A rule with ``path`` set is about non-resource URLs (``nonResourceAttributes``) and matches no
+    resource request; a rule without it matches no non-resource request."""
 
     user: str | None = None
     group: str | None = None
@@ -114,9 +118,13 @@ class AccessRule:
     api_group: str | None = None
     resource: str | None = None
     namespace: str | None = None
+    path: str | None = None
 
     def matches(self, spec: Mapping[str, Any]) -> bool:
-        attrs: Mapping[str, Any] = spec.get("resourceAttributes") or {}
+        non_resource: Mapping[str, Any] | None = spec.get("nonResourceAttributes")
+        if (self.path is None) != (non_resource is None):
+            return False
+        attrs: Mapping[str, Any] = non_resource or spec.get("resourceAttributes") or {}
         checks = (
             (self.user, [spec.get("user") or ""]),
             (self.group, list(spec.get("groups") or [])),
@@ -124,6 +132,7 @@ class AccessRule:
             (self.api_group, [attrs.get("group") or ""]),
             (self.resource, [attrs.get("resource") or ""]),
             (self.namespace, [attrs.get("namespace") or ""]),
+            (self.path, [attrs.get("path") or ""]),
         )
         return all(want is None or want in have for want, have in checks)
 
@@ -155,6 +164,8 @@ class KubeSandbox:
     rules: list[AccessRule] = field(default_factory=list)
     review_error: int | None = None
     """When set, SubjectAccessReviews answer this HTTP code (a Status) instead of a decision."""
+    tokens: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    """Bearer tokens TokenReviews accept: token -> (user name, groups)."""
     authorizations: list[str | None] = field(default_factory=list)
     """The ``Authorization`` header of every request, in order (None when absent)."""
     seed: int = 0
@@ -185,7 +196,10 @@ class KubeSandbox:
     def __post_init__(self) -> None:
         self.store = ObjectStore(lambda: self.clock(), seed=self.seed, history=self.watch_history)
         self._crds: dict[TypeKey, CustomResource] = {}
-        self._create_handlers: dict[TypeKey, Handler] = {SUBJECT_ACCESS_REVIEWS.key: self._create_review}
+        self._create_handlers: dict[TypeKey, Handler] = {
+            SUBJECT_ACCESS_REVIEWS.key: self._create_review,
+            TOKEN_REVIEWS.key: self._create_token_review,
+        }
         self.workloads = Workloads(
             self.store,
             startup_seconds=self.startup_seconds,
@@ -282,9 +296,10 @@ class KubeSandbox:
         api_group: str | None = None,
         resource: str | None = None,
         namespace: str | None = None,
+        path: str | None = None,
     ) -> None:
         """Let SubjectAccessReviews matching every given field be allowed (default: deny)."""
-        self.rules.append(AccessRule(user, group, verb, api_group, resource, namespace))
+        self.rules.append(AccessRule(user, group, verb, api_group, resource, namespace, path))
 
     def put(self, rt: ResourceType, namespace: str | None, body: Mapping[str, Any]) -> Obj:
         """Create or replace as given (no API strategy); a replacement keeps uid and creationTimestamp."""
@@ -940,16 +955,36 @@ class KubeSandbox:
         status: Obj = {"allowed": allowed}
         if allowed:
             status["reason"] = "allowed by a sandbox rule"
-        answer = {
-            "kind": rt.kind,
-            "apiVersion": rt.api_version,
-            "metadata": {"creationTimestamp": None},
-            "spec": spec,
-            "status": status,
-        }
-        return json_response(answer, status=201)
+        return _review_answer(rt, spec, status)
+
+    async def _create_token_review(
+        self, request: web.Request, rt: ResourceType, target: Target
+    ) -> web.Response:
+        body = await read_json(request)
+        spec = body.get("spec")
+        if not isinstance(spec, dict):
+            raise StatusError(400, "BadRequest", "TokenReview has no spec")
+        known = self.tokens.get(str(spec.get("token") or ""))
+        status: Obj = {"authenticated": known is not None}
+        if known is not None:
+            status["user"] = {"username": known[0], "uid": f"uid-{known[0]}", "groups": list(known[1])}
+        else:
+            status["error"] = "sandbox: unknown token"
+        return _review_answer(rt, spec, status)
 
     # ----- discovery -----
+
+
+def _review_answer(rt: ResourceType, spec: Obj, status: Obj) -> web.Response:
+    """A review created: as kube-apiserver, the spec comes back as sent (a token included) with a status."""
+    answer = {
+        "kind": rt.kind,
+        "apiVersion": rt.api_version,
+        "metadata": {"creationTimestamp": None},
+        "spec": spec,
+        "status": status,
+    }
+    return json_response(answer, status=201)
 
 
 @dataclass(frozen=True)

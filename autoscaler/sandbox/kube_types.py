@@ -165,6 +165,15 @@ SUBJECT_ACCESS_REVIEWS = ResourceType(
     verbs=("create",),
     singular="subjectaccessreview",
 )
+TOKEN_REVIEWS = ResourceType(
+    "authentication.k8s.io",
+    "v1",
+    "tokenreviews",
+    "TokenReview",
+    namespaced=False,
+    verbs=("create",),
+    singular="tokenreview",
+)
 SCALING_POLICIES = _custom("queuescale.io", "v1alpha1", "scalingpolicies", "ScalingPolicy", "qsp")
 SPARK_APPLICATIONS = _custom(
     "sparkoperator.k8s.io", "v1beta2", "sparkapplications", "SparkApplication", "sparkapp"
@@ -189,6 +198,7 @@ BUILT_IN = (
     HPAS,
     HPAS_V1,
     SUBJECT_ACCESS_REVIEWS,
+    TOKEN_REVIEWS,
     SCALING_POLICIES,
 )
 SPARK_OPERATOR = (SPARK_APPLICATIONS, SCHEDULED_SPARK_APPLICATIONS)

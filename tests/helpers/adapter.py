@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from adapter.app import AdapterParts, create_app
 from adapter.auth import AllowAll, Anonymous
@@ -17,7 +17,13 @@ from adapter.store import SampleStore
 
 @contextlib.asynccontextmanager
 async def running_adapter(
-    sources: Sequence[Source], *, keda_token: str | None = None, keda: bool = True, poll: bool = True
+    sources: Sequence[Source],
+    *,
+    keda_token: str | Callable[[], str | None] | None = None,
+    keda: bool = True,
+    poll: bool = True,
+    selector_cache_bytes: int = 8 << 20,
+    response_cache_bytes: int = 16 << 20,
 ) -> AsyncIterator[tuple[Listening, Poller]]:
     store = SampleStore(DEFAULT_CATALOG)
     metrics = SelfMetrics()
@@ -28,9 +34,12 @@ async def running_adapter(
         metrics=metrics,
         authenticator=Anonymous(),
         authorizer=AllowAll(),
-        keda_token=(lambda: keda_token) if keda else None,
+        keda_token=(keda_token if callable(keda_token) else lambda: keda_token) if keda else None,
     )
-    server = await listen(create_app(parts), "127.0.0.1", 0)
+    app = create_app(
+        parts, selector_cache_bytes=selector_cache_bytes, response_cache_bytes=response_cache_bytes
+    )
+    server = await listen(app, "127.0.0.1", 0)
     polling = PollerThread(poller)
     if poll:
         polling.start()

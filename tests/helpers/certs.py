@@ -57,11 +57,13 @@ class CertFactory:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def ca(self, name: str, *, expired: bool = False) -> Issued:
+    def ca(self, name: str, *, expired: bool = False, parent: Issued | None = None) -> Issued:
+        """A self-signed CA, or with ``parent`` an intermediate CA that ``parent`` signed."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        issuer = parent.cert.subject if parent is not None else subject
         builder = (
-            self._builder(subject, subject, key, expired=expired)
+            self._builder(subject, issuer, key, expired=expired)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -79,7 +81,11 @@ class CertFactory:
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         )
-        return self._save(name, builder.sign(key, hashes.SHA256()), key)
+        if parent is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()), critical=False
+            )
+        return self._save(name, builder.sign(parent.key if parent else key, hashes.SHA256()), key)
 
     def serving(
         self,
