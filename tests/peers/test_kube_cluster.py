@@ -1,39 +1,30 @@
 """The real control plane of tests/peers/kube_cluster.py: it starts, tells its version, and runs pods on kwok.
 
-Skipped unless build_kube.sh has filled its cache (a cold build takes tens of minutes: run
-``tests/peers/build_kube.sh`` once, or set QUEUESCALE_PEERS_BUILD=1 to let this test build it).
+Uses the session's shared cluster (``real_kube`` in conftest.py), which builds the binaries first if the
+cache is missing; a failed build or start fails these tests, never skips them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.peers import kube_cluster
+from tests.peers.conftest import KWOK_NODE
 
 KUBE_VERSION = "v1.37.2"
 
-
-def _bin_dir() -> Path | None:
-    found = kube_cluster.cache_bin_dir_if_built()
-    if found is None and os.environ.get("QUEUESCALE_PEERS_BUILD") == "1":
-        return kube_cluster.ensure_built()
-    return found
+pytestmark = pytest.mark.real_kube
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kube_cluster.KubeCluster]:
-    bin_dir = _bin_dir()
-    if bin_dir is None:
-        pytest.skip("no built control plane: run tests/peers/build_kube.sh (or set QUEUESCALE_PEERS_BUILD=1)")
-    with kube_cluster.start_cluster(tmp_path_factory.mktemp("kube"), bin_dir=bin_dir) as running:
-        yield running
+@pytest.fixture
+def cluster(real_kube: kube_cluster.KubeCluster) -> kube_cluster.KubeCluster:
+    real_kube.check_running()
+    return real_kube
 
 
 def _wait(what: str, ok: Any, timeout: float = 60) -> Any:
@@ -65,7 +56,7 @@ def test_kwok_node_ready_and_deployment_pods_running_ready_with_ips(
 ) -> None:
     from kubernetes import client
 
-    cluster.add_node("kwok-node-0")
+    cluster.wait_node_ready(KWOK_NODE)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -99,7 +90,7 @@ def test_kwok_node_ready_and_deployment_pods_running_ready_with_ips(
             return good if len(good) == 3 else []
 
         pods = _wait("3 Running and Ready pods", running_ready, 90)
-        assert all(p.spec.node_name == "kwok-node-0" for p in pods)
+        assert all(p.spec.node_name == KWOK_NODE for p in pods)
         assert len({p.status.pod_ip for p in pods}) == 3
         apps = client.AppsV1Api(api)
         _wait(
@@ -389,7 +380,11 @@ def test_apiservice_backed_by_externalname_localhost(
             assert hpa_reads, recorder.requests
             assert hpa_reads[0]["user"] == "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
             assert "/namespaces/default/queued?labelSelector=queue%3Detl" in hpa_reads[0]["path"]
-            registration.delete_api_service("v1beta1.external.metrics.k8s.io")
     finally:
+        # The cluster is the session's: leave no APIService (the adapter tests register their own), HPA or
+        # Deployment behind.
+        cluster.kubectl("delete", "apiservice", "v1beta1.external.metrics.k8s.io", "--ignore-not-found")
+        cluster.kubectl("delete", "hpa,deployment,service", "workers", "-n", "default", "--ignore-not-found")
+        cluster.kubectl("delete", "service", "adapter", "-n", "default", "--ignore-not-found")
         server.shutdown()
         server.server_close()
