@@ -36,15 +36,15 @@ def real_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]
     a build or a start that fails fails the tests with the reason."""
     workdir = tmp_path_factory.mktemp("kube")
     build_log = workdir / "build_kube.log"
+    problem = ""
     try:
         bin_dir = ensure_built(log_file=build_log)
-    except ClusterError as err:
-        tail = build_log.read_text(errors="replace")[-4000:] if build_log.exists() else ""
-        pytest.fail(f"could not build the real control plane: {err}\n{tail}", pytrace=False)
-    try:
         cluster = start_cluster(workdir / "cluster", bin_dir=bin_dir)
     except ClusterError as err:
-        pytest.fail(f"could not start the real control plane: {err}", pytrace=False)
+        tail = build_log.read_text(errors="replace")[-4000:] if build_log.exists() else ""
+        problem = f"could not build or start the real control plane: {err}\n{tail}"
+    if problem:
+        pytest.fail(problem, pytrace=False)
     try:
         cluster.add_node(KWOK_NODE)
         yield cluster
