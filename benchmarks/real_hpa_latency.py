@@ -17,7 +17,9 @@ a token bound only by our RBAC) polls two Trino sources every ``--poll`` seconds
 Two HPAs (each on a kwok-backed Deployment) scale on ``trino_queued_queries`` (AverageValue 4, no stabilization
 window) of one source each. Each round waits a random part of the HPA sync period, then moves the queue between
 4 and 12 queued queries (1 <-> 3 replicas) and times, for both HPAs, the moment their status shows the new
-desiredReplicas (read every 50 ms).
+desiredReplicas (read every 50 ms). The scrape's phase is drawn afresh each round (its next tick falls a random
+part of the scrape interval after the change): with one fixed phase for the run, its relation to the HPA's own
+15 s sync would decide the result.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class ScrapeProxy:
         self._copies: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, str, bytes]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._schedule = threading.Condition()
+        self._next_tick = time.monotonic() + interval
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -92,11 +96,22 @@ class ScrapeProxy:
         except urllib.error.HTTPError as err:
             return err.code, err.headers.get("Content-Type", ""), err.read()
 
+    def rephase(self, first_tick: float) -> None:
+        """Moves the tick schedule: the next refresh at ``first_tick`` (time.monotonic()), then every interval.
+        Where a scrape falls relative to the HPA's sync is a matter of chance in a real cluster (and fixed
+        for its life); a new random phase each round averages over it."""
+        with self._schedule:
+            self._next_tick = first_tick
+            self._schedule.notify_all()
+
     def _ticker(self) -> None:
-        start = time.monotonic()
-        tick = 1
-        while not self._stop.wait(max(0.0, start + tick * self.interval - time.monotonic())):
-            tick += 1
+        while True:
+            with self._schedule:
+                while not self._stop.is_set() and time.monotonic() < self._next_tick:
+                    self._schedule.wait(self._next_tick - time.monotonic())
+                if self._stop.is_set():
+                    return
+                self._next_tick += self.interval
             with self._lock:
                 keys = list(self._copies)
             fresh = {key: self._fetch(key) for key in keys}
@@ -104,7 +119,9 @@ class ScrapeProxy:
                 self._copies.update(fresh)
 
     def stop(self) -> None:
-        self._stop.set()
+        with self._schedule:
+            self._stop.set()
+            self._schedule.notify_all()
         self._server.shutdown()
         self._server.server_close()
 
@@ -167,7 +184,9 @@ def _desired(api: Any) -> dict[str, int | None]:
     return got
 
 
-def _measure(cluster: KubeCluster, trino: SandboxThread, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _measure(
+    cluster: KubeCluster, trino: SandboxThread, proxy: ScrapeProxy, args: argparse.Namespace
+) -> list[dict[str, Any]]:
     rng = random.Random(args.seed)
     rows: list[dict[str, Any]] = []
     with cluster.api_client() as api:
@@ -177,6 +196,7 @@ def _measure(cluster: KubeCluster, trino: SandboxThread, args: argparse.Namespac
             queued, want = (HIGH, 3) if n % 2 == 0 else (LOW, 1)
             time.sleep(rng.uniform(0, args.hpa_sync))
             t0 = time.monotonic()
+            proxy.rephase(t0 + rng.uniform(0, args.scrape))
             trino.set_queued(queued)
             seen: dict[str, float] = {}
             deadline = t0 + 4 * (args.hpa_sync + args.scrape + args.poll) + 30
@@ -257,7 +277,7 @@ def main() -> None:
                 ):
                     cluster.kubectl("create", "namespace", NAMESPACE)
                     apply_objects(cluster, work, "bench", [o for arm in ARMS for o in _objects(arm)])
-                    rows = _measure(cluster, trino, args)
+                    rows = _measure(cluster, trino, proxy, args)
             finally:
                 proxy.stop()
                 trino.stop()
