@@ -273,12 +273,14 @@ class AggregatedAdapter:
         max_age_seconds: float | None = 3.0,
         poll_interval_seconds: float = 0.25,
         extra_sources: Sequence[Mapping[str, Any]] = (),
+        source: Mapping[str, Any] | None = None,
         register: bool = True,
         timeout: float = 90,
     ) -> AggregatedAdapter:
         """Installs the adapter's RBAC, starts it with a token of its ServiceAccount, registers our APIService
         (``register``) and waits until it is Available. The Trino source ``adhoc`` polls ``trino_url``
-        (``max_age_seconds`` None: the adapter's default bound); ``extra_sources`` are more ``trino[]`` entries."""
+        (``max_age_seconds`` None: the adapter's default bound), with the fields of ``source`` over those;
+        ``extra_sources`` are more ``trino[]`` entries."""
         workdir.mkdir(parents=True, exist_ok=True)
         apply_objects(cluster, workdir, "adapter-rbac", _adapter_objects(render_base(cluster)))
         token = service_account_token(cluster, NAMESPACE, SERVICE_ACCOUNT)
@@ -303,6 +305,7 @@ class AggregatedAdapter:
                     "timeout_seconds": 1.0,
                     "backoff_max_seconds": 1.0,
                     **({"max_age_seconds": max_age_seconds} if max_age_seconds is not None else {}),
+                    **(source or {}),
                 },
                 *[dict(source) for source in extra_sources],
             ],
