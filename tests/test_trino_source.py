@@ -24,6 +24,7 @@ from autoscaler.sandbox.trino import (
     render_openmetrics,
 )
 from tests.helpers.trino import refused_url, trino_sandbox, trino_settings
+from tests.helpers.trino import sample_value as _value
 
 GIB = 1024**3
 
@@ -34,16 +35,6 @@ async def _collect(sandbox: TrinoSandbox | str, **settings: Any) -> list[Sample]
         return await source.collect(0.0)
     finally:
         await source.close()
-
-
-def _value(samples: Sequence[Sample], metric: str, **labels: str) -> float:
-    found = [
-        s.value
-        for s in samples
-        if s.metric == metric and all(s.labels.get(k) == v for k, v in labels.items())
-    ]
-    assert len(found) == 1, f"{metric} {labels}: {found}"
-    return found[0]
 
 
 def _groups(samples: Sequence[Sample], metric: str) -> dict[str, float]:

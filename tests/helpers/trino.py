@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
+from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.trino import TrinoSettings
 from autoscaler.sandbox.trino import (
@@ -122,6 +123,17 @@ async def get_state(session: aiohttp.ClientSession, node_url: str) -> str:
         state = await response.json()
         assert isinstance(state, str)
         return state
+
+
+def sample_value(samples: Sequence[Sample], metric: str, **labels: str) -> float:
+    """The one value of ``metric`` whose labels include ``labels`` (fails unless exactly one matches)."""
+    found = [
+        s.value
+        for s in samples
+        if s.metric == metric and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    assert len(found) == 1, f"{metric} {labels}: {found}"
+    return found[0]
 
 
 def refused_url() -> str:

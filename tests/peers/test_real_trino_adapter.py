@@ -16,6 +16,7 @@ import pytest
 from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.trino import TrinoSettings, TrinoSource
+from tests.helpers.trino import sample_value as value
 from tests.peers.trino_cluster import (
     ADMIN,
     MONITOR,
@@ -48,16 +49,6 @@ async def collect(cluster: TrinoCluster) -> list[Sample]:
         return await source.collect(0.0)
     finally:
         await source.close()
-
-
-def value(samples: Sequence[Sample], metric: str, **labels: str) -> float:
-    found = [
-        s.value
-        for s in samples
-        if s.metric == metric and all(s.labels.get(k) == v for k, v in labels.items())
-    ]
-    assert len(found) == 1, f"{metric} {labels}: {found}"
-    return found[0]
 
 
 def by_label(samples: Sequence[Sample], metric: str, label: str) -> dict[str, float]:
