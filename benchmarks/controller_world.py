@@ -25,12 +25,17 @@ import asyncio
 import base64
 import copy
 import json
+import shutil
 import signal
+import ssl
 import sys
+import tempfile
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +44,7 @@ from autoscaler.sandbox.kube import KubeSandbox
 from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
 from autoscaler.sandbox.serve import Served, serve
 from autoscaler.sandbox.spark import DEAD, SparkPool, master_app
+from autoscaler.sandbox.tls import self_signed
 from autoscaler.sandbox.trino import Faults, ResourceGroupSpec, TrinoAuth, TrinoCluster, create_node_app
 
 Obj = dict[str, Any]
@@ -84,11 +90,13 @@ def _counted(
 
 @dataclass
 class TrinoFace:
-    """One emulated Trino cluster: the coordinator and one served node application per worker."""
+    """One emulated Trino cluster: the coordinator and one served node application per worker, over HTTPS
+    (Trino takes passwords only over HTTPS)."""
 
     cluster: TrinoCluster
     auth: TrinoAuth
     counts: Counter[str]
+    tls: ssl.SSLContext
     coordinator: Served | None = None
     workers: dict[str, tuple[str, Served]] = field(default_factory=dict)
     """Pod name → (node id, its server); a recreated StatefulSet pod gets a new node."""
@@ -101,14 +109,14 @@ class TrinoFace:
 
     async def start(self) -> None:
         node = self.cluster.coordinator.node_id
-        self.coordinator = await serve(self._app(node, "trino coordinator"))
+        self.coordinator = await serve(self._app(node, "trino coordinator"), ssl_context=self.tls)
         self.urls[node] = self.coordinator.url
 
     async def add(self, pod: str) -> int:
         if pod not in self.workers:
             self.seq += 1
             node = self.cluster.add_worker(node_id=f"{pod}.{self.seq}").node_id
-            served = await serve(self._app(node, "trino worker"))
+            served = await serve(self._app(node, "trino worker"), ssl_context=self.tls)
             self.workers[pod] = (node, served)
             self.urls[node] = served.url
         return self.workers[pod][1].port
@@ -150,6 +158,10 @@ class World:
             on_pod_removed=[self._pod_removed],
         )
         auth = TrinoAuth(mode="password", passwords={TRINO_USER: TRINO_PASSWORD})
+        tls_dir = tempfile.mkdtemp(prefix="queuescale-bench-tls-")
+        weakref.finalize(self, shutil.rmtree, tls_dir, ignore_errors=True)
+        self.tls = self_signed(Path(tls_dir))
+        serving = self.tls.server_context()
         self.trino = [
             TrinoFace(
                 TrinoCluster(
@@ -161,6 +173,7 @@ class World:
                 ),
                 auth,
                 self.counts,
+                serving,
             )
             for _ in range(spec.trino_clusters)
         ]
@@ -188,7 +201,7 @@ class World:
             changed = copy.deepcopy(current)
             for container in changed["spec"]["containers"]:
                 for entry in container.get("ports") or []:
-                    if entry.get("name") == "http":
+                    if entry.get("name") == "https":
                         entry["containerPort"] = port
             changed["status"]["podIP"] = "127.0.0.1"
             changed["status"]["podIPs"] = [{"ip": "127.0.0.1"}]
@@ -223,6 +236,7 @@ class World:
                     "slotsPerWorker": 4,
                     "credentialsSecret": {"name": "trino-admin", "key": "password"},
                     "user": TRINO_USER,
+                    "workerTls": {"caSecret": {"name": "trino-ca", "key": "ca.crt"}},
                 },
                 "startupSeconds": 0,
             },
@@ -278,7 +292,7 @@ class World:
                         {
                             "name": "trino-worker",
                             "image": "trinodb/trino:478",
-                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "ports": [{"name": "https", "containerPort": 8443}],
                         }
                     ]
                 },
@@ -333,6 +347,9 @@ class World:
             ns = trino_namespace(c)
             secret = {"kind": "Secret", "metadata": {"name": "trino-admin"}, "data": {"password": password}}
             self.kube.put_object("", "v1", "secrets", ns, secret)
+            ca = base64.b64encode(self.tls.ca_pem.encode()).decode()
+            ca_secret = {"kind": "Secret", "metadata": {"name": "trino-ca"}, "data": {"ca.crt": ca}}
+            self.kube.put_object("", "v1", "secrets", ns, ca_secret)
             assert face.coordinator is not None
         for i in range(s.trino_policies):
             c = i % s.trino_clusters

@@ -20,7 +20,7 @@ from autoscaler.controller.actuator import (
 from autoscaler.controller.drain_plan import DRAIN_KEPT_ANNOTATION
 from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.trino_actuator import TrinoWorkersActuator
-from autoscaler.policy_models import Drain, SecretKeyRef, TrinoTarget, WorkloadRef
+from autoscaler.policy_models import Drain, SecretKeyRef, TrinoTarget, TrinoWorkerTls, WorkloadRef
 from autoscaler.sandbox.trino import TrinoAuth
 from tests.helpers.trino_kube import NAMESPACE, WORKLOAD, TrinoKubeWorld, trino_on_kube
 
@@ -74,6 +74,11 @@ def _actuator(
     secret: SecretKeyRef | None = None,
     password_file: Path | None = None,
 ) -> TrinoWorkersActuator:
+    worker_tls = None
+    if world.trino.tls is not None:
+        # Passwords go over HTTPS only; the workers' certificate is checked against this CA.
+        world.put_secret("trino-ca", {"ca.crt": world.trino.tls.ca_pem})
+        worker_tls = TrinoWorkerTls(ca_secret=SecretKeyRef(name="trino-ca", key="ca.crt"))
     return TrinoWorkersActuator(
         KubeOps(world.kube.api),
         namespace=NAMESPACE,
@@ -83,6 +88,7 @@ def _actuator(
             coordinator_url=world.trino.coordinator_url,
             version=version,
             credentials_secret=secret,
+            worker_tls=worker_tls,
         ),
         drain=Drain(grace_period_seconds=GRACE, timeout_seconds=timeout, on_timeout=on_timeout),
         password_file=password_file,

@@ -199,6 +199,8 @@ async def test_put_refusals_are_errors(client: TrinoWorkerClient) -> None:
 async def test_password_authentication(client: TrinoWorkerClient) -> None:
     auth = TrinoAuth(mode="password", passwords={"admin": "s3cret"})
     async with trino_sandbox(478, workers=1, auth=auth) as sb:
+        # Passwords go over HTTPS only: the client trusts the sandbox's certificate.
+        client = TrinoWorkerClient(client.session, ssl=sb.client_ssl() or True)
         url = next(iter(sb.worker_urls.values()))
         sb.cluster.submit("global.etl", 50.0)
         # without the password the metrics are unreadable and the PUT is refused

@@ -625,10 +625,28 @@ async def test_metrics_authentication(
 ) -> None:
     async with (
         trino_sandbox(478, workers=0, auth=auth) as sb,
-        session.get(f"{sb.coordinator_url}/metrics", headers=headers) as response,
+        session.get(
+            f"{sb.coordinator_url}/metrics", headers=headers, ssl=sb.client_ssl() or True
+        ) as response,
     ):
         assert response.status == status
         assert response.headers.get("WWW-Authenticate") == challenge
+
+
+@pytest.mark.parametrize("mode", ["password", "jwt"])
+async def test_authentication_over_plain_http_is_refused(session: aiohttp.ClientSession, mode: str) -> None:
+    # As a real 476 with password authentication answers on its HTTP port (tests/peers/TRINO_FACTS.md §6).
+    auth = TrinoAuth(mode=mode, passwords={"queuescale": "s3cret"}, tokens={"tok": "queuescale"})  # type: ignore[arg-type]
+    async with trino_sandbox(478, workers=0, auth=auth, https=False) as sb:
+        assert sb.coordinator_url.startswith("http://")
+        for headers in (
+            {"Authorization": "Basic cXVldWVzY2FsZTpzM2NyZXQ="},
+            {"X-Trino-User": "queuescale"},
+            {},
+        ):
+            async with session.get(f"{sb.coordinator_url}/metrics", headers=headers) as response:
+                assert response.status == 403
+                assert await response.text() == "Authentication over HTTP is not enabled"
 
 
 async def test_state_changes_need_write_permission(session: aiohttp.ClientSession) -> None:

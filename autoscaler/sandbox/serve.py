@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -31,16 +32,19 @@ class Served:
         await self.runner.cleanup()
 
 
-async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> Served:
-    """Serve ``app`` on ``host:port`` (0 picks a free port) and return where it listens."""
+async def serve(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+) -> Served:
+    """Serve ``app`` on ``host:port`` (0 picks a free port), over HTTPS with ``ssl_context``; return where."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the sandbox only listens on loopback")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     server = site._server
     assert server is not None
     sockets = getattr(server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
-    return Served(runner=runner, url=f"http://{host}:{bound}", port=bound)
+    scheme = "https" if ssl_context is not None else "http"
+    return Served(runner=runner, url=f"{scheme}://{host}:{bound}", port=bound)

@@ -13,8 +13,9 @@ form login. Access rules follow Trino's ``ResourceSecurity`` types:
 | web UI | /ui/api/stats | UI session cookie (or protocol credentials when they are not insecure) |
 
 Authentication modes: ``insecure`` (``X-Trino-User`` or Basic without password, Trino's default over HTTP),
-``password`` (Basic) and ``jwt`` (Bearer). The sandbox serves plain HTTP on loopback only, so ``password``
-and ``jwt`` behave as if a TLS proxy were in front (upstream refuses them over bare HTTP).
+``password`` (Basic) and ``jwt`` (Bearer). As upstream, ``password`` and ``jwt`` need HTTPS: the sandbox then
+serves HTTPS with a throw-away certificate for 127.0.0.1/localhost (``TrinoSandbox.tls``), and refuses a
+request over plain HTTP with 403 "Authentication over HTTP is not enabled".
 """
 
 from __future__ import annotations
@@ -28,15 +29,21 @@ import json
 import logging
 import math
 import secrets
+import shutil
+import ssl
+import tempfile
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 
 from autoscaler.sandbox.serve import Served, serve
+from autoscaler.sandbox.tls import SelfSigned, self_signed
 from autoscaler.sandbox.trino_model import (
     DRAINING_SINCE,
     FULLY_BLOCKED_GAUGE_SINCE,
@@ -472,9 +479,14 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 def _authenticate(request: web.Request, auth: TrinoAuth) -> tuple[str, str | None]:
-    """(authenticated user, user named in X-Trino-User) or 401, like ``AuthenticationFilter``."""
+    """(authenticated user, user named in X-Trino-User) or 401, like ``AuthenticationFilter``.
+
+    With password or JWT authentication a request over plain HTTP is refused outright (a real 476:
+    403 "Authentication over HTTP is not enabled", tests/peers/TRINO_FACTS.md §3)."""
     header = request.headers.get("Authorization", "")
     claimed = request.headers.get("X-Trino-User", "").strip() or None
+    if auth.mode != "insecure" and not request.secure:
+        raise web.HTTPForbidden(text="Authentication over HTTP is not enabled")
     if auth.mode == "insecure":
         basic = _basic_credentials(header)
         if basic is not None:
@@ -767,11 +779,23 @@ class TrinoSandbox:
         tick_seconds: float | None = 0.1,
         speedup: float = 1.0,
         load: Sequence[LoadPattern] = (),
+        https: bool | None = None,
     ) -> None:
+        """``https``: serve every node over HTTPS with a certificate of :attr:`tls` (default: when the
+        authentication needs it, as Trino takes passwords and tokens only over HTTPS)."""
         if tick_seconds is not None and tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
         self.cluster = cluster
         self.auth = auth if auth is not None else TrinoAuth()
+        self.https = self.auth.mode != "insecure" if https is None else https
+        self.tls: SelfSigned | None = None
+        self._server_ssl: ssl.SSLContext | None = None
+        if self.https:
+            directory = tempfile.mkdtemp(prefix="queuescale-trino-tls-")
+            # Kept while the sandbox lives (it may be stopped and started again), removed with it.
+            weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+            self.tls = self_signed(Path(directory))
+            self._server_ssl = self.tls.server_context()
         self.load = list(load)
         self._tick = tick_seconds
         self._speedup = speedup
@@ -809,6 +833,14 @@ class TrinoSandbox:
                 await self._served.pop(node_id).stop()
                 self._urls.pop(node_id, None)
 
+    def client_ssl(self) -> ssl.SSLContext | None:
+        """A client context that trusts the servers' certificate; None over plain HTTP."""
+        return self.tls.client_context() if self.tls is not None else None
+
+    @property
+    def ca_file(self) -> Path | None:
+        return self.tls.cert_file if self.tls is not None else None
+
     @property
     def coordinator_url(self) -> str:
         return self._urls[self.cluster.coordinator.node_id]
@@ -839,7 +871,7 @@ class TrinoSandbox:
                         urls=self._urls,
                         ui_sessions=self._ui_sessions,
                     )
-                    served = await serve(app)
+                    served = await serve(app, ssl_context=self._server_ssl)
                     self._served[node.node_id] = served
                     self._urls[node.node_id] = served.url
             alive = {node.node_id for node in self.cluster.nodes()}

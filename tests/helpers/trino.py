@@ -62,6 +62,7 @@ async def trino_sandbox(
     required_workers: int = 1,
     worker_processors: int = 4,
     worker_memory_bytes: int = 16 * 1024**3,
+    https: bool | None = None,
 ) -> AsyncIterator[TrinoSandbox]:
     """A served cluster with the test-friendly defaults above; all servers stop on exit."""
     cluster = TrinoCluster(
@@ -75,7 +76,7 @@ async def trino_sandbox(
         worker_memory_bytes=worker_memory_bytes,
     )
     async with TrinoSandbox(
-        cluster, auth=auth, tick_seconds=tick_seconds, speedup=speedup, load=load
+        cluster, auth=auth, tick_seconds=tick_seconds, speedup=speedup, load=load, https=https
     ) as sandbox:
         yield sandbox
 
@@ -93,10 +94,15 @@ def trino_settings(
 ) -> TrinoSettings:
     """Source settings pointing at a sandbox coordinator (or any URL)."""
     url = sandbox if isinstance(sandbox, str) else sandbox.coordinator_url
+    ca_file = None if isinstance(sandbox, str) else sandbox.ca_file
     return TrinoSettings(
         name=name,
         endpoint=HttpEndpoint(
-            url=url, username=username, password_file=password_file, bearer_token_file=bearer_token_file
+            url=url,
+            username=username,
+            password_file=password_file,
+            bearer_token_file=bearer_token_file,
+            ca_file=ca_file,
         ),
         user=user,
         resource_groups=list(resource_groups),

@@ -1,7 +1,7 @@
 """A Deployment or StatefulSet of Trino workers on the Kubernetes sandbox, each pod a sandbox Trino worker.
 
 When a pod becomes ready the world starts a Trino worker named after it in the emulated cluster and
-writes the worker's port into the pod's ``http`` container port (every sandbox pod has IP 127.0.0.1, so
+writes the worker's port into the pod's ``http`` container port (``https`` when the cluster serves HTTPS) (every sandbox pod has IP 127.0.0.1, so
 the port is what tells the workers apart; a real cluster has one IP per pod and a fixed port). When the
 pod is deleted, its worker disappears at once, killing whatever still runs there, as a pod deletion
 without a drain does. Time is one manual clock for both: ``await world.advance(seconds)``.
@@ -112,7 +112,10 @@ def _workload(kind: str, replicas: int, version: int) -> dict[str, Any]:
                     {
                         "name": "trino-worker",
                         "image": f"trinodb/trino:{version}",
-                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "ports": [
+                            {"name": "http", "containerPort": 8080},
+                            {"name": "https", "containerPort": 8443},
+                        ],
                     }
                 ]
             },
@@ -152,15 +155,15 @@ async def trino_on_kube(
                 return
             cluster.add_worker(node_id=name)
             await trino.sync()
-            port = urlsplit(trino.url(name)).port
+            served = urlsplit(trino.url(name))
             current = sandbox.get_object("", "v1", "pods", NAMESPACE, name)
             if current is None:
                 return
             changed = copy.deepcopy(current)
             for container in changed["spec"]["containers"]:
                 for entry in container.get("ports") or []:
-                    if entry.get("name") == "http":
-                        entry["containerPort"] = port
+                    if entry.get("name") == served.scheme:
+                        entry["containerPort"] = served.port
             sandbox.put(PODS, NAMESPACE, changed)
 
         async def pod_removed(pod: dict[str, Any]) -> None:
