@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoscaler.controller.trino_workers import parse_tasks
 from autoscaler.sandbox.trino import (
     Burst,
     Fault,
@@ -16,10 +17,13 @@ from autoscaler.sandbox.trino import (
     NodeState,
     QueryState,
     ResourceGroupSpec,
+    StateChangeRefused,
     TrinoAuth,
     TrinoCluster,
     drive_load,
     java_double,
+    node_metric_families,
+    render_openmetrics,
 )
 from tests.helpers.trino import get_state, put_state, trino_sandbox
 from tests.helpers.wait import eventually
@@ -835,3 +839,82 @@ def test_java_double_rendering() -> None:
     for value, text in cases:
         assert java_double(value) == text
     assert json.loads(json.dumps(java_double(2.0))) == "2.0"
+
+
+# ----- version rules the real 476 showed, or that upstream has beyond it (issue 12)
+
+
+@pytest.mark.parametrize(("version", "status"), [(476, 400), (468, 400), (477, 500), (478, 500)])
+def test_putting_an_internal_state_by_version(version: int, status: int) -> None:
+    # A real 476 answers 400 "Invalid state transition to DRAINED"; 477+ NodeStateManager: 500.
+    cluster = TrinoCluster(version, workers=1, node_refresh_seconds=0)
+    for target in ("DRAINED", "INACTIVE"):
+        with pytest.raises(StateChangeRefused) as refused:
+            cluster.request_state("worker-1", target)
+        assert refused.value.status == status
+    assert cluster.node("worker-1").state is NodeState.ACTIVE
+
+
+@pytest.mark.parametrize(("version", "killed"), [(474, 1), (475, 1), (476, 0), (473, 0)])
+def test_shutdown_of_474_and_475_does_not_wait_for_tasks(version: int, killed: int) -> None:
+    # trinodb/trino#25690: 474-475 exit one grace period after SHUTTING_DOWN, tasks or not (fixed in 476).
+    cluster = TrinoCluster(version, workers=2, grace_period=10.0, node_refresh_seconds=0)
+    query = cluster.submit("global.adhoc", 1000.0)
+    cluster.request_state("worker-1", "SHUTTING_DOWN")
+    cluster.advance(10.5)
+    assert cluster.killed_queries == killed
+    assert cluster.node("worker-1").alive is (killed == 0)
+    assert (query.state is QueryState.FAILED) is (killed == 1)
+
+
+@pytest.mark.parametrize(("version", "inactive"), [(478, 1), (477, 1), (476, 0)])
+def test_a_new_worker_is_inactive_until_the_coordinator_reads_it(version: int, inactive: int) -> None:
+    cluster = TrinoCluster(version, workers=1, node_refresh_seconds=5.0)
+    cluster.advance(5.0)
+    cluster.add_worker(node_id="late")
+    counts = cluster.node_counts()
+    assert (counts[NodeState.INACTIVE], counts[NodeState.ACTIVE]) == (inactive, 2)
+    cluster.advance(10.0)
+    assert cluster.node_counts()[NodeState.INACTIVE] == 0
+    assert cluster.node_counts()[NodeState.ACTIVE] == 3
+
+
+@pytest.mark.parametrize(
+    ("version", "present", "absent"),
+    [
+        (480, ["FullyBlockedQueries", "ActiveWorkerCount"], []),
+        (479, ["FullyBlockedQueries"], ["ActiveWorkerCount"]),
+        (470, ["FullyBlockedQueries"], ["ActiveWorkerCount"]),
+        (469, [], ["FullyBlockedQueries", "ActiveWorkerCount"]),
+    ],
+)
+async def test_coordinator_gauges_by_version(
+    session: aiohttp.ClientSession, version: int, present: list[str], absent: list[str]
+) -> None:
+    async with trino_sandbox(version, workers=2) as sb:
+        names = {name.rsplit("_", 1)[-1] for name in await _metrics(session, sb.coordinator_url)}
+        assert set(present) <= names
+        assert not set(absent) & names
+
+
+@pytest.mark.parametrize(
+    ("version", "executor"),
+    [
+        (478, "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_Tasks"),
+        (438, "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_Tasks"),
+        (437, "trino_execution_executor_timesharing_name_TimeSharingTaskExecutor_Tasks"),
+        (424, "trino_execution_executor_timesharing_name_TimeSharingTaskExecutor_Tasks"),
+        (423, "trino_execution_executor_name_TaskExecutor_Tasks"),
+    ],
+)
+async def test_worker_task_executor_by_version(
+    session: aiohttp.ClientSession, version: int, executor: str
+) -> None:
+    async with trino_sandbox(version, workers=1) as sb:
+        sb.cluster.submit("global.adhoc", 100.0)
+        values = await _metrics(session, sb.url("worker-1"))
+        assert values[executor] == 1
+        assert (
+            parse_tasks(render_openmetrics(node_metric_families(sb.cluster, sb.cluster.node("worker-1"))))
+            == 1
+        )

@@ -426,3 +426,25 @@ async def test_source_recovers_after_a_failure() -> None:
             assert _value(samples, "trino_queued_queries") == sb.cluster.queued_queries()
         finally:
             await source.close()
+
+
+@pytest.mark.parametrize(("version", "lists_queries"), [(470, False), (476, False), (469, True)])
+async def test_fully_blocked_queries_from_the_gauge_where_trino_has_it(
+    version: int, lists_queries: bool
+) -> None:
+    # FullyBlockedQueries since 470: the running-query list (every running query's stats) is then spared.
+    async with trino_sandbox(version, workers=2) as sb:
+        blocked = sb.cluster.submit("global.adhoc", 500.0)
+        sb.cluster.set_blocked(blocked.query_id)
+        sb.cluster.submit("global.adhoc", 500.0)
+        source = TrinoSource(trino_settings(sb))
+        try:
+            assert _value(await source.collect(0.0), "trino_blocked_queries") == 1
+            sb.faults().set("/v1/query", Fault(status=500))
+            if lists_queries:
+                with pytest.raises(SourceError, match="/v1/query"):
+                    await source.collect(0.0)
+            else:
+                assert _value(await source.collect(0.0), "trino_blocked_queries") == 1
+        finally:
+            await source.close()
