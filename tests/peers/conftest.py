@@ -17,9 +17,11 @@ from tests.peers.trino_cluster import TrinoCluster, start_trino_cluster
 KWOK_NODE = "kwok-node-0"
 
 
-@pytest.fixture(scope="session")
+# Package scope: the peers run first (tests/peers sorts before tests/test_*) and are stopped before the rest
+# of the suite, whose timing-sensitive tests (real Spark) then have the machine's two cores to themselves.
+@pytest.fixture(scope="package")
 def real_trino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrinoCluster]:
-    """One coordinator and two workers over plain HTTP, shared by the session; stopped at its end."""
+    """One coordinator and two workers over plain HTTP, shared by tests/peers; stopped at its end."""
     cluster = start_trino_cluster(tmp_path_factory.mktemp("trino"), workers=2)
     try:
         yield cluster
@@ -27,10 +29,10 @@ def real_trino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrinoCluste
         cluster.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def real_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     """One control plane (etcd, kube-apiserver, kube-controller-manager with a 2 s HPA sync period,
-    kube-scheduler, kwok) with one kwok Node, shared by the session; stopped at its end.
+    kube-scheduler, kwok) with one kwok Node, shared by tests/peers; stopped at its end.
 
     Builds the binaries first if the cache is missing (build_kube.sh: a cold build takes tens of minutes);
     a build or a start that fails fails the tests with the reason."""
