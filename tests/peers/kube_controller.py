@@ -13,11 +13,13 @@ up as a 403 in its log (``forbidden()``). Metrics come from our adapter behind t
 
 The Trino workers are kwok pods on a node of their own whose ``spec.podCIDR`` is loopback (``127.0.1.0/24``),
 so the actuator's probes of ``http://<pod IP>:<port>`` are refused at once rather than dialling an address
-nothing routes.
+nothing routes; with an ``EmulatedKubelet`` running, each Running pod is an emulated Trino worker reached at
+``<pod IP>:<port>`` exactly as the actuator reaches a worker in a cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -25,14 +27,18 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes.client
 import yaml
 
+from autoscaler.sandbox.trino import TrinoSandbox
 from tests.helpers.deploy import ROOT
 from tests.peers.kube_adapter import (
     RBAC_KINDS,
@@ -187,6 +193,7 @@ class ControllerWorld:
     adapter: AggregatedAdapter
     kubeconfig: Path
     api: kubernetes.client.ApiClient
+    worker_port: int
     controllers: list[ControllerProcess] = field(default_factory=list)
 
     @classmethod
@@ -211,9 +218,10 @@ class ControllerWorld:
         api = cluster.api_client()
         try:
             with AggregatedAdapter.start(cluster, workdir / "adapter", trino.url) as adapter:
-                apply_objects(cluster, workdir, "workload", [workload(free_port())])
+                port = free_port()
+                apply_objects(cluster, workdir, "workload", [workload(port)])
                 apply_objects(cluster, workdir, "policy", [policy(trino.url)])
-                world = cls(cluster, workdir, trino, adapter, kubeconfig, api)
+                world = cls(cluster, workdir, trino, adapter, kubeconfig, api, port)
                 try:
                     yield world
                 finally:
@@ -298,6 +306,21 @@ class ControllerWorld:
             and e["involvedObject"].get("name") == POLICY
         ]
 
+    def queued_metric(self) -> float | None:
+        """trino_capacity_queued_queries{cluster=adhoc} as kube-apiserver serves it from the adapter."""
+        path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/trino_capacity_queued_queries"
+        done = self.cluster.kubectl("get", "--raw", f"{path}?labelSelector=cluster%3Dadhoc", check=False)
+        if done.returncode != 0:
+            return None
+        items = json.loads(done.stdout).get("items") or []
+        return float(items[0]["value"]) if items else None
+
+    def pods(self) -> list[kubernetes.client.V1Pod]:
+        found = kubernetes.client.CoreV1Api(self.api).list_namespaced_pod(
+            NAMESPACE, label_selector=",".join(f"{k}={v}" for k, v in LABELS.items())
+        )
+        return list(found.items)
+
     def pod_ips(self) -> list[str]:
         pods = kubernetes.client.CoreV1Api(self.api).list_namespaced_pod(
             NAMESPACE, label_selector=",".join(f"{k}={v}" for k, v in LABELS.items())
@@ -317,3 +340,116 @@ class ControllerWorld:
 
     def logs(self) -> str:
         return "\n".join(f"--- {c.identity}\n{c.log_text()[-3000:]}" for c in self.controllers)
+
+
+async def _pipe(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One connection to a pod's address, carried to the emulated worker on 127.0.0.1:``port``."""
+    try:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        writer.close()
+        return
+
+    async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+
+
+class EmulatedKubelet:
+    """What a kubelet and the Trino image would do for the workload's kwok pods: a Running pod with an IP
+    becomes an emulated Trino worker (named after the pod) reachable at ``<pod IP>:<worker_port>`` (a TCP
+    relay to the emulator's own port), and a pod that goes away takes its worker with it. The model's clock
+    follows the wall clock meanwhile. Polls the pods every ``interval`` seconds in a thread of its own."""
+
+    def __init__(self, world: ControllerWorld, *, interval: float = 0.1) -> None:
+        self.world = world
+        self.interval = interval
+        self.served: dict[str, tuple[str, asyncio.Server]] = {}
+        self.left: dict[str, str] = {}
+        """Pods gone, with the state their worker was in at that moment."""
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._last = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="emulated-kubelet", daemon=True)
+
+    def __enter__(self) -> EmulatedKubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+        async def leave_all(sb: TrinoSandbox) -> None:
+            for name in list(self.served):
+                await self._leave(sb, name)
+
+        self.world.trino.run(leave_all)
+        if self.error is not None and exc[0] is None:
+            raise AssertionError(f"the emulated kubelet failed: {self.error!r}") from self.error
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._tick()
+            except BaseException as err:  # reported at __exit__
+                self.error = err
+                return
+
+    def _tick(self) -> None:
+        pods = kubernetes.client.CoreV1Api(self.world.api).list_namespaced_pod(
+            NAMESPACE, label_selector=",".join(f"{k}={v}" for k, v in LABELS.items())
+        )
+        running: dict[str, str] = {
+            str(p.metadata.name): str(p.status.pod_ip)
+            for p in pods.items
+            if p.metadata and p.status and p.status.phase == "Running" and p.status.pod_ip
+        }
+        now = time.monotonic()
+        elapsed, self._last = now - self._last, now
+
+        async def step(sb: TrinoSandbox) -> None:
+            sb.cluster.advance(sb.cluster.now + elapsed)
+            for name, ip in running.items():
+                if name not in self.served:
+                    await self._join(sb, name, ip)
+            for name in [n for n in self.served if n not in running]:
+                await self._leave(sb, name)
+            await sb.sync()
+
+        self.world.trino.run(step)
+
+    async def _join(self, sb: TrinoSandbox, name: str, ip: str) -> None:
+        if name not in {w.node_id for w in sb.cluster.workers(include_gone=True)}:
+            sb.cluster.add_worker(node_id=name)
+        await sb.sync()
+        port = urlsplit(sb.url(name)).port
+        assert port is not None
+        server = await asyncio.start_server(
+            lambda r, w: _pipe(port, r, w), host=ip, port=self.world.worker_port
+        )
+        self.served[name] = (ip, server)
+
+    async def _leave(self, sb: TrinoSandbox, name: str) -> None:
+        _, server = self.served.pop(name)
+        server.close()
+        node = sb.cluster.node(name)
+        self.left[name] = node.state.value if node.alive else "GONE"
+        if node.alive:
+            sb.cluster.remove_worker(name)
+        await sb.sync()
+
+    def state(self, pod: str) -> str:
+        def read(sb: TrinoSandbox) -> str:
+            node = sb.cluster.node(pod)
+            return node.state.value if node.alive else "GONE"
+
+        return self.world.trino.call(read)

@@ -2,8 +2,9 @@
 
 One controller world for the module (kube_controller.py): the CRD and the controller's RBAC as rendered from
 deploy/, a ScalingPolicy adapted from deploy/examples/policies over a kwok Deployment, our adapter behind the
-real aggregation layer on the emulated coordinator. The tests run in order: scale-up, an HPA conflict, then
-leader fail-over. Any 403 in a controller's log fails the test that saw it.
+real aggregation layer on the emulated coordinator. The tests run in order: scale-up, an HPA conflict,
+leader fail-over, then a drain before a scale-down. Any 403 (or warning) in a controller's log fails the test
+that saw it.
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from autoscaler.controller.actuator import POD_DELETION_COST
 from tests.peers.kube_adapter import wait_for
 from tests.peers.kube_cluster import KubeCluster
 from tests.peers.kube_controller import (
+    GROUP,
     LEASE_SECONDS,
     MAX_REPLICAS,
     NAMESPACE,
+    PLURAL,
+    POLICY,
     RETRY_PERIOD,
+    VERSION,
     WORKLOAD,
     ControllerProcess,
     ControllerWorld,
+    EmulatedKubelet,
 )
 
 pytestmark = pytest.mark.real_kube
@@ -173,3 +180,72 @@ def test_leader_election_two_processes_one_killed(world: ControllerWorld, leader
     )
     _no_forbidden(world)
     print(f"fail-over after SIGKILL: {took:.1f} s")
+
+
+def test_drain_before_scale_down_on_the_real_server(
+    world: ControllerWorld, leader: ControllerProcess
+) -> None:
+    """Scale-down drains first: the chosen pod's worker (reached at its kwok pod IP, as in a cluster) is
+    drained, its pod gets the lowest pod-deletion-cost, and only then are the replicas lowered, so the real
+    Deployment controller removes that pod and no other."""
+    assert world.replicas() == MAX_REPLICAS
+    world.trino.call(lambda sb: setattr(sb.cluster, "grace_period", 0.5))
+    with EmulatedKubelet(world) as kubelet:
+        wait_for(
+            f"{MAX_REPLICAS} workers served at their pod IPs", lambda: len(kubelet.served) == MAX_REPLICAS, 20
+        )
+        before = set(kubelet.served)
+        costs: dict[str, str] = {}
+        custom = kubernetes.client.CustomObjectsApi(world.api)
+        # One worker too many (the 10-minute stabilization holds the 6 meanwhile). The group runs nothing
+        # (its limit is 0): the queue stays while the model's clock moves, and no task holds a drain back.
+        wanted = 4 * (MAX_REPLICAS - 1)
+        world.trino.set_queued(0)
+        world.trino.call(lambda sb: setattr(sb.cluster.root_groups()[0], "hard_concurrency_limit", 0))
+        world.trino.call(lambda sb: sb.cluster.submit_many("global", wanted, work_seconds=1.0))
+        wait_for(f"the adapter serving {wanted} queued", lambda: world.queued_metric() == wanted, 20)
+        # The policy's watch sees the change: no stabilization any more, and no password (the emulated
+        # workers, as Trino's insecure authentication, refuse a password over HTTP: 401).
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            PLURAL,
+            POLICY,
+            {
+                "spec": {
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+                    "target": {"trino": {"credentialsSecret": None}},
+                }
+            },
+        )
+        started = time.monotonic()
+
+        def scaled_down() -> bool:
+            for pod in world.pods():
+                meta = pod.metadata
+                cost = (meta.annotations or {}).get(POD_DELETION_COST) if meta else None
+                if meta is not None and cost is not None:
+                    costs[str(meta.name)] = cost
+            return world.replicas() == MAX_REPLICAS - 1 and len(kubelet.left) == 1
+
+        try:
+            wait_for("one pod drained and removed", scaled_down, 30)
+        except AssertionError as err:
+            raise AssertionError(f"{err}; costs {costs}; left {kubelet.left}\n{world.logs()}") from err
+        took = time.monotonic() - started
+        ((gone, state),) = kubelet.left.items()
+        assert gone in before
+        assert gone in costs, f"{gone} left without a pod-deletion-cost; costs seen: {costs}"
+        assert state in {"DRAINED", "GONE", "SHUTTING_DOWN"}, f"{gone}'s worker was {state} when its pod went"
+        wait_for(f"{MAX_REPLICAS - 1} workers left", lambda: len(kubelet.served) == MAX_REPLICAS - 1, 20)
+        assert all(kubelet.state(name) == "ACTIVE" for name in kubelet.served), {
+            name: kubelet.state(name) for name in kubelet.served
+        }
+        wait_for(
+            "observedGeneration 2 in the status",
+            lambda: world.policy_status().get("observedGeneration") == 2,
+            20,
+        )
+    _no_forbidden(world)
+    print(f"drain + scale-down {MAX_REPLICAS} -> {MAX_REPLICAS - 1}: {took:.1f} s; {gone} was {state}")
