@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,6 +110,12 @@ class SandboxThread:
             return fn(sandbox)
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
+
+    def run(self, fn: Callable[[TrinoSandbox], Coroutine[Any, Any, T]], timeout: float = 30) -> T:
+        """Awaits ``fn(sandbox)`` on the sandbox's loop and returns its result."""
+        sandbox = self._sandbox
+        assert sandbox is not None, "the sandbox is stopped"
+        return asyncio.run_coroutine_threadsafe(fn(sandbox), self._loop).result(timeout)
 
     def set_queued(self, queued: int) -> None:
         """Makes the coordinator report ``queued`` queued queries (and its group's concurrency running)."""

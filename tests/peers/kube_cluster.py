@@ -323,12 +323,14 @@ class KubeCluster:
         pods: str = "110",
         labels: Mapping[str, str] | None = None,
         taint: bool = False,
+        pod_cidr: str | None = None,
         wait_ready: float | None = 60,
     ) -> dict[str, Any]:
         """Creates a Node that kwok manages (it becomes Ready, and its pods Running), then waits for Ready.
 
         With ``taint`` it carries kwok's usual ``kwok.x-k8s.io/node=fake:NoSchedule`` taint, so that only pods
-        which tolerate it land there; by default it has none, so any Deployment's pods can."""
+        which tolerate it land there; by default it has none, so any Deployment's pods can. With ``pod_cidr`` (``spec.podCIDR``) kwok gives
+        that node's pods IPs from it instead of its ``--cidr``: ``127.0.1.0/24`` gives loopback addresses."""
         key, value = KWOK_NODE_ANNOTATION
         node: dict[str, Any] = {
             "apiVersion": "v1",
@@ -350,6 +352,8 @@ class KubeCluster:
                 "capacity": {"cpu": cpu, "memory": memory, "pods": pods},
             },
         }
+        if pod_cidr is not None:
+            node["spec"]["podCIDR"] = pod_cidr
         if taint:
             node["spec"]["taints"] = [{"key": key, "value": value, "effect": "NoSchedule"}]
         from kubernetes import client as kube_client
