@@ -89,12 +89,19 @@ async def test_stale_update_is_409_and_lease_crud() -> None:
         assert (
             await call(coord.read_namespaced_lease, "queuescale-controller", NS)
         ).spec.holder_identity == "b"
-        # a built-in type takes an update without a resourceVersion (last write wins)
+        # unlike most built-in types, a Lease takes no update without a resourceVersion (as kube-apiserver
+        # v1.37: tests/peers/test_kube_contract.py), so a replica cannot take it by a blind write
         second.metadata.resource_version = None
-        await call(coord.replace_namespaced_lease, "queuescale-controller", NS, second)
+        with pytest.raises(ApiException) as caught:
+            await call(coord.replace_namespaced_lease, "queuescale-controller", NS, second)
+        assert caught.value.status == 422
+        assert json.loads(caught.value.body)["message"] == (
+            'leases.coordination.k8s.io "queuescale-controller" is invalid: metadata.resourceVersion: '
+            "Invalid value: 0: must be specified for an update"
+        )
         assert (
             await call(coord.read_namespaced_lease, "queuescale-controller", NS)
-        ).spec.holder_identity == "c"
+        ).spec.holder_identity == "b"
         # MicroTime comes back with six fractional digits
         _code, doc = await raw(
             kube, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/queuescale-controller"

@@ -749,15 +749,16 @@ class KubeSandbox:
             raise not_found(rt.group, rt.plural, target.name)
         rv = meta.get("resourceVersion")
         if not rv and not rt.unconditional_update:
+            # The generic registry names the resource here (leases.coordination.k8s.io), not the kind.
             raise invalid(
                 rt.group,
-                rt.kind,
+                rt.plural,
                 target.name,
                 [
                     (
                         "metadata.resourceVersion",
                         "FieldValueInvalid",
-                        "Invalid value: 0x0: must be specified for an update",
+                        "Invalid value: 0: must be specified for an update",
                     )
                 ],
             )

@@ -129,7 +129,16 @@ EVENTS_V1 = ResourceType(
     create_on_update=True,
     storage=EVENTS.key,
 )
-LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease", verbs=ALL_VERBS, singular="lease")
+# A Lease takes no update without a resourceVersion (the real strategy's AllowUnconditionalUpdate is false).
+LEASES = ResourceType(
+    "coordination.k8s.io",
+    "v1",
+    "leases",
+    "Lease",
+    verbs=ALL_VERBS,
+    singular="lease",
+    unconditional_update=False,
+)
 DEPLOYMENTS = _workload("deployments", "Deployment", "deploy")
 STATEFULSETS = _workload("statefulsets", "StatefulSet", "sts")
 REPLICASETS = _workload("replicasets", "ReplicaSet", "rs")
