@@ -31,9 +31,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
-import datetime as dt
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -52,6 +50,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from autoscaler.sandbox.tls import self_signed
 
 TRINO_VERSION = 476
 FETCH_SCRIPT = Path(__file__).with_name("fetch_trino.sh")
@@ -149,40 +149,10 @@ def free_port() -> int:
 
 def self_signed_pem(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost: (key+cert PEM for Trino, cert PEM for clients)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "queuescale-trino-test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    keystore, trust = directory / "keystore.pem", directory / "cert.pem"
-    keystore.write_bytes(key_pem + cert_pem)
-    trust.write_bytes(cert_pem)
-    return keystore, trust
+    pair = self_signed(directory, "queuescale-trino-test")
+    keystore = directory / "keystore.pem"
+    keystore.write_bytes(pair.key_file.read_bytes() + pair.cert_file.read_bytes())
+    return keystore, pair.cert_file
 
 
 def pbkdf2_entry(user: str, password: str, *, iterations: int = 1000) -> str:
