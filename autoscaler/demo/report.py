@@ -23,11 +23,17 @@ from autoscaler.demo.run import TRINO_CLUSTER, LiveRun, Sample, Urls
 from autoscaler.demo.scenario import cut_spark_load
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import make_baseline
-from autoscaler.sim.cli import STEP_SECONDS, TIMESERIES_PNG, WAITS_PNG, cluster_config_for
 from autoscaler.sim.engine_policy import QueuescalePolicy
 from autoscaler.sim.load import Load
-from autoscaler.sim.report import plot_timeseries, plot_wait_distribution, summary_markdown
-from autoscaler.sim.run import Result, simulate
+from autoscaler.sim.report import (
+    TIMESERIES_PNG,
+    WAITS_PNG,
+    plot_timeseries,
+    plot_wait_distribution,
+    summary_markdown,
+)
+from autoscaler.sim.run import Result, completion_figures, simulate
+from autoscaler.sim.scenario import STEP_SECONDS, cluster_config_for
 from autoscaler.sim.spark import PoolConfig, PoolScaleDown, PoolView
 from autoscaler.sim.spark_baselines import make_pool_baseline
 from autoscaler.sim.spark_cli import pool_config_for
@@ -167,6 +173,12 @@ def live_trino_result(run: LiveRun, config: ClusterConfig, name: str) -> Result:
         + run.counter("queuescale_controller_scale_actions_total", run.trino_key, direction="down")
     )
     last = samples[-1] if samples else None
+    ended = [q for q in run.queries if q.ended_at is not None and q.running_since is not None]
+    run_p95, latency_p95 = completion_figures(
+        np.asarray([q.created_at for q in ended], dtype=np.float64),
+        [q.running_since or 0.0 for q in ended],
+        [q.ended_at or 0.0 for q in ended],
+    )
     return Result(
         policy=name,
         worker_hours=_worker_hours(np.append(t, end), np.append(_series(samples, "billed"), 0.0)),
@@ -177,6 +189,8 @@ def live_trino_result(run: LiveRun, config: ClusterConfig, name: str) -> Result:
         slo_misses=int(np.count_nonzero(waits > slo) + np.count_nonzero(still > slo)),
         scale_actions=scale_actions,
         killed=run.killed_queries,
+        run_time_p95_s=run_p95,
+        latency_p95_s=latency_p95,
         arrived=len(run.queries),
         completed=sum(1 for q in run.queries if q.state.is_done),
         queued_at_end=last.queued if last else 0,
@@ -216,6 +230,8 @@ def _live_spark_result(run: LiveRun, name: str) -> Result:
             + run.counter("queuescale_controller_scale_actions_total", run.spark_key, direction="down")
         ),
         killed=run.spark_tasks_lost,
+        run_time_p95_s=math.nan,
+        latency_p95_s=math.nan,
         arrived=run.apps_submitted,
         completed=run.apps_completed,
         queued_at_end=0,

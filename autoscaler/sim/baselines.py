@@ -1,47 +1,58 @@
-"""The policies queuescale is measured against, each a :class:`~autoscaler.sim.trino.Policy`.
+"""The autoscalers queuescale is measured against, each run the way a competent user runs it.
 
-- :class:`HpaCpu` (``hpa-cpu``): the HPA on CPU utilisation, target 50 %, no ``behavior`` (legacy path:
-  300 s down-stabilisation, scale-up at most ``max(2×current, 4)``), every 15 s. Utilisation is the busy
-  slots over the slots of ready workers; the Resource-metric formula ``ceil(utilisation/target × ready)``
-  with tolerance 0.1 is the External ``Value`` arithmetic of :mod:`autoscaler.hpa`, which does the maths.
-  Removal is abrupt: the HPA deletes pods and their queries die (trino #22483).
-- :class:`HpaQueue` (``hpa-queue``): the HPA on queued + running queries, External ``AverageValue`` with a
-  per-pod target (default the slots per worker), legacy path, abrupt removal.
-- :class:`Keda` (``keda``): the Trino chart's KEDA example. KEDA polls the trigger every 30 s
-  (``pollingInterval``); the HPA it creates (every 15 s, legacy path) sees the last polled value of the
-  required workers as an ``AverageValue`` of 1 per pod. KEDA itself takes the target from 0 to 1 when the
-  value is above 0 and back to 0 after ``cooldownPeriod`` (300 s) without activity. Abrupt removal.
-- :class:`Static` (``static``): a fixed size from the load: the Erlang C slots that keep ``P(wait)`` under
-  5 % at the busiest 15-minute window's arrival rate and the load's mean service time. Never scales.
-- :class:`Oracle` (``oracle``): knows every future arrival and service time. It computes, at 1 s
-  resolution, how many queries would be running if each started on arrival; at a decision time ``t`` it asks
-  for enough workers to hold the largest such count over ``[t, t + startupSeconds + period]`` (what a worker
-  requested now or at the next decision can cover), so capacity is ready when work arrives and is kept
-  until the last moment a replacement could not be back in time. Scale-down drains: it never kills.
+Every HPA and KEDA baseline removes workers with the Trino chart's graceful shutdown on
+(``worker.gracefulShutdown``: a preStop hook PUTs ``SHUTTING_DOWN``; the cluster model applies the grace
+period and ``terminationGracePeriodSeconds``, bills a leaving worker until it exits and fails only the work
+that outlives the termination grace period). Each has one setting a user tunes, swept by ``--sweep``:
+
+- ``hpa-cpu``: the chart's HPA (``server.autoscaler``: ``autoscaling/v1``, CPU only, no ``behavior``: the
+  legacy path, 300 s down-stabilisation). CPU utilisation is busy cores over the ready workers' cores.
+  Setting: the target utilisation, 40-80 % (the chart's default 50).
+- ``hpa-queue``: ``deploy/examples/hpa/hpa-trino-workers.yaml`` as written: ``trino_running_queries`` and
+  ``trino_capacity_queued_queries`` at an ``AverageValue`` of q per worker, ``trino_required_workers`` at 1,
+  its ``behavior`` (up: +4 pods or +100 % per 15 s; down: 600 s window, 1 pod per 120 s). Setting: q, 1-8.
+- ``keda``: ``deploy/examples/keda/scaledobject-trino-workers.yaml`` as written: the same three triggers
+  through metrics-api (``targetValue`` is an ``AverageValue``), ``minReplicaCount`` 1, the default scale-up
+  and its scale-down (600 s, 1 pod per 120 s). With ``minReplicaCount`` 1 KEDA never deactivates the target,
+  and its metrics server answers each HPA sync with a fresh value, so the HPA acts every 15 s on current
+  figures. Setting: q, 1-8.
+- ``keda-chart``: the Trino chart's own KEDA example, literally: ``RequiredWorkers`` as a ``Value`` of 1,
+  ``minReplicaCount`` 0, polling 30 s, cooldown 300 s. Trino reports the configured
+  ``query-manager.required-workers`` while a query waits for workers and 0 otherwise, so this only takes the
+  cluster from 0 to 1 worker and back: **scale-from-zero, not load**. No setting.
+- ``static``: a fixed number of workers, never scaled. Setting: the number.
+
+There is no "oracle": :func:`lower_bound_worker_hours` is the bound (workers appear the instant work does and
+are packed perfectly); nothing can cost less.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
 from autoscaler.hpa import ExternalTarget, HpaState, recommend, step
-from autoscaler.queueing import servers_for_wait
-from autoscaler.sim.load import IntArray, Load
-from autoscaler.sim.trino import DRAIN, ClusterConfig, ClusterView, Policy, ScaleDownMode
+from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.sim.load import Load
+from autoscaler.sim.trino import DRAIN, ClusterView, Policy, ScaleDownMode
 
 __all__ = [
     "BASELINES",
+    "Baseline",
+    "ClusterSizing",
     "HpaCpu",
     "HpaQueue",
     "Keda",
+    "KedaChart",
     "KedaScaler",
-    "Oracle",
     "Static",
     "WorkerView",
+    "baseline",
+    "lower_bound_worker_hours",
     "make_baseline",
 ]
 
@@ -61,22 +72,44 @@ class WorkerView(Protocol):
     def busy_fraction(self) -> float: ...
 
 
+class ClusterSizing(Protocol):
+    """What the baselines need of a cluster configuration (the slot or the work model's)."""
+
+    @property
+    def max_workers(self) -> int: ...
+
+    @property
+    def cores(self) -> float: ...
+
+
 V = TypeVar("V", bound=WorkerView)
+#: How a baseline's target removes workers (the Trino cluster's or the Spark pool's modes).
+M = TypeVar("M", bound=str)
 
 
-class HpaBaseline(Generic[V]):
-    """The shared part of the HPA baselines: one legacy-path controller pass per period."""
+class HpaBaseline(Generic[V, M]):
+    """The shared part of the HPA baselines: one controller pass per period (legacy path without a
+    ``behavior``)."""
 
     name = "hpa"
-    scale_down: Literal["abrupt"] = "abrupt"
     period_seconds = HPA_PERIOD_SECONDS
 
-    def __init__(self, min_replicas: int = 1, max_replicas: int = 100, initial_replicas: int | None = None):
+    def __init__(
+        self,
+        min_replicas: int = 1,
+        max_replicas: int = 100,
+        initial_replicas: int | None = None,
+        *,
+        behavior: Behavior | None = None,
+        scale_down: M,
+    ):
         if not 1 <= min_replicas <= max_replicas:
             raise ValueError("need 1 <= min_replicas <= max_replicas")
         self.min_replicas = min_replicas
         self.max_replicas = max_replicas
         self.initial_replicas = min_replicas if initial_replicas is None else initial_replicas
+        self.behavior = behavior
+        self.scale_down: M = scale_down
         self.state = HpaState()
         self.started = False
 
@@ -89,22 +122,29 @@ class HpaBaseline(Generic[V]):
             self.started = True
             return self.initial_replicas
         replicas, self.state, _ = step(
-            self.state, now, view.current_workers, self._raw(view), self.min_replicas, self.max_replicas, None
+            self.state,
+            now,
+            view.current_workers,
+            self._raw(view),
+            self.min_replicas,
+            self.max_replicas,
+            self.behavior,
         )
         return replicas
 
 
-class HpaCpu(HpaBaseline[WorkerView]):
+class HpaCpu(HpaBaseline[WorkerView, M]):
     name = "hpa-cpu"
 
     def __init__(
         self,
+        scale_down: M,
         target_percent: float = 50.0,
         min_replicas: int = 1,
         max_replicas: int = 100,
         initial_replicas: int | None = None,
     ):
-        super().__init__(min_replicas, max_replicas, initial_replicas)
+        super().__init__(min_replicas, max_replicas, initial_replicas, scale_down=scale_down)
         self.target = ExternalTarget("Value", target_percent, "cpu utilisation %")
 
     def _raw(self, view: WorkerView) -> int | None:
@@ -114,31 +154,89 @@ class HpaCpu(HpaBaseline[WorkerView]):
         return recommend([(self.target, usage)], view.current_workers, view.ready_workers).replicas
 
 
-class HpaQueue(HpaBaseline[ClusterView]):
+def _capacity_queued(view: ClusterView) -> float:
+    """``trino_capacity_queued_queries``: queued queries more workers would start (not those held by a
+    group's concurrency limit or an absolute memory limit)."""
+    return float(view.queued - view.limit_bound_queued)
+
+
+#: ``deploy/examples/hpa/hpa-trino-workers.yaml``'s ``behavior``.
+EXAMPLE_HPA_BEHAVIOR = Behavior(
+    scale_up=ScalingRules(
+        stabilization_window_seconds=0,
+        select_policy="Max",
+        policies=(ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15)),
+    ),
+    scale_down=ScalingRules(stabilization_window_seconds=600, policies=(ScalingPolicy("Pods", 1, 120),)),
+)
+#: ``deploy/examples/keda/scaledobject-trino-workers.yaml``'s ``advanced.horizontalPodAutoscalerConfig``.
+EXAMPLE_KEDA_BEHAVIOR = Behavior(
+    scale_down=ScalingRules(stabilization_window_seconds=600, policies=(ScalingPolicy("Pods", 1, 120),)),
+)
+
+
+TrinoMode = Literal["abrupt", "shutdown"]
+
+
+class HpaQueue(HpaBaseline[ClusterView, TrinoMode]):
+    """The example HPA on the adapter's query metrics (see the module docstring)."""
+
     name = "hpa-queue"
 
     def __init__(
         self,
         per_pod_target: float = 4.0,
         min_replicas: int = 1,
-        max_replicas: int = 100,
+        max_replicas: int = 20,
         initial_replicas: int | None = None,
+        *,
+        behavior: Behavior | None = EXAMPLE_HPA_BEHAVIOR,
+        scale_down: TrinoMode = "shutdown",
     ):
-        super().__init__(min_replicas, max_replicas, initial_replicas)
-        self.target = ExternalTarget("AverageValue", per_pod_target, "queued+running")
+        super().__init__(
+            min_replicas, max_replicas, initial_replicas, behavior=behavior, scale_down=scale_down
+        )
+        self.targets = (
+            ExternalTarget("AverageValue", per_pod_target, "trino_running_queries"),
+            ExternalTarget("AverageValue", per_pod_target, "trino_capacity_queued_queries"),
+            ExternalTarget("AverageValue", 1.0, "trino_required_workers"),
+        )
 
     def _raw(self, view: ClusterView) -> int | None:
-        value = float(view.queued + view.running)
-        return recommend([(self.target, value)], view.current_workers, view.ready_workers).replicas
+        running, capacity, required = self.targets
+        values = [
+            (running, float(view.running)),
+            (capacity, _capacity_queued(view)),
+            (required, float(view.required_workers)),
+        ]
+        return recommend(values, view.current_workers, view.ready_workers, behavior=self.behavior).replicas
 
 
-class KedaScaler(Generic[V]):
-    """A ScaledObject: KEDA polls ``metric`` every ``polling_interval_s``, its HPA (every 15 s, legacy path)
-    scales on the last polled value as an ``AverageValue`` of ``per_pod_target``, and KEDA itself takes the
-    target from 0 to 1 on activity and back to 0 after ``cooldown_period_s`` without any."""
+class Keda(HpaQueue):
+    """The example ScaledObject: the same triggers, KEDA's HPA with the example's scale-down only."""
 
     name = "keda"
-    scale_down: Literal["abrupt"] = "abrupt"
+
+    def __init__(
+        self,
+        per_pod_target: float = 4.0,
+        min_replicas: int = 1,
+        max_replicas: int = 20,
+        *,
+        scale_down: TrinoMode = "shutdown",
+    ):
+        super().__init__(
+            per_pod_target, min_replicas, max_replicas, behavior=EXAMPLE_KEDA_BEHAVIOR, scale_down=scale_down
+        )
+
+
+class KedaScaler(Generic[V, M]):
+    """A ScaledObject on one trigger that may scale to zero: KEDA polls ``metric`` every
+    ``polling_interval_s`` for activity (above 0), takes the target from 0 to 1 on activity and back to 0
+    after ``cooldown_period_s`` without any; between, its HPA (every 15 s, legacy path) scales on the
+    value as ``kind`` (``AverageValue`` or ``Value``) of ``per_pod_target``."""
+
+    name = "keda"
     period_seconds = HPA_PERIOD_SECONDS
 
     def __init__(
@@ -150,13 +248,17 @@ class KedaScaler(Generic[V]):
         min_replicas: int = 0,
         polling_interval_s: float = 30.0,
         cooldown_period_s: float = 300.0,
+        *,
+        kind: Literal["Value", "AverageValue"] = "AverageValue",
+        scale_down: M,
     ):
         self.read = metric
         self.max_replicas = max_replicas
         self.min_replicas = min_replicas
         self.polling_interval_s = polling_interval_s
         self.cooldown_period_s = cooldown_period_s
-        self.target = ExternalTarget("AverageValue", per_pod_target, metric_name)
+        self.target = ExternalTarget(kind, per_pod_target, metric_name)
+        self.scale_down: M = scale_down
         self.state = HpaState()
         self.metric = 0.0
         self.last_poll = -math.inf
@@ -180,42 +282,23 @@ class KedaScaler(Generic[V]):
         return replicas
 
 
-class Keda(KedaScaler[ClusterView]):
-    """The Trino chart's KEDA example: required workers, 1 per pod."""
+class KedaChart(KedaScaler[ClusterView, TrinoMode]):
+    """The Trino chart's KEDA example: ``RequiredWorkers``, ``Value`` 1 (scale-from-zero only)."""
 
-    def __init__(
-        self,
-        max_replicas: int = 100,
-        min_replicas: int = 0,
-        polling_interval_s: float = 30.0,
-        cooldown_period_s: float = 300.0,
-    ):
+    name = "keda-chart"
+
+    def __init__(self, max_replicas: int = 100, *, scale_down: TrinoMode = "shutdown"):
         super().__init__(
             lambda view: float(view.required_workers),
-            "required workers",
+            "trino_required_workers",
             1.0,
             max_replicas,
-            min_replicas,
-            polling_interval_s,
-            cooldown_period_s,
+            0,
+            30.0,
+            300.0,
+            kind="Value",
+            scale_down=scale_down,
         )
-
-
-def full_speed_queries(config: ClusterConfig) -> int:
-    """Queries one worker runs without slowing any of them: its slots, or fewer when it has fewer cores
-    (more queries than cores share the CPU and each runs slower, which a zero-wait sizing must avoid)."""
-    return max(1, min(config.slots_per_worker, math.floor(config.cores)))
-
-
-def static_size(load: Load, config: ClusterConfig, window_s: float = 900.0) -> int:
-    """Workers that keep ``P(wait) <= 5 %`` through the busiest ``window_s`` of ``load`` (Erlang C)."""
-    if load.count == 0:
-        return 1
-    bins = np.floor(load.arrivals / window_s).astype(np.int64)
-    peak_rate = float(np.bincount(bins).max()) / window_s
-    mean_service = float(load.service.mean())
-    slots = servers_for_wait(peak_rate, mean_service, 0.0, 0.95)
-    return max(1, min(config.max_workers, -(-slots // full_speed_queries(config))))
 
 
 class Static:
@@ -228,57 +311,109 @@ class Static:
         self.workers = workers
         self.period_seconds = 3600.0
 
-    @classmethod
-    def for_load(cls, load: Load, config: ClusterConfig) -> Static:
-        return cls(static_size(load, config))
-
     def desired(self, now: float, view: ClusterView) -> int:
         return self.workers
 
 
-def busy_if_unqueued(load: Load, resolution_s: float = 1.0) -> IntArray:
-    """Queries running at each ``resolution_s`` tick had every one started on arrival (a query counts for
-    every tick its run touches, so the figure never undercounts)."""
-    horizon = math.ceil(load.duration / resolution_s) + 1
-    starts = np.floor(load.arrivals / resolution_s).astype(np.int64)
-    ends = np.ceil((load.arrivals + load.service) / resolution_s).astype(np.int64) + 1
-    delta = np.bincount(starts, minlength=horizon + 1)[: horizon + 1].astype(np.int64)
-    delta -= np.bincount(np.minimum(ends, horizon), minlength=horizon + 1)[: horizon + 1]
-    return np.cumsum(delta)[:horizon]
+def lower_bound_worker_hours(load: Load, config: ClusterSizing) -> float:
+    """Worker-hours no policy can beat: every CPU-second of work on a worker that appears the instant it is
+    needed and is never idle (the load's total work over one worker's cores)."""
+    return float(load.service.sum()) / config.cores / 3600.0
 
 
-class Oracle:
-    name = "oracle"
-    scale_down: ScaleDownMode = DRAIN
-
-    def __init__(self, load: Load, config: ClusterConfig, period_seconds: float = HPA_PERIOD_SECONDS):
-        self.period_seconds = period_seconds
-        self.slots = full_speed_queries(config)
-        self.lookahead = config.startup_seconds + period_seconds
-        self.max_workers = config.max_workers
-        self.busy = busy_if_unqueued(load)
-
-    def desired(self, now: float, view: ClusterView) -> int:
-        lo = int(now)
-        hi = math.ceil(now + self.lookahead) + 1
-        window = self.busy[lo:hi]
-        peak = int(window.max()) if len(window) else 0
-        return min(self.max_workers, -(-peak // self.slots))
+def _peak_busy_cores(load: Load, window_s: float = 900.0) -> float:
+    """Busy cores in the busiest ``window_s`` had every query run the moment it arrived."""
+    if load.count == 0:
+        return 0.0
+    bins = np.floor(load.arrivals / window_s).astype(np.int64)
+    return float(np.bincount(bins, weights=load.service).max()) / window_s
 
 
-BASELINES = ("hpa-cpu", "hpa-queue", "keda", "static", "oracle")
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """One baseline family: how to build it at a setting, its default and the settings ``--sweep`` tries.
+
+    ``more_capacity`` says which way the setting buys capacity ("lower": a lower CPU target or fewer
+    queries per worker means more workers). ``integer`` settings are whole numbers (a static size)."""
+
+    name: str
+    setting: str
+    default: float
+    sweep: tuple[float, ...]
+    more_capacity: Literal["lower", "higher"]
+    integer: bool
+    build: Callable[[float], Policy]
+
+    def make(self, setting: float | None = None) -> Policy:
+        return self.build(self.default if setting is None else setting)
 
 
-def make_baseline(name: str, load: Load, config: ClusterConfig) -> Policy:
-    """A fresh baseline by name, sized for ``config`` (max replicas = ``config.max_workers``)."""
+BASELINES = ("hpa-cpu", "hpa-queue", "keda", "keda-chart", "static")
+
+
+def _static_sizes(load: Load, config: ClusterSizing) -> tuple[int, tuple[float, ...]]:
+    """A static size kept at 50 % CPU in the busiest 15 minutes, and sizes around it for the sweep."""
+    cores = config.cores
+    peak = _peak_busy_cores(load) / cores
+    default = max(1, min(config.max_workers, math.ceil(peak / 0.5)))
+    mean = float(load.service.sum()) / max(load.duration, 1e-9) / cores
+    low = max(1, math.floor(mean))
+    high = max(low + 1, min(config.max_workers, math.ceil(2.0 * peak) + 1))
+    grid = sorted({round(float(x)) for x in np.geomspace(low, high, 7)} | {default})
+    return default, tuple(float(x) for x in grid)
+
+
+def baseline(name: str, load: Load, config: ClusterSizing, *, scale_down: TrinoMode = "shutdown") -> Baseline:
+    """The baseline family ``name`` for ``load`` on ``config`` (max replicas ``config.max_workers``),
+    removing workers by ``scale_down`` (the chart's graceful shutdown unless told otherwise)."""
+    top = config.max_workers
     if name == "hpa-cpu":
-        return HpaCpu(max_replicas=config.max_workers)
+        return Baseline(
+            name,
+            "CPU target %",
+            50.0,
+            (40.0, 50.0, 60.0, 70.0, 80.0),
+            "lower",
+            False,
+            lambda s: HpaCpu(scale_down, s, max_replicas=top),
+        )
     if name == "hpa-queue":
-        return HpaQueue(per_pod_target=float(config.slots_per_worker), max_replicas=config.max_workers)
+        return Baseline(
+            name,
+            "queries per worker",
+            4.0,
+            (1.0, 2.0, 4.0, 6.0, 8.0),
+            "lower",
+            False,
+            lambda s: HpaQueue(s, max_replicas=top, scale_down=scale_down),
+        )
     if name == "keda":
-        return Keda(max_replicas=config.max_workers)
+        return Baseline(
+            name,
+            "queries per worker",
+            4.0,
+            (1.0, 2.0, 4.0, 6.0, 8.0),
+            "lower",
+            False,
+            lambda s: Keda(s, max_replicas=top, scale_down=scale_down),
+        )
+    if name == "keda-chart":
+        return Baseline(
+            name, "none", 1.0, (1.0,), "higher", True, lambda _: KedaChart(top, scale_down=scale_down)
+        )
     if name == "static":
-        return Static.for_load(load, config)
-    if name == "oracle":
-        return Oracle(load, config)
+        default, sizes = _static_sizes(load, config)
+        return Baseline(name, "workers", float(default), sizes, "higher", True, lambda s: Static(int(s)))
     raise ValueError(f"unknown baseline {name!r}; pick from {', '.join(BASELINES)}")
+
+
+def make_baseline(
+    name: str, load: Load, config: ClusterSizing, *, scale_down: TrinoMode = "shutdown"
+) -> Policy:
+    """A fresh baseline by name at its default setting."""
+    return baseline(name, load, config, scale_down=scale_down).make()
+
+
+def sweep_settings(family: Baseline, values: Sequence[float] | None = None) -> tuple[float, ...]:
+    """The settings a sweep runs: ``values`` or the family's own."""
+    return tuple(values) if values is not None else family.sweep

@@ -1,10 +1,12 @@
 """``queuescale simulate``: run a ScalingPolicy and the baselines on a trace, write figures, plots and a summary.
 
-The cluster comes from the policy: ``slotsPerWorker``, ``startupSeconds``, the largest ``maxReplicas``
-(policy or schedule) and the SLO (a QueueWait metric's ``sloSeconds``, else the simulator's default).
-A trace is a ``ts,value`` load shape (scaled to arrivals per second by ``--rate-scale`` or to a mean rate
-by ``--mean-rate``, default :data:`DEFAULT_MEAN_RATE`) or a CSV of individual arrivals with service times,
-told apart by the header. SparkWorkerPool policies are simulated by :mod:`autoscaler.sim.spark_cli`.
+The cluster comes from the policy (``startupSeconds``, the largest ``maxReplicas``, the SLO) and the command
+line (the model, cores, memory, resource groups, graceful-shutdown timings); the comparison itself is
+:mod:`autoscaler.sim.scenario`. A trace is a ``ts,value`` load shape (scaled to arrivals per second by
+``--rate-scale`` or to a mean rate by ``--mean-rate``) or a CSV of individual arrivals with their work, told
+apart by the header. ``--sweep`` runs every baseline over its setting and adds each one's cheapest setting at
+the policy's service level (``iso_slo``) and a cost-against-wait plot. SparkWorkerPool policies are
+simulated by :mod:`autoscaler.sim.spark_cli`.
 """
 
 from __future__ import annotations
@@ -13,227 +15,54 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Generic, Protocol, TextIO, TypeVar
+from typing import Any
 
 import numpy as np
 
 from adapter.errors import ConfigError
 from autoscaler.policy import load_policies
-from autoscaler.policy_models import ScalingPolicy
-from autoscaler.sim.baselines import BASELINES, make_baseline
-from autoscaler.sim.engine_policy import QueuescalePolicy
-from autoscaler.sim.load import Load, from_arrivals_csv, from_trace_csv, query_memory, read_shape_csv
-from autoscaler.sim.report import plot_timeseries, plot_wait_distribution, summary_markdown
-from autoscaler.sim.run import Result, result_json, simulate
+from autoscaler.sim.baselines import BASELINES, lower_bound_worker_hours
+from autoscaler.sim.load import ServiceSpec, parse_service, query_memory
+from autoscaler.sim.report import (
+    COST_PNG,
+    TIMESERIES_PNG,
+    WAITS_PNG,
+    plot_cost_vs_wait,
+    plot_timeseries,
+    plot_wait_distribution,
+    summary_markdown,
+)
+from autoscaler.sim.run import result_json
+from autoscaler.sim.scenario import (
+    DEFAULT_MEAN_RATE,
+    DEFAULT_SERVICE,
+    AnyConfig,
+    cluster_config_for,
+    load_scenario,
+    run_scenario,
+    run_sweep,
+    work_config_for,
+)
+from autoscaler.sim.spark_baselines import POOL_BASELINES
 from autoscaler.sim.spark_load import DEFAULT_APP_RATE
-from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, ScaleDownMode
+from autoscaler.sim.trino import ClusterConfig
 
-__all__ = [
-    "DEFAULT_MEAN_RATE",
-    "DEFAULT_MEAN_SERVICE",
-    "Progress",
-    "Scenario",
-    "Watched",
-    "add_simulate_parser",
-    "cluster_config_for",
-    "run_scenario",
-]
+__all__ = ["RESERVED_KEYS", "add_simulate_parser"]
 
-DEFAULT_MEAN_RATE = 0.5
-DEFAULT_MEAN_SERVICE = 20.0
-DEFAULT_SLO_SECONDS = 60.0
-STEP_SECONDS = 5.0
-TIMESERIES_PNG = "timeseries.png"
-WAITS_PNG = "queue_wait_tail.png"
-
-
-def cluster_config_for(policy: ScalingPolicy) -> ClusterConfig:
-    """The simulated Trino cluster a TrinoWorkers policy describes."""
-    spec = policy.spec
-    if spec.target.kind != "TrinoWorkers" or spec.target.trino is None:
-        raise ConfigError(
-            f"policy {policy.metadata.name}: the simulator models Trino workers and Spark worker pools, "
-            f"not {spec.target.kind}"
-        )
-    slo = next(
-        (m.queue_wait.slo_seconds for m in spec.metrics if m.queue_wait and m.queue_wait.slo_seconds),
-        DEFAULT_SLO_SECONDS,
-    )
-    ceilings = [spec.max_replicas, *(s.max_replicas for s in spec.schedules if s.max_replicas is not None)]
-    return ClusterConfig(
-        slots_per_worker=spec.target.trino.slots_per_worker,
-        startup_seconds=float(spec.target.startup_seconds),
-        max_workers=max(ceilings),
-        slo_seconds=float(slo),
-    )
-
-
-def is_arrivals_csv(path: Path) -> bool:
-    """True for an arrivals CSV (header names arrivals/service), False for a ``ts,value`` shape."""
-    with path.open(newline="") as handle:
-        header = handle.readline().strip().lower()
-    fields = [f.strip() for f in header.split(",")]
-    if fields[:2] == ["ts", "value"]:
-        return False
-    return any("arrival" in f or "service" in f for f in fields)
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    """A load and the epoch second its simulated time 0 stands for."""
-
-    load: Load
-    epoch_start: float
-    description: str
-
-
-def load_scenario(
-    trace: Path,
-    *,
-    seed: int,
-    days: float | None,
-    rate_scale: float | None,
-    mean_rate: float | None,
-    mean_service: float,
-) -> Scenario:
-    duration = None if days is None else days * 86400.0
-    if is_arrivals_csv(trace):
-        load = from_arrivals_csv(trace, duration=duration)
-        return Scenario(load, 0.0, f"{trace.name}: {len(load.arrivals)} arrivals from the CSV")
-    ts, _ = read_shape_csv(trace)
-    if len(ts) == 0:
-        raise ValueError(f"{trace}: no samples")
-    step = float(ts[1] - ts[0]) if len(ts) > 1 else 60.0
-    full = float(ts[-1] - ts[0]) + step
-    if duration is not None:
-        duration = min(duration, full)
-    if rate_scale is None and mean_rate is None:
-        mean_rate = DEFAULT_MEAN_RATE
-    load = from_trace_csv(
-        trace,
-        mean_service_s=mean_service,
-        seed=seed,
-        mean_rate=mean_rate,
-        rate_scale=rate_scale,
-        duration=duration,
-    )
-    scale = f"rate scale {rate_scale:g}" if rate_scale is not None else f"mean rate {mean_rate:g}/s"
-    return Scenario(
-        load,
-        float(ts[0]),
-        f"{trace.name}: shape scaled to {scale}, mean service {mean_service:g} s, seed {seed}",
-    )
-
-
-class Progress:
-    """A one-line progress bar on a terminal; silent elsewhere."""
-
-    def __init__(self, stream: TextIO, enabled: bool, total: float) -> None:
-        self.stream = stream
-        self.enabled = enabled
-        self.total = max(total, 1e-9)
-        self.shown = -1
-
-    def show(self, label: str, done: float) -> None:
-        if not self.enabled:
-            return
-        percent = int(100 * min(done / self.total, 1.0))
-        if percent == self.shown:
-            return
-        self.shown = percent
-        filled = percent * 30 // 100
-        self.stream.write(f"\r{label[:24]:<24} [{'#' * filled}{'.' * (30 - filled)}] {percent:3d}%")
-        self.stream.flush()
-
-    def end(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-V = TypeVar("V")
-M = TypeVar("M")
-V_contra = TypeVar("V_contra", contravariant=True)
-M_co = TypeVar("M_co", covariant=True)
-
-
-class _Decider(Protocol[V_contra, M_co]):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def period_seconds(self) -> float: ...
-
-    @property
-    def scale_down(self) -> M_co: ...
-
-    def desired(self, now: float, view: V_contra) -> int: ...
-
-
-class Watched(Generic[V, M]):
-    """A policy (of a cluster or a pool) that reports the simulated time it is asked at: the simulators
-    have no progress hook."""
-
-    def __init__(self, inner: _Decider[V, M], progress: Progress, label: str, offset: float) -> None:
-        self.inner = inner
-        self.progress = progress
-        self.label = label
-        self.offset = offset
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def period_seconds(self) -> float:
-        return self.inner.period_seconds
-
-    @property
-    def scale_down(self) -> M:
-        return self.inner.scale_down
-
-    def desired(self, now: float, view: V) -> int:
-        self.progress.show(self.label, self.offset + now)
-        return self.inner.desired(now, view)
-
-
-def run_scenario(
-    scenario: Scenario,
-    policies: Sequence[ScalingPolicy],
-    baselines: Sequence[str],
-    config: ClusterConfig,
-    *,
-    seed: int = 0,
-    progress: bool = False,
-    stream: TextIO | None = None,
-) -> dict[str, Result]:
-    """Every baseline and every policy on the same load; keyed by policy name, baselines first."""
-    runs: list[tuple[str, Policy]] = [(b, make_baseline(b, scenario.load, config)) for b in baselines]
-    for p in policies:
-        engine = QueuescalePolicy(p, config, epoch_start=scenario.epoch_start)
-        runs.append((engine.name, engine))
-    duration = scenario.load.duration
-    bar = Progress(stream or sys.stderr, progress, duration * len(runs))
-    results: dict[str, Result] = {}
-    for index, (name, policy) in enumerate(runs):
-        if name in results:
-            raise ConfigError(f"two policies are named {name!r}")
-        watched: Watched[ClusterView, ScaleDownMode] = Watched(policy, bar, name, index * duration)
-        results[name] = simulate(scenario.load, watched, config, seed=seed, step_seconds=STEP_SECONDS)
-    bar.show("done", duration * len(runs))
-    bar.end()
-    return results
+#: Keys of ``result.json`` besides the policies' names.
+RESERVED_KEYS = ("lower_bound_worker_hours", "sweep", "iso_slo")
 
 
 def _baseline_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in BASELINES]
+    known = {*BASELINES, *POOL_BASELINES}
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown baseline(s) {', '.join(unknown)}; pick from {', '.join(BASELINES)}"
+            f"unknown baseline(s) {', '.join(unknown)}; pick from {', '.join(BASELINES)} "
+            f"(Spark pools: {', '.join(POOL_BASELINES)})"
         )
     return names
 
@@ -245,12 +74,26 @@ def _positive(text: str) -> float:
     return value
 
 
+def _service(text: str) -> ServiceSpec:
+    try:
+        return parse_service(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
 def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "simulate",
         help="replay a trace against a ScalingPolicy and the baselines (fast-forward Trino simulator)",
         description="Run the policy and the baselines on one load; write DIR/result.json, "
-        f"DIR/{TIMESERIES_PNG}, DIR/{WAITS_PNG} and DIR/summary.md.",
+        f"DIR/{TIMESERIES_PNG}, DIR/{WAITS_PNG}, DIR/summary.md (and DIR/{COST_PNG} with --sweep).",
     )
     parser.add_argument(
         "--policy", required=True, type=Path, help="ScalingPolicy YAML (TrinoWorkers or SparkWorkerPool)"
@@ -265,8 +108,15 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--baselines",
         type=_baseline_list,
-        default=list(BASELINES),
-        help=f"comma-separated, from {','.join(BASELINES)} (default all; '' for none)",
+        default=None,
+        help=f"comma-separated, from {','.join(BASELINES)} (Spark pools: {','.join(POOL_BASELINES)}) "
+        "(default all; '' for none)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="run every baseline over its setting; result.json gains sweep and iso_slo (each baseline's "
+        "cheapest setting at the policy's service level, and cost_ratio)",
     )
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument("--rate-scale", type=_positive, help="arrivals/s per unit of the shape's value")
@@ -276,31 +126,117 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help=f"scale the shape to this mean arrivals/s (default {DEFAULT_MEAN_RATE}; "
         f"Spark pools: applications/s, default {DEFAULT_APP_RATE})",
     )
-    parser.add_argument(
+    work = parser.add_mutually_exclusive_group()
+    work.add_argument(
+        "--service",
+        type=_service,
+        help="Trino: work of a query for shapes, lognormal:MEDIAN,SIGMA or exp:MEAN, CPU-seconds "
+        f"(slot-seconds with --model slots) (default {DEFAULT_SERVICE})",
+    )
+    work.add_argument(
         "--mean-service",
         type=_positive,
-        default=DEFAULT_MEAN_SERVICE,
-        help=f"mean query (Spark: task) service time, s, for shapes (default {DEFAULT_MEAN_SERVICE:g})",
+        help="the same as --service exp:MEAN (Spark pools: the mean task time, s)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=_positive,
+        default=1.0,
+        help="queries per arrival instant on average (default 1: Poisson; more: bursty at the same mean)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=("work", "slots"),
+        default="work",
+        help="Trino cluster model: work (CPU-seconds shared by the active cores; default) or slots",
+    )
+    parser.add_argument(
+        "--startup-seconds",
+        type=_non_negative,
+        help="worker start-up, s (default the policy's startupSeconds)",
     )
     parser.add_argument(
         "--cores-per-worker",
         type=_positive,
-        help="Trino: cores of a worker; fewer cores than slots makes running queries share the CPU "
-        "(default: one core per slot)",
+        help="Trino: cores of a worker (default 8; slots model: one core per slot)",
     )
     parser.add_argument(
-        "--worker-memory-gb", type=_positive, help="Trino: query memory of a worker, GB (default unlimited)"
+        "--query-parallelism",
+        type=_positive,
+        help="work model: share of each worker's cores one query keeps busy, (0, 1] (default 0.25)",
+    )
+    parser.add_argument(
+        "--worker-memory-gb",
+        type=_positive,
+        help="Trino: query memory of a worker, GB (default 64; slots model: unlimited)",
     )
     parser.add_argument(
         "--query-memory-gb",
         type=_positive,
-        help="Trino: mean memory of a query, GB, growing with its service time (default: none reserved)",
+        help="Trino: mean memory of a query, GB, growing with its work (default: none reserved)",
+    )
+    parser.add_argument(
+        "--hard-concurrency-limit",
+        type=int,
+        help="the resource group's hardConcurrencyLimit (default none)",
+    )
+    parser.add_argument(
+        "--soft-memory-limit",
+        help="the resource group's softMemoryLimit, e.g. 80%% or 512GB (default none)",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        type=_non_negative,
+        help="work model: Trino's shutdown.grace-period, s (default 120, the chart's gracePeriodSeconds)",
+    )
+    parser.add_argument(
+        "--termination-grace-seconds",
+        type=_non_negative,
+        help="work model: the worker pods' terminationGracePeriodSeconds (default 300; at least 2x grace)",
     )
     parser.add_argument("--days", type=_positive, help="simulate this many days (default the whole trace)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals and service times")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the work")
     parser.add_argument("--out", required=True, type=Path, help="output directory (created)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=cmd_simulate)
+
+
+def _config(args: argparse.Namespace, policies: list[Any]) -> AnyConfig:
+    try:
+        if args.model == "slots":
+            configs: list[AnyConfig] = [cluster_config_for(p) for p in policies]
+        else:
+            configs = [work_config_for(p) for p in policies]
+    except ConfigError as exc:
+        raise ConfigError(f"{args.policy}: {exc}") from exc
+    config = configs[0]
+    if any(c != config for c in configs[1:]):
+        raise ConfigError(f"{args.policy}: the policies describe different clusters; simulate one at a time")
+    groups: dict[str, Any] = {}
+    if args.hard_concurrency_limit is not None:
+        groups["group_limits"] = (args.hard_concurrency_limit,)
+    if args.soft_memory_limit is not None:
+        groups["group_memory_limits"] = (args.soft_memory_limit,)
+    if args.startup_seconds is not None:
+        groups["startup_seconds"] = args.startup_seconds
+    try:
+        if isinstance(config, ClusterConfig):
+            return replace(
+                config,
+                cores_per_worker=args.cores_per_worker,
+                memory_per_worker_gb=args.worker_memory_gb or math.inf,
+                **groups,
+            )
+        work = {
+            "cores_per_worker": args.cores_per_worker,
+            "memory_per_worker_gb": args.worker_memory_gb,
+            "query_parallelism": args.query_parallelism,
+            "grace_seconds": args.grace_seconds,
+            "termination_grace_seconds": args.termination_grace_seconds,
+        }
+        return replace(config, **{k: v for k, v in work.items() if v is not None}, **groups)
+    except ValueError as exc:
+        raise ConfigError(f"the simulated cluster: {exc}") from exc
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -311,17 +247,18 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
         cmd_simulate_pool(args, policies)
         return
-    try:
-        configs = [cluster_config_for(p) for p in policies]
-    except ConfigError as exc:
-        raise ConfigError(f"{args.policy}: {exc}") from exc
-    config = configs[0]
-    if any(c != config for c in configs[1:]):
-        raise ConfigError(f"{args.policy}: the policies describe different clusters; simulate one at a time")
-    config = replace(
-        config,
-        cores_per_worker=args.cores_per_worker,
-        memory_per_worker_gb=args.worker_memory_gb or math.inf,
+    clash = sorted({p.metadata.name for p in policies} & {*RESERVED_KEYS, *BASELINES})
+    if clash:
+        raise ConfigError(f"{args.policy}: a policy may not be named {', '.join(clash)} (a result.json key)")
+    config = _config(args, policies)
+    baselines = list(BASELINES) if args.baselines is None else args.baselines
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; pick from {', '.join(BASELINES)}")
+    service = (
+        ServiceSpec("exponential", args.mean_service)
+        if args.mean_service is not None
+        else (args.service or parse_service(DEFAULT_SERVICE))
     )
     try:
         scenario = load_scenario(
@@ -330,7 +267,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
             days=args.days,
             rate_scale=args.rate_scale,
             mean_rate=args.mean_rate,
-            mean_service=args.mean_service,
+            service=service,
+            burst=args.burst,
         )
     except (OSError, ValueError, IndexError) as exc:
         raise ConfigError(f"{args.trace}: cannot load the trace: {exc}") from exc
@@ -340,30 +278,73 @@ def cmd_simulate(args: argparse.Namespace) -> None:
             memory = np.minimum(memory, config.memory_per_worker_gb)
         scenario = replace(scenario, load=scenario.load.with_memory(memory))
     progress = not args.no_progress and sys.stderr.isatty()
-    results = run_scenario(scenario, policies, args.baselines, config, seed=args.seed, progress=progress)
+    try:
+        results = run_scenario(scenario, policies, baselines, config, seed=args.seed, progress=progress)
+    except ValueError as exc:
+        raise ConfigError(f"the simulation cannot run: {exc}") from exc
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result_json(results), indent=2) + "\n")
-    plot_timeseries(
-        results,
-        out / TIMESERIES_PNG,
-        slots_per_worker=config.slots_per_worker,
-        slo_seconds=config.slo_seconds,
-    )
+    document: dict[str, Any] = dict(result_json(results))
+    lower = lower_bound_worker_hours(scenario.load, config)
+    document["lower_bound_worker_hours"] = round(lower, 6)
+    sweep = None
+    if args.sweep:
+        policy_results = {p.metadata.name: results[p.metadata.name] for p in policies}
+        sweep = run_sweep(scenario, policy_results, baselines, config, seed=args.seed)
+        document["sweep"] = {
+            name: [{"setting": pt.setting, **result_json({name: pt.result})[name]} for pt in pts]
+            for name, pts in sweep.points.items()
+        }
+        document["iso_slo"] = {
+            policy: {name: iso.as_json() for name, iso in found.items()}
+            for policy, found in sweep.iso_slo.items()
+        }
+        plot_cost_vs_wait(sweep, policy_results, out / COST_PNG, lower_bound=lower)
+    (out / "result.json").write_text(json.dumps(document, indent=2) + "\n")
+    plot_timeseries(results, out / TIMESERIES_PNG, slo_seconds=config.slo_seconds)
     plot_wait_distribution(results, out / WAITS_PNG, slo_seconds=config.slo_seconds)
     days = scenario.load.duration / 86400.0
     notes = (
         f"Load: {scenario.description}; {days:.3g} days, {len(scenario.load.arrivals)} queries.",
-        f"Cluster: {config.slots_per_worker} slots and {config.cores:g} cores per worker"
-        + (f", {config.memory_per_worker_gb:g} GB" if math.isfinite(config.memory_per_worker_gb) else "")
-        + f", {config.startup_seconds:g} s start-up, "
-        f"at most {config.max_workers} workers.",
+        f"Cluster: {describe_config(config)}.",
         "",
         f"![time series]({TIMESERIES_PNG})",
         f"![queue-wait distribution]({WAITS_PNG})",
+        *((f"![cost against p95 wait]({COST_PNG})",) if sweep is not None else ()),
     )
     title = f"Simulation of {', '.join(p.metadata.name for p in policies)}"
     (out / "summary.md").write_text(
-        summary_markdown(results, title=title, slo_seconds=config.slo_seconds, notes=notes)
+        summary_markdown(
+            results,
+            title=title,
+            slo_seconds=config.slo_seconds,
+            notes=notes,
+            lower_bound=lower,
+            iso_slo=None if sweep is None else sweep.iso_slo,
+        )
     )
-    print(f"wrote {out / 'result.json'}, {out / TIMESERIES_PNG}, {out / WAITS_PNG}, {out / 'summary.md'}")
+    written = [out / "result.json", out / TIMESERIES_PNG, out / WAITS_PNG, out / "summary.md"]
+    if sweep is not None:
+        written.append(out / COST_PNG)
+    print("wrote " + ", ".join(str(w) for w in written))
+
+
+def describe_config(config: AnyConfig) -> str:
+    """One line on the simulated cluster, for summaries."""
+    groups = ""
+    if config.group_limits or config.group_memory_limits:
+        hard = config.group_limits[0] if config.group_limits else None
+        soft = config.group_memory_limits[0] if config.group_memory_limits else None
+        groups = f"; resource group hardConcurrencyLimit {hard}, softMemoryLimit {soft}"
+    memory = f", {config.memory_per_worker_gb:g} GB" if math.isfinite(config.memory_per_worker_gb) else ""
+    if isinstance(config, ClusterConfig):
+        return (
+            f"slot model, {config.slots_per_worker} slots and {config.cores:g} cores per worker{memory}, "
+            f"{config.startup_seconds:g} s start-up, at most {config.max_workers} workers{groups}"
+        )
+    return (
+        f"work model, {config.cores_per_worker:g} cores per worker{memory}, one query keeps at most "
+        f"{config.query_parallelism:g} of each worker's cores busy, {config.startup_seconds:g} s start-up, "
+        f"at most {config.max_workers} workers, graceful shutdown grace {config.grace_seconds:g} s and "
+        f"termination grace {config.termination_grace_seconds:g} s{groups}"
+    )

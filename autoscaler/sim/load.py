@@ -37,12 +37,14 @@ __all__ = [
     "Load",
     "MemoryModel",
     "ServiceDist",
+    "ServiceSpec",
     "bursts",
     "diurnal",
     "from_arrivals_csv",
     "from_rate_curve",
     "from_shape",
     "from_trace_csv",
+    "parse_service",
     "poisson",
     "query_memory",
     "read_shape_csv",
@@ -140,6 +142,46 @@ def query_memory(
     return memory
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """How query work is drawn: ``dist`` with mean ``mean_s`` (and shape ``sigma`` for a lognormal)."""
+
+    dist: ServiceDist
+    mean_s: float
+    sigma: float = 1.0
+
+    @property
+    def median_s(self) -> float:
+        if self.dist == "lognormal":
+            return self.mean_s * math.exp(-self.sigma * self.sigma / 2.0)
+        return self.mean_s * math.log(2.0)
+
+    def describe(self) -> str:
+        if self.dist == "lognormal":
+            return f"lognormal work, median {self.median_s:.3g} s, sigma {self.sigma:g} (mean {self.mean_s:.3g} s)"
+        return f"exponential work, mean {self.mean_s:.3g} s"
+
+
+def parse_service(text: str) -> ServiceSpec:
+    """``lognormal:MEDIAN,SIGMA`` (a heavy tail: the mean is ``MEDIAN·exp(SIGMA²/2)``) or ``exp:MEAN``,
+    seconds of work at full speed."""
+    kind, _, args = text.partition(":")
+    try:
+        numbers = [float(a) for a in args.split(",")] if args.strip() else []
+    except ValueError:
+        numbers = []
+    kind = kind.strip().lower()
+    if kind == "lognormal" and len(numbers) == 2:
+        median, sigma = numbers
+        if median > 0 and math.isfinite(median) and 0 <= sigma <= 5:
+            return ServiceSpec("lognormal", median * math.exp(sigma * sigma / 2.0), sigma)
+    if kind in ("exp", "exponential") and len(numbers) == 1 and numbers[0] > 0 and math.isfinite(numbers[0]):
+        return ServiceSpec("exponential", numbers[0])
+    raise ValueError(
+        f"service {text!r}: expected lognormal:MEDIAN,SIGMA (MEDIAN > 0 s, 0 <= SIGMA <= 5) or exp:MEAN (MEAN > 0 s)"
+    )
+
+
 def _service_times(
     rng: np.random.Generator, n: int, mean_service_s: float, dist: ServiceDist, sigma: float
 ) -> FloatArray:
@@ -164,9 +206,14 @@ def from_rate_curve(
     service_dist: ServiceDist = "exponential",
     sigma: float = 1.0,
     groups: int = 1,
+    burst: float = 1.0,
 ) -> Load:
     """Poisson arrivals under a step-wise constant rate: ``rates[i]`` arrivals/s from ``starts[i]`` to the
-    next start (the last one to ``duration``). Queries spread uniformly over ``groups`` resource groups."""
+    next start (the last one to ``duration``). Queries spread uniformly over ``groups`` resource groups.
+
+    ``burst`` > 1 makes arrivals bursty at the same mean rate: instants arrive as a Poisson process at
+    ``rate / burst``, each bringing a geometric number of queries (mean ``burst``) within
+    :data:`BURST_SPREAD_S` — a dashboard refresh or a scheduled report firing its queries together."""
     starts = np.asarray(starts, dtype=np.float64)
     rates = np.asarray(rates, dtype=np.float64)
     if len(starts) != len(rates) or len(starts) == 0:
@@ -175,14 +222,40 @@ def from_rate_curve(
         raise ValueError("rates must be finite and >= 0")
     ends = np.append(starts[1:], duration)
     widths = np.clip(ends - starts, 0.0, None)
+    if not (math.isfinite(burst) and burst >= 1.0):
+        raise ValueError(f"burst must be >= 1 query per arrival instant, not {burst}")
     rng = np.random.default_rng(seed)
-    counts = rng.poisson(rates * widths)
-    total = int(counts.sum())
-    base = np.repeat(starts, counts)
-    arrivals = np.sort(base + rng.random(total) * np.repeat(widths, counts))
+    if burst == 1.0:
+        counts = rng.poisson(rates * widths)
+        total = int(counts.sum())
+        base = np.repeat(starts, counts)
+        arrivals = np.sort(base + rng.random(total) * np.repeat(widths, counts))
+    else:
+        arrivals = _batched(rng, starts, rates, widths, burst, duration)
+        total = len(arrivals)
     service = _service_times(rng, total, mean_service_s, service_dist, sigma)
     group = rng.integers(0, groups, total).astype(np.int64) if groups > 1 else np.zeros(total, np.int64)
     return Load(arrivals, service, group, float(duration))
+
+
+#: The seconds over which one burst's queries arrive.
+BURST_SPREAD_S = 2.0
+
+
+def _batched(
+    rng: np.random.Generator,
+    starts: FloatArray,
+    rates: FloatArray,
+    widths: FloatArray,
+    burst: float,
+    duration: float,
+) -> FloatArray:
+    instants = rng.poisson(rates * widths / burst)
+    total = int(instants.sum())
+    at = np.repeat(starts, instants) + rng.random(total) * np.repeat(widths, instants)
+    sizes = rng.geometric(1.0 / burst, total)
+    times = np.repeat(at, sizes) + rng.random(int(sizes.sum())) * BURST_SPREAD_S
+    return np.sort(times[times < duration])
 
 
 def read_shape_csv(path: str | Path) -> tuple[FloatArray, FloatArray]:
@@ -218,6 +291,7 @@ def from_shape(
     service_dist: ServiceDist = "exponential",
     sigma: float = 1.0,
     groups: int = 1,
+    burst: float = 1.0,
 ) -> Load:
     """A load whose arrival rate follows the shape ``values`` over ``ts``.
 
@@ -258,6 +332,7 @@ def from_shape(
         service_dist=service_dist,
         sigma=sigma,
         groups=groups,
+        burst=burst,
     )
 
 
@@ -273,6 +348,7 @@ def from_trace_csv(
     service_dist: ServiceDist = "exponential",
     sigma: float = 1.0,
     groups: int = 1,
+    burst: float = 1.0,
 ) -> Load:
     """:func:`from_shape` on a ``ts,value`` CSV file."""
     ts, values = read_shape_csv(path)
@@ -288,6 +364,7 @@ def from_trace_csv(
         service_dist=service_dist,
         sigma=sigma,
         groups=groups,
+        burst=burst,
     )
 
 

@@ -11,13 +11,16 @@ Figures of a :class:`Result`:
 - ``slo_misses``: started queries that waited longer than ``slo_seconds``, plus queries still queued at the
   end that have already waited longer;
 - ``scale_actions``: how many times the replica count set on the cluster changed;
-- ``killed``: queries killed by abrupt removal.
+- ``killed``: queries that failed because their worker went away (abrupt removal, or a graceful shutdown
+  that outlived the termination grace period);
+- ``run_time_p95_s``: p95 of the completed queries' run times (start to end); ``latency_p95_s``: p95 of
+  their latency as users see it (arrival to end, the queue wait included).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -26,7 +29,16 @@ import numpy as np
 from autoscaler.sim.load import FloatArray, Load
 from autoscaler.sim.trino import ClusterConfig, Policy, TrinoCluster
 
-__all__ = ["Result", "Sample", "Trace", "result_json", "simulate", "step_through", "wait_figures"]
+__all__ = [
+    "Result",
+    "Sample",
+    "Trace",
+    "completion_figures",
+    "result_json",
+    "simulate",
+    "step_through",
+    "wait_figures",
+]
 
 _SUMMARY_KEYS = (
     "worker_hours",
@@ -36,6 +48,8 @@ _SUMMARY_KEYS = (
     "slo_misses",
     "scale_actions",
     "killed",
+    "run_time_p95_s",
+    "latency_p95_s",
 )
 
 
@@ -55,6 +69,8 @@ class Result:
     slo_misses: int
     scale_actions: int
     killed: int
+    run_time_p95_s: float
+    latency_p95_s: float
     arrived: int
     completed: int
     queued_at_end: int
@@ -123,12 +139,15 @@ def simulate(
     )
     waits = cluster.started_waits()
     figures = wait_figures(waits, cluster.queued_waits(end), cluster_config.slo_seconds)
+    run_p95, latency_p95 = completion_figures(load.arrivals, cluster.start, cluster.end)
     return Result(
         policy=policy.name,
         worker_hours=cluster.finish(end) / 3600.0,
         **figures,
         scale_actions=cluster.scale_actions,
         killed=cluster.killed,
+        run_time_p95_s=run_p95,
+        latency_p95_s=latency_p95,
         arrived=cluster.arrived,
         completed=cluster.completed,
         queued_at_end=cluster.queued,
@@ -211,6 +230,21 @@ def step_through(
             points.append((now, (point.arrived - last_arrived) / width if width > 0 else 0.0, point))
             last_t, last_arrived = now, point.arrived
     return Trace(steps, points)
+
+
+def completion_figures(
+    arrivals: FloatArray, start: Sequence[float], end: Sequence[float]
+) -> tuple[float, float]:
+    """p95 run time and p95 latency of the completed queries (0 and 0 without any)."""
+    ends = np.asarray(end, dtype=np.float64)
+    done = ~np.isnan(ends)
+    if not done.any():
+        return 0.0, 0.0
+    starts = np.asarray(start, dtype=np.float64)[done]
+    finished = ends[done]
+    run = float(np.percentile(finished - starts, 95))
+    latency = float(np.percentile(finished - arrivals[done], 95))
+    return run, latency
 
 
 def wait_figures(waits: FloatArray, still_waiting: FloatArray, slo_seconds: float) -> dict[str, Any]:

@@ -49,7 +49,7 @@ __all__ = [
 STATIC_WINDOW_SECONDS = 900.0
 
 
-class HpaQueue(HpaBaseline[PoolView]):
+class HpaQueue(HpaBaseline[PoolView, PoolScaleDown]):
     name = "hpa-queue"
 
     def __init__(
@@ -59,7 +59,7 @@ class HpaQueue(HpaBaseline[PoolView]):
         max_replicas: int = 100,
         initial_replicas: int | None = None,
     ):
-        super().__init__(min_replicas, max_replicas, initial_replicas)
+        super().__init__(min_replicas, max_replicas, initial_replicas, scale_down="abrupt")
         self.target = ExternalTarget("AverageValue", per_pod_target, "spark_pending_tasks")
 
     def _raw(self, view: PoolView) -> int | None:
@@ -67,7 +67,7 @@ class HpaQueue(HpaBaseline[PoolView]):
         return recommend([(self.target, value)], view.current_workers, view.ready_workers).replicas
 
 
-class Keda(KedaScaler[PoolView]):
+class Keda(KedaScaler[PoolView, PoolScaleDown]):
     """A ScaledObject on pending tasks, ``AverageValue`` of one worker's task slots."""
 
     def __init__(
@@ -86,6 +86,7 @@ class Keda(KedaScaler[PoolView]):
             min_replicas,
             polling_interval_s,
             cooldown_period_s,
+            scale_down="abrupt",
         )
 
 
@@ -149,7 +150,8 @@ def make_pool_baseline(name: str, load: SparkLoad, config: PoolConfig) -> PoolPo
     """A fresh baseline by name, sized for ``config`` (max replicas = ``config.max_workers``)."""
     slots = float(config.slots_per_worker)
     if name == "hpa-cpu":
-        return HpaCpu(max_replicas=config.max_workers)
+        scale_down: PoolScaleDown = "abrupt"
+        return HpaCpu(scale_down, max_replicas=config.max_workers)
     if name == "hpa-queue":
         return HpaQueue(per_pod_target=slots, max_replicas=config.max_workers)
     if name == "keda":

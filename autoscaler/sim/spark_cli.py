@@ -21,10 +21,16 @@ from typing import TextIO
 
 from adapter.errors import ConfigError
 from autoscaler.policy_models import ScalingPolicy
-from autoscaler.sim.cli import TIMESERIES_PNG, WAITS_PNG, Progress, Watched
 from autoscaler.sim.load import read_shape_csv
-from autoscaler.sim.report import plot_timeseries, plot_wait_distribution, summary_markdown
+from autoscaler.sim.report import (
+    TIMESERIES_PNG,
+    WAITS_PNG,
+    plot_timeseries,
+    plot_wait_distribution,
+    summary_markdown,
+)
 from autoscaler.sim.run import Result, result_json
+from autoscaler.sim.scenario import Progress, Watched
 from autoscaler.sim.spark import PoolConfig, PoolPolicy, PoolScaleDown, PoolView
 from autoscaler.sim.spark_baselines import POOL_BASELINES, make_pool_baseline
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
@@ -69,6 +75,10 @@ def is_apps_csv(path: Path) -> bool:
         header = handle.readline().strip().lower()
     fields = [f.strip() for f in header.split(",")]
     return fields[:2] != ["ts", "value"] and "tasks" in fields
+
+
+#: The mean task time of a shape's applications without ``--mean-service``, s.
+DEFAULT_MEAN_TASK_SECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +163,8 @@ def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy
     config = configs[0]
     if any(c != config for c in configs[1:]):
         raise ConfigError(f"{args.policy}: the policies describe different pools; simulate one at a time")
-    unknown = [b for b in args.baselines if b not in POOL_BASELINES]
+    baselines = list(POOL_BASELINES) if args.baselines is None else args.baselines
+    unknown = [b for b in baselines if b not in POOL_BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; pick from {', '.join(POOL_BASELINES)}")
     try:
@@ -163,12 +174,12 @@ def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy
             days=args.days,
             rate_scale=args.rate_scale,
             mean_rate=args.mean_rate,
-            mean_task_seconds=args.mean_service,
+            mean_task_seconds=DEFAULT_MEAN_TASK_SECONDS if args.mean_service is None else args.mean_service,
         )
     except (OSError, ValueError, IndexError) as exc:
         raise ConfigError(f"{args.trace}: cannot load the trace: {exc}") from exc
     progress = not args.no_progress and sys.stderr.isatty()
-    results = run_pool_scenario(scenario, policies, args.baselines, config, progress=progress)
+    results = run_pool_scenario(scenario, policies, baselines, config, progress=progress)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     plain: dict[str, Result] = dict(results)

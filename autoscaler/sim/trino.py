@@ -47,6 +47,7 @@ from autoscaler.sim.load import FloatArray, Load
 __all__ = [
     "ABRUPT",
     "DRAIN",
+    "SHUTDOWN",
     "ClusterConfig",
     "ClusterView",
     "Policy",
@@ -57,9 +58,10 @@ __all__ = [
     "parse_soft_memory_limit",
 ]
 
-ScaleDownMode = Literal["drain", "abrupt"]
+ScaleDownMode = Literal["drain", "abrupt", "shutdown"]
 DRAIN: ScaleDownMode = "drain"
 ABRUPT: ScaleDownMode = "abrupt"
+SHUTDOWN: ScaleDownMode = "shutdown"
 
 STARTING, ACTIVE, DRAINING, GONE = 0, 1, 2, 3
 # Query states.
