@@ -25,7 +25,8 @@ Model (see :mod:`autoscaler.sim.load` for the queries):
 - Scale-down removes starting workers first (newest first, like a Deployment removing unready pods), then:
   ``drain`` marks the active workers running the fewest queries as draining; ``abrupt`` deletes the newest
   active workers and kills their running queries (counted). Scale-up first takes back draining workers
-  (``DRAINING → ACTIVE`` is reversible) before requesting new ones.
+  (``DRAINING → ACTIVE`` is reversible) before requesting new ones. ``shutdown`` (Trino's one-way graceful
+  shutdown) is not modelled here: :meth:`TrinoCluster.set_replicas` raises ValueError for it.
 
 Event times are exact (arrivals, completions and workers becoming active happen at their own instants);
 only the controller's decisions are tied to the caller's steps.
@@ -61,6 +62,8 @@ __all__ = [
 ScaleDownMode = Literal["drain", "abrupt", "shutdown"]
 DRAIN: ScaleDownMode = "drain"
 ABRUPT: ScaleDownMode = "abrupt"
+# Trino's graceful shutdown (PUT SHUTTING_DOWN from a preStop hook): one-way, killed at the pod's
+# terminationGracePeriodSeconds. Only the work model (autoscaler.sim.trino_work) simulates it.
 SHUTDOWN: ScaleDownMode = "shutdown"
 
 STARTING, ACTIVE, DRAINING, GONE = 0, 1, 2, 3
@@ -164,6 +167,13 @@ class ClusterView:
     Queued queries split three ways: ``limit_bound_queued`` wait on a limit more workers do not raise (the
     group is at its ``hardConcurrencyLimit``, or at an absolute ``softMemoryLimit``); ``memory_bound_queued``
     on a percentage ``softMemoryLimit`` (more workers raise it); the rest on slots, cores or worker memory.
+
+    The last fields default to 0 and are filled by the work model (:mod:`autoscaler.sim.trino_work`) only:
+    ``cpu_seconds_total`` is the CPU time of completed queries (Trino's QueryManager
+    ``ConsumedCpuTimeSecs``), ``running_cpu_seconds`` the CPU time the running queries have consumed so
+    far (what ``/v1/query``'s ``totalCpuTime`` sums to), ``busy_cores`` the cores in use, ``started`` how
+    many queries have started running, ``failed`` how many were killed, ``shutting_down_workers`` the
+    workers in Trino's one-way ``SHUTTING_DOWN`` state.
     """
 
     now: float
@@ -183,6 +193,12 @@ class ClusterView:
     memory_per_worker_gb: float = math.inf
     memory_fraction: float = 0.0
     reserved_memory_gb: float = 0.0
+    cpu_seconds_total: float = 0.0
+    running_cpu_seconds: float = 0.0
+    busy_cores: float = 0.0
+    started: int = 0
+    failed: int = 0
+    shutting_down_workers: int = 0
 
 
 class Policy(Protocol):
@@ -334,7 +350,16 @@ class TrinoCluster:
     def set_replicas(
         self, desired: int, now: float, mode: ScaleDownMode, *, initial: bool = False
     ) -> list[int]:
-        """Apply a replica count at ``now``; returns the ids of the queries killed (abrupt mode only)."""
+        """Apply a replica count at ``now``; returns the ids of the queries killed (abrupt mode only).
+
+        ``shutdown`` is refused: a per-worker grace period and termination kill are modelled only by
+        :class:`autoscaler.sim.trino_work.WorkCluster`.
+        """
+        if mode == SHUTDOWN:
+            raise ValueError(
+                "the slot model does not simulate Trino's graceful shutdown; use scale-down mode "
+                "'drain' or 'abrupt', or the work model (autoscaler.sim.trino_work.WorkCluster)"
+            )
         self.advance(now)
         desired = max(0, min(int(desired), self.config.max_workers))
         if desired != self.replicas and not initial:
