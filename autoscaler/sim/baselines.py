@@ -134,6 +134,9 @@ class HpaBaseline(Generic[V, M]):
 
 
 class HpaCpu(HpaBaseline[WorkerView, M]):
+    """CPU utilisation as the HPA sees it through metrics-server: the rate of the workers' CPU usage
+    counter over the last period (when the view has one), over the ready workers' cores."""
+
     name = "hpa-cpu"
 
     def __init__(
@@ -146,11 +149,24 @@ class HpaCpu(HpaBaseline[WorkerView, M]):
     ):
         super().__init__(min_replicas, max_replicas, initial_replicas, scale_down=scale_down)
         self.target = ExternalTarget("Value", target_percent, "cpu utilisation %")
+        self._last: tuple[float, float] | None = None
+
+    def _utilisation(self, view: WorkerView) -> float:
+        counter = float(getattr(view, "busy_core_seconds_total", 0.0))
+        now = getattr(view, "now", None)
+        cores = float(getattr(view, "cores_per_worker", 0.0)) * view.ready_workers
+        if not counter or now is None or not cores:
+            return view.busy_fraction
+        last, self._last = self._last, (float(now), counter)
+        if last is None or now <= last[0]:
+            return view.busy_fraction
+        return min(1.0, (counter - last[1]) / (float(now) - last[0]) / cores)
 
     def _raw(self, view: WorkerView) -> int | None:
+        utilisation = self._utilisation(view)
         if view.ready_workers == 0:
             return None  # no pod reports a metric: the controller cannot compute anything
-        usage = view.busy_fraction * 100.0
+        usage = utilisation * 100.0
         return recommend([(self.target, usage)], view.current_workers, view.ready_workers).replicas
 
 

@@ -13,6 +13,7 @@ from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.signals import Observation, TrinoSnapshot, ValueReading
 from autoscaler.sim.trino import DRAIN, ClusterConfig, ClusterView, ScaleDownMode
+from autoscaler.sim.trino_work import WorkConfig
 
 __all__ = ["LOOP_SECONDS", "QueuescalePolicy"]
 
@@ -43,7 +44,7 @@ class QueuescalePolicy:
     period_seconds: float = LOOP_SECONDS
 
     def __init__(
-        self, policy: ScalingPolicy, cluster_config: ClusterConfig, *, epoch_start: float = 0.0
+        self, policy: ScalingPolicy, cluster_config: ClusterConfig | WorkConfig, *, epoch_start: float = 0.0
     ) -> None:
         self.policy = policy
         self.cluster_config = cluster_config

@@ -28,6 +28,7 @@ import numpy as np
 
 from autoscaler.sim.load import FloatArray, Load
 from autoscaler.sim.trino import ClusterConfig, Policy, TrinoCluster
+from autoscaler.sim.trino_work import WorkCluster, WorkConfig
 
 __all__ = [
     "Result",
@@ -94,7 +95,7 @@ class Result:
 def simulate(
     load: Load,
     policy: Policy,
-    cluster_config: ClusterConfig,
+    cluster_config: ClusterConfig | WorkConfig,
     seed: int = 0,
     step_seconds: float = 5.0,
     duration: float | None = None,
@@ -108,7 +109,11 @@ def simulate(
     """
     del seed
     end = float(load.duration if duration is None else duration)
-    cluster = TrinoCluster(load, cluster_config)
+    cluster: TrinoCluster | WorkCluster = (
+        WorkCluster(load, cluster_config)
+        if isinstance(cluster_config, WorkConfig)
+        else TrinoCluster(load, cluster_config)
+    )
     mode = policy.scale_down
 
     first = policy.desired(0.0, cluster.view(0.0))

@@ -199,6 +199,9 @@ class ClusterView:
     started: int = 0
     failed: int = 0
     shutting_down_workers: int = 0
+    #: Core-seconds the workers have been busy since the start (a CPU usage counter, as cAdvisor's): the
+    #: HPA's CPU utilisation is its rate over a window, not an instant's busy cores. 0: not simulated.
+    busy_core_seconds_total: float = 0.0
 
 
 class Policy(Protocol):

@@ -111,6 +111,11 @@ class WorkConfig:
     termination_grace_seconds: float = 300.0
     required_workers: int = 1
 
+    @property
+    def cores(self) -> float:
+        """Cores per worker (the name the slot model's configuration uses too)."""
+        return self.cores_per_worker
+
     def __post_init__(self) -> None:
         if not (math.isfinite(self.cores_per_worker) and self.cores_per_worker > 0):
             raise ValueError(f"cores_per_worker must be a positive number, not {self.cores_per_worker}")
@@ -240,6 +245,8 @@ class WorkCluster:
         #: The queries killed, in the order they were.
         self.killed_queries: list[int] = []
         self.cpu_seconds_total = 0.0
+        #: Core-seconds of work done, killed queries' included (the integral of the busy cores).
+        self.busy_core_seconds = 0.0
         self.worker_seconds = 0.0
         self.replicas = 0
         self.scale_actions = 0
@@ -248,7 +255,9 @@ class WorkCluster:
     # ---------------------------------------------------------------- the clock
 
     def _sync(self, now: float) -> None:
-        self._v += self._rate * (now - self._v_at)
+        advanced = self._rate * (now - self._v_at)
+        self._v += advanced
+        self.busy_core_seconds += advanced * self.running
         self._v_at = now
 
     def _retime(self, now: float) -> None:
@@ -447,6 +456,7 @@ class WorkCluster:
 
     def _start(self, q: int, now: float) -> None:
         v = self._v + self._rate * (now - self._v_at)
+        self.busy_core_seconds += (v - self._v) * self.running
         self._v = v
         self._v_at = now
         tags = self._tags
@@ -488,6 +498,7 @@ class WorkCluster:
         # The instant was predicted for this tag: rounding must not leave the clock just short of it.
         if v < top:
             v = top
+        self.busy_core_seconds += (v - self._v) * self.running
         self._v = v
         self._v_at = now
         end = self.end
@@ -682,6 +693,8 @@ class WorkCluster:
             started=self.started,
             failed=self.killed,
             shutting_down_workers=shutting,
+            busy_core_seconds_total=self.busy_core_seconds
+            + self._rate * max(0.0, now - self._v_at) * self.running,
         )
 
     @property
