@@ -197,8 +197,8 @@ def test_defaults_give_the_same_simulation_as_explicit_unshared_unlimited_settin
         startup_seconds=45, cores_per_worker=4, memory_per_worker_gb=math.inf, group_memory_limits=("50%",)
     )
     for name in ("hpa-cpu", "hpa-queue"):
-        a = simulate(load, make_baseline(name, load, plain), plain)
-        b = simulate(load, make_baseline(name, load, explicit), explicit)
+        a = simulate(load, make_baseline(name, load, plain, scale_down="abrupt"), plain)
+        b = simulate(load, make_baseline(name, load, explicit, scale_down="abrupt"), explicit)
         assert a.summary() == b.summary()
         assert np.array_equal(a.waits, b.waits)
         assert a.killed > 0
@@ -431,7 +431,9 @@ def test_sharing_and_memory_runs_are_deterministic() -> None:
         memory_per_worker_gb=16.0,
         group_memory_limits=("60%",),
     )
-    runs = [simulate(load, make_baseline("hpa-cpu", load, config), config) for _ in range(2)]
+    runs = [
+        simulate(load, make_baseline("hpa-cpu", load, config, scale_down="abrupt"), config) for _ in range(2)
+    ]
     assert runs[0].summary() == runs[1].summary()
     assert np.array_equal(runs[0].waits, runs[1].waits)
     assert runs[0].completed > 0.9 * runs[0].arrived

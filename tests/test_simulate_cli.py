@@ -25,7 +25,10 @@ KEYS = {
     "slo_misses",
     "scale_actions",
     "killed",
+    "run_time_p95_s",
+    "latency_p95_s",
 }
+LOWER = "lower_bound_worker_hours"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -57,14 +60,17 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_result_json_has_every_policy_with_exactly_the_figures(short_run: Path) -> None:
     result = json.loads((short_run / "result.json").read_text())
-    assert list(result) == [*BASELINES, _policy_name()]
+    assert list(result) == [*BASELINES, _policy_name(), LOWER]
+    lower = result.pop(LOWER)
     for name, row in result.items():
         assert set(row) == KEYS, name
         assert row["worker_hours"] > 0, name
         assert row["queue_wait_p50_s"] <= row["queue_wait_p95_s"] <= row["queue_wait_p99_s"], name
-    # The engine drains workers and the oracle never kills; the static size never changes.
+        if row["killed"] == 0:
+            # Nothing beats the bound when every query is served.
+            assert row["worker_hours"] >= lower, name
+    # The engine drains workers; the static size never changes.
     assert result[_policy_name()]["killed"] == 0
-    assert result["oracle"]["killed"] == 0
     assert result["static"]["scale_actions"] == 0
 
 
@@ -81,12 +87,13 @@ def test_summary_ratios_match_result_json(short_run: Path) -> None:
     result = json.loads((short_run / "result.json").read_text())
     summary = (short_run / "summary.md").read_text()
     ref = result["hpa-cpu"]["worker_hours"]
-    oracle = result["oracle"]["worker_hours"]
+    lower = result.pop(LOWER)
+    assert f"Lower bound: {lower:.1f} worker-hours" in summary
     for name, row in result.items():
         line = next(line for line in summary.splitlines() if line.startswith(f"| {name} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[2] == f"{row['worker_hours'] / ref:.2f}x", name
-        assert cells[3] == f"{row['worker_hours'] / oracle:.2f}x", name
+        assert cells[3] == f"{row['worker_hours'] / lower:.2f}x", name
         assert f"**{name}**" in summary
     assert "timeseries.png" in summary
 
@@ -99,29 +106,84 @@ def test_same_seed_same_result_other_seed_other_result(short_run: Path, tmp_path
     assert (tmp_path / "a" / "result.json").read_text() == (short_run / "result.json").read_text()
     other = _simulate(
         "--policy", POLICY, "--trace", TRACE, "--days", "0.2", "--seed", "4",
-        "--baselines", "hpa-cpu,oracle", "--out", tmp_path / "b",
+        "--baselines", "hpa-cpu,static", "--out", tmp_path / "b",
     )  # fmt: skip
     assert other.returncode == 0, other.stderr
     first = json.loads((short_run / "result.json").read_text())
     second = json.loads((tmp_path / "b" / "result.json").read_text())
-    assert list(second) == ["hpa-cpu", "oracle", _policy_name()]
-    assert second["oracle"] != first["oracle"]
+    assert list(second) == ["hpa-cpu", "static", _policy_name(), LOWER]
+    assert second["hpa-cpu"] != first["hpa-cpu"]
+    assert second[LOWER] != first[LOWER]
 
 
-def test_fewer_cores_than_slots_and_memory_slow_the_same_load(short_run: Path, tmp_path: Path) -> None:
+def test_fewer_cores_and_memory_need_more_workers_for_the_same_load(short_run: Path, tmp_path: Path) -> None:
     shared = _simulate(
         "--policy", POLICY, "--trace", TRACE, "--days", "0.2", "--seed", "3", "--baselines", "static",
         "--cores-per-worker", "1", "--worker-memory-gb", "8", "--query-memory-gb", "3", "--out", tmp_path,
     )  # fmt: skip
     assert shared.returncode == 0, shared.stderr
-    slot_model = json.loads((short_run / "result.json").read_text())
+    eight_cores = json.loads((short_run / "result.json").read_text())
     constrained = json.loads((tmp_path / "result.json").read_text())
-    # 1 core for 4 slots: a zero-wait static size runs one query per worker at full speed, so it needs
-    # about four times the workers; the engine's policy sees slower queries and pays more too.
-    assert constrained["static"]["worker_hours"] > 3 * slot_model["static"]["worker_hours"]
+    # 1 core instead of 8: the static size (50 % CPU at the busiest quarter hour) needs far more workers
+    # (up to the policy's maxReplicas), the lower bound is eight times higher; the engine pays more too.
+    assert constrained["static"]["worker_hours"] > 2 * eight_cores["static"]["worker_hours"]
+    assert constrained[LOWER] == pytest.approx(8 * eight_cores[LOWER], rel=1e-3)
     name = _policy_name()
-    assert constrained[name]["worker_hours"] > slot_model[name]["worker_hours"]
+    assert constrained[name]["worker_hours"] > eight_cores[name]["worker_hours"]
     assert "1 cores per worker, 8 GB" in (tmp_path / "summary.md").read_text()
+
+
+def test_sweep_finds_each_baselines_cheapest_setting_at_the_policys_level(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = _simulate(
+        "--policy", POLICY, "--trace", TRACE, "--days", "0.1", "--seed", "5", "--baselines", "hpa-queue,static",
+        "--sweep", "--no-progress", "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "result.json").read_text())
+    name = _policy_name()
+    assert list(result) == ["hpa-queue", "static", name, LOWER, "sweep", "iso_slo"]
+    policy = result[name]
+    assert set(result["iso_slo"]) == {name}
+    for baseline in ("hpa-queue", "static"):
+        points = result["sweep"][baseline]
+        settings = [p["setting"] for p in points]
+        assert settings == sorted(settings) and len(settings) >= 5
+        iso = result["iso_slo"][name][baseline]
+        if iso["setting"] is None:
+            assert iso["cost_ratio"] is None
+            # No point of the sweep serves as well as the policy.
+            assert all(
+                p["queue_wait_p95_s"] > policy["queue_wait_p95_s"] + 0.5
+                or p["slo_misses"] > policy["slo_misses"]
+                or p["latency_p95_s"] > policy["latency_p95_s"] * 1.02
+                for p in points
+            )
+            continue
+        chosen = next(p for p in points if p["setting"] == iso["setting"])
+        assert iso["worker_hours"] == chosen["worker_hours"]
+        assert iso["cost_ratio"] == pytest.approx(policy["worker_hours"] / chosen["worker_hours"], rel=1e-5)
+        meeting = [
+            p
+            for p in points
+            if p["queue_wait_p95_s"] <= policy["queue_wait_p95_s"] + 0.5
+            and p["slo_misses"] <= policy["slo_misses"]
+            and p["latency_p95_s"] <= policy["latency_p95_s"] * 1.02 + 1e-6
+        ]
+        # The cheapest of every point run (the refinement's included) that serves as well.
+        assert chosen in meeting
+        assert chosen["worker_hours"] == min(p["worker_hours"] for p in meeting)
+    assert (out / "cost_vs_wait.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "At the same service level" in (out / "summary.md").read_text()
+
+
+def test_the_slot_model_refuses_graceful_shutdown_baselines_by_name(tmp_path: Path) -> None:
+    done = _simulate(
+        "--policy", POLICY, "--trace", TRACE, "--days", "0.01", "--model", "slots", "--baselines", "hpa-cpu",
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "graceful shutdown" in done.stderr
 
 
 BAD_POLICY = """\
@@ -184,15 +246,16 @@ def test_arrivals_csv(tmp_path: Path) -> None:
     trace.write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
     done = _simulate(
-        "--policy", POLICY, "--trace", trace, "--baselines", "static,oracle", "--no-progress", "--out", out
+        "--policy", POLICY, "--trace", trace, "--baselines", "static,hpa-queue", "--no-progress", "--out", out
     )
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
-    assert list(result) == ["static", "oracle", _policy_name()]
+    assert list(result) == ["static", "hpa-queue", _policy_name(), LOWER]
+    # Every query is 60 CPU-seconds, so any policy pays at least 240 queries x 60 s / 8 cores.
+    assert result.pop(LOWER) == pytest.approx(240 * 60 / 8 / 3600)
     for row in result.values():
         assert set(row) == KEYS
-    # Every query lasts 60 s, so any policy pays at least 240 queries x 60 s / 4 slots.
-    assert all(row["worker_hours"] >= 240 * 60 / 4 / 3600 for row in result.values())
+        assert row["worker_hours"] >= 240 * 60 / 8 / 3600
     assert "240 queries" in (out / "summary.md").read_text()
 
 
