@@ -150,20 +150,29 @@ class HpaCpu(HpaBaseline[WorkerView, M]):
         super().__init__(min_replicas, max_replicas, initial_replicas, scale_down=scale_down)
         self.target = ExternalTarget("Value", target_percent, "cpu utilisation %")
         self._last: tuple[float, float] | None = None
+        self._reading = 0.0
 
     def _utilisation(self, view: WorkerView) -> float:
         counter = float(getattr(view, "busy_core_seconds_total", 0.0))
         now = getattr(view, "now", None)
         cores = float(getattr(view, "cores_per_worker", 0.0)) * view.ready_workers
-        if not counter or now is None or not cores:
+        if now is None:
             return view.busy_fraction
         last, self._last = self._last, (float(now), counter)
-        if last is None or now <= last[0]:
+        if last is None or float(now) <= last[0] or not cores:
             return view.busy_fraction
-        return min(1.0, (counter - last[1]) / (float(now) - last[0]) / cores)
+        used = counter - last[1]
+        if used <= 0 and view.busy_fraction > 0:
+            return view.busy_fraction  # a model without the counter (the slot model)
+        return min(1.0, used / (float(now) - last[0]) / cores)
+
+    def desired(self, now: float, view: WorkerView) -> int:
+        # Every pass reads the counter, the first one too, so the next one has a window to take a rate over.
+        self._reading = self._utilisation(view)
+        return super().desired(now, view)
 
     def _raw(self, view: WorkerView) -> int | None:
-        utilisation = self._utilisation(view)
+        utilisation = self._reading
         if view.ready_workers == 0:
             return None  # no pod reports a metric: the controller cannot compute anything
         usage = utilisation * 100.0
