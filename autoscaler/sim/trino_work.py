@@ -599,7 +599,8 @@ class WorkCluster:
             tc = self._next_completion
             tt = timers[0][0] if timers else inf
             if tc <= ta and tc <= tt:
-                if tc > until:
+                # All three at infinity: nothing is left to happen, even for advance(math.inf).
+                if tc > until or tc == inf:
                     break
                 self._complete(tc)
             elif tt <= ta:
