@@ -494,17 +494,28 @@ class WorkCluster:
         work = self._work
         group = self._group
         group_running = self._group_running
+        has_memory = self._has_memory
         while tags and tags[0][0] <= v:
             q = heapq.heappop(tags)[1]
             end[q] = now
             self.completed += 1
             self.cpu_seconds_total += work[q]
-            if self._has_memory:
+            if has_memory:
                 self._release(q)
             else:
                 group_running[group[q]] -= 1
                 self.running -= 1
-        self._retime(now)
+        # _retime, inlined: this runs once per query. A completion needs an active worker (a clock that
+        # moves), so only the running count can have reached zero.
+        n = self.running
+        if n:
+            u = self._u
+            rate = self._rate = self._cores * self._active * (u if n * u <= 1.0 else 1.0 / n)
+            ahead = tags[0][0] - v
+            self._next_completion = now + ahead / rate if ahead > 0 else now
+        else:
+            self._rate = 0.0
+            self._next_completion = math.inf
         if self._waiting:
             self._check_waiting(now)
         if self.queued:
@@ -648,7 +659,7 @@ class WorkCluster:
         and fewer workers are active, else 0), not a sizing estimate."""
         starting, active, draining, shutting = self._counts
         limit_bound = memory_bound = 0
-        for g, queue in enumerate(self._queues):
+        for g, queue in enumerate(self._queues if self.queued else ()):
             if not queue:
                 continue
             if self._group_running[g] >= self._limits[g]:
@@ -678,7 +689,7 @@ class WorkCluster:
             memory_fraction=self.reserved_memory_gb / pool_memory if active and self._memory_limited else 0.0,
             reserved_memory_gb=self.reserved_memory_gb,
             cpu_seconds_total=self.cpu_seconds_total,
-            running_cpu_seconds=self.running_cpu_seconds(now),
+            running_cpu_seconds=self.running_cpu_seconds(now) if self.running else 0.0,
             busy_cores=self.busy_cores(),
             started=self.started,
             failed=self.killed,
