@@ -222,6 +222,30 @@ def test_abrupt_removal_of_a_starting_worker_kills_nothing() -> None:
     assert cluster.killed == 0
 
 
+@pytest.mark.parametrize("mode", [ABRUPT, SHUTDOWN, DRAIN])
+def test_scale_down_removes_the_newest_starting_worker_first_and_at_once(mode: ScaleDownMode) -> None:
+    cluster = _cluster(_load([0.0], [1e4]), 1, startup_seconds=30.0)
+    cluster.set_replicas(2, 1.0, mode)
+    cluster.set_replicas(3, 2.0, mode)
+    assert cluster.set_replicas(2, 3.0, mode) == []
+    assert sorted(cluster.workers) == [0, 1]
+    assert cluster.worker_seconds == 1.0
+    view = cluster.view(3.0)
+    assert (view.current_workers, view.draining_workers, view.shutting_down_workers) == (2, 0, 0)
+    assert cluster.killed == 0
+
+
+def test_a_winding_down_worker_s_memory_leaves_the_pool_at_once() -> None:
+    # Two workers hold 128 GB; once one shuts down, a 70 GB query no longer fits and waits.
+    load = _load([0.0, 10.0], [1e4, 10.0], memory=[60.0, 70.0])
+    cluster = _cluster(load, 2)
+    cluster.set_replicas(1, 5.0, SHUTDOWN)
+    cluster.advance(11.0)
+    view = cluster.view(11.0)
+    assert (view.running, view.queued) == (1, 1)
+    assert view.memory_fraction == pytest.approx(60.0 / 64.0)
+
+
 @pytest.mark.parametrize(
     ("work", "exit_at"),
     [
