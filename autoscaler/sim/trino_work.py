@@ -264,6 +264,15 @@ class WorkCluster:
             self._rate = 0.0
             self._next_completion = math.inf
 
+    def _restart_clock(self) -> None:
+        """With nothing running, the clock restarts from 0: its readings stay small, so finish tags keep
+        their precision over long runs. Every winding-down worker's Q0 is over by then."""
+        self._v = 0.0
+        if self._counts[DRAINING] or self._counts[SHUTTING_DOWN]:
+            for w in self.workers.values():
+                if w.state in (DRAINING, SHUTTING_DOWN):
+                    w.last_tag = -math.inf
+
     def _clock_at(self, now: float) -> float:
         return self._v + self._rate * max(0.0, now - self._v_at)
 
@@ -516,6 +525,7 @@ class WorkCluster:
         else:
             self._rate = 0.0
             self._next_completion = math.inf
+            self._restart_clock()
         if self._waiting:
             self._check_waiting(now)
         if self.queued:
@@ -531,6 +541,8 @@ class WorkCluster:
         heapq.heapify(self._tags)
         self.killed += len(ids)
         self.killed_queries.extend(ids)
+        if not self._tags:
+            self._restart_clock()
         self._retime(now)
         number = self._number
         for w in self.workers.values():
