@@ -273,6 +273,15 @@ class WorkCluster:
             self._rate = 0.0
             self._next_completion = math.inf
 
+    def _restart_clock(self) -> None:
+        """With nothing running, the clock restarts from 0: its readings stay small, so finish tags keep
+        their precision over long runs. Every winding-down worker's Q0 is over by then."""
+        self._v = 0.0
+        if self._counts[DRAINING] or self._counts[SHUTTING_DOWN]:
+            for w in self.workers.values():
+                if w.state in (DRAINING, SHUTTING_DOWN):
+                    w.last_tag = -math.inf
+
     def _clock_at(self, now: float) -> float:
         return self._v + self._rate * max(0.0, now - self._v_at)
 
@@ -505,17 +514,29 @@ class WorkCluster:
         work = self._work
         group = self._group
         group_running = self._group_running
+        has_memory = self._has_memory
         while tags and tags[0][0] <= v:
             q = heapq.heappop(tags)[1]
             end[q] = now
             self.completed += 1
             self.cpu_seconds_total += work[q]
-            if self._has_memory:
+            if has_memory:
                 self._release(q)
             else:
                 group_running[group[q]] -= 1
                 self.running -= 1
-        self._retime(now)
+        # _retime, inlined: this runs once per query. A completion needs an active worker (a clock that
+        # moves), so only the running count can have reached zero.
+        n = self.running
+        if n:
+            u = self._u
+            rate = self._rate = self._cores * self._active * (u if n * u <= 1.0 else 1.0 / n)
+            ahead = tags[0][0] - v
+            self._next_completion = now + ahead / rate if ahead > 0 else now
+        else:
+            self._rate = 0.0
+            self._next_completion = math.inf
+            self._restart_clock()
         if self._waiting:
             self._check_waiting(now)
         if self.queued:
@@ -531,6 +552,8 @@ class WorkCluster:
         heapq.heapify(self._tags)
         self.killed += len(ids)
         self.killed_queries.extend(ids)
+        if not self._tags:
+            self._restart_clock()
         self._retime(now)
         number = self._number
         for w in self.workers.values():
@@ -610,7 +633,8 @@ class WorkCluster:
             tc = self._next_completion
             tt = timers[0][0] if timers else inf
             if tc <= ta and tc <= tt:
-                if tc > until:
+                # All three at infinity: nothing is left to happen, even for advance(math.inf).
+                if tc > until or tc == inf:
                     break
                 self._complete(tc)
             elif tt <= ta:
@@ -658,7 +682,7 @@ class WorkCluster:
         and fewer workers are active, else 0), not a sizing estimate."""
         starting, active, draining, shutting = self._counts
         limit_bound = memory_bound = 0
-        for g, queue in enumerate(self._queues):
+        for g, queue in enumerate(self._queues if self.queued else ()):
             if not queue:
                 continue
             if self._group_running[g] >= self._limits[g]:
@@ -688,7 +712,7 @@ class WorkCluster:
             memory_fraction=self.reserved_memory_gb / pool_memory if active and self._memory_limited else 0.0,
             reserved_memory_gb=self.reserved_memory_gb,
             cpu_seconds_total=self.cpu_seconds_total,
-            running_cpu_seconds=self.running_cpu_seconds(now),
+            running_cpu_seconds=self.running_cpu_seconds(now) if self.running else 0.0,
             busy_cores=self.busy_cores(),
             started=self.started,
             failed=self.killed,
