@@ -230,8 +230,8 @@ def test_synthetic_shapes_put_arrivals_where_the_rate_is() -> None:
 
 def test_a_policy_with_a_floor_starts_at_its_floor_not_at_zero() -> None:
     from autoscaler.policy import load_policies
-    from autoscaler.sim.scenario import cluster_config_for
     from autoscaler.sim.engine_policy import QueuescalePolicy
+    from autoscaler.sim.scenario import cluster_config_for
 
     policy = load_policies(
         Path(__file__).resolve().parent.parent / "examples" / "trino-workers-statefulset.yaml"

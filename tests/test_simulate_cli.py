@@ -148,7 +148,8 @@ def test_sweep_finds_each_baselines_cheapest_setting_at_the_policys_level(tmp_pa
     for baseline in ("hpa-queue", "static"):
         points = result["sweep"][baseline]
         settings = [p["setting"] for p in points]
-        assert settings == sorted(settings) and len(settings) >= 5
+        assert settings == sorted(settings)
+        assert len(settings) >= 5
         iso = result["iso_slo"][name][baseline]
         if iso["setting"] is None:
             assert iso["cost_ratio"] is None
