@@ -1,91 +1,265 @@
-"""Every trace x every policy: queuescale's policy against the baselines, as a Markdown table.
+"""queuescale's Trino policies against every baseline's best setting at the same service level.
 
-    python -m benchmarks.sim_compare [--days 7] [--policy benchmarks/policies/trino-workers.yaml]
-        [--traces DIR] [--seed 1]
+    python -m benchmarks.sim_compare [--days 7] [--seeds 5] [--startup 60,180,300] [--jobs 2]
+        [--policy benchmarks/policies/trino-workers.yaml] [--traces DIR] [--service lognormal:20,1.5]
 
-Each trace is a load *shape*; it is scaled to a mean arrival rate chosen so that its busiest minute needs
-about 50-60 busy query slots (13-15 workers of 4 slots), inside the example policy's ceiling of 20 workers
-(30 in business hours), with a mean service time of 20 s (slot-seconds, exponential):
-
-| trace | peak / mean of the shape | mean arrivals/s | mean busy slots |
-|---|---:|---:|---:|
-| crane-input0 | 2.5 | 1.0 | 20 |
-| crane-input1 | 11.8 | 0.25 | 5 |
-| crane-input4 | 12.7 | 0.2 | 4 |
-| crane-input15 | 1.8 | 1.5 | 30 |
-
-A trace not listed gets :data:`DEFAULT_RATE`. The run lasts ``--days`` or the trace, whichever is shorter.
-Columns: worker-hours, p50/p95/p99 queue wait, SLO misses (the policy's sloSeconds), scale actions, queries
-killed, and worker-hours as a ratio to HPA-on-CPU and to the oracle.
+For every trace, worker start-up time and seed: the trace's shape is scaled so its 99th-percentile minute
+brings :data:`PEAK_RATE` queries a second; query work is heavy-tailed (``--service``); the cluster is the
+work model (:mod:`autoscaler.sim.trino_work`) with :data:`CLUSTER`'s settings; every baseline runs its sweep
+with the chart's graceful shutdown, and :func:`autoscaler.sim.iso_slo.cheapest_meeting` finds its cheapest
+setting whose p95 wait, SLO misses and p95 latency are no worse than the policy's. The tables give, per
+trace and start-up, each policy's figures (mean over seeds) and, per baseline, the cost ratio (policy
+worker-hours / that setting's; below 1 the policy is cheaper) as a mean with a 95 % t-interval over the
+seeds where some setting reached the policy's level ("reached" counts them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import statistics
 import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from autoscaler.policy import load_policies
-from autoscaler.sim.baselines import BASELINES
-from autoscaler.sim.cli import cluster_config_for, load_scenario, run_scenario
-from autoscaler.sim.report import ORACLE, REFERENCE
+from autoscaler.sim.baselines import BASELINES, lower_bound_worker_hours
+from autoscaler.sim.load import parse_service, read_shape_csv
+from autoscaler.sim.run import Result
+from autoscaler.sim.scenario import load_scenario, run_scenario, run_sweep, work_config_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY = ROOT / "benchmarks" / "policies" / "trino-workers.yaml"
 DEFAULT_TRACES = Path("/work/shared/data/traces")
-MEAN_SERVICE_S = 20.0
-DEFAULT_RATE = 0.5
-RATES = {"crane-input0": 1.0, "crane-input1": 0.25, "crane-input4": 0.2, "crane-input15": 1.5}
+DEFAULT_SERVICE = "lognormal:20,1.5"
+#: Queries per second in the busiest minutes (the shape's 99th percentile): about 60 busy cores at the
+#: default work, 8 workers of 8 cores at full use.
+PEAK_RATE = 1.0
+#: The simulated cluster: 8-core workers, one query keeps at most a tenth of each worker's cores busy (ten
+#: queries fill the cluster), one resource group that lets 20 run (twice what fills the cores) and queues
+#: the rest, the chart's 120 s grace period and a 300 s termination grace period.
+CLUSTER: dict[str, Any] = {
+    "cores_per_worker": 8.0,
+    "query_parallelism": 0.1,
+    "memory_per_worker_gb": 64.0,
+    "group_limits": (20,),
+    "grace_seconds": 120.0,
+    "termination_grace_seconds": 300.0,
+}
+#: Student's t 97.5 % quantiles by degrees of freedom (a 95 % two-sided interval).
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def _ratio(value: float, reference: float) -> str:
-    return f"{value / reference:.2f}x" if reference > 0 else "–"
+def interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of a 95 % t-interval (half-width nan for fewer than two values)."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    if n < 2:
+        return mean, math.nan
+    t = _T975.get(n - 1, 1.96)
+    return mean, t * statistics.stdev(values) / math.sqrt(n)
+
+
+@dataclass(frozen=True)
+class Case:
+    trace: Path
+    startup: float
+    seed: int
+    days: float
+    policy: Path
+    service: str
+    only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    lower: float
+    policies: dict[str, dict[str, float]]
+    iso: dict[str, dict[str, dict[str, Any]]]
+    queries: int
+    seconds: float
+
+
+def _figures(r: Result) -> dict[str, float]:
+    return {
+        "worker_hours": r.worker_hours,
+        "p95_wait": r.queue_wait_p95_s,
+        "p95_latency": r.latency_p95_s,
+        "slo_misses": float(r.slo_misses),
+        "failed": float(r.killed),
+    }
+
+
+def rate_scale(trace: Path) -> float:
+    _, values = read_shape_csv(trace)
+    return PEAK_RATE / float(np.percentile(values, 99))
+
+
+def run_case(case: Case) -> Outcome:
+    started = time.perf_counter()
+    policies = [p for p, _ in load_policies(case.policy) if not case.only or p.metadata.name in case.only]
+    config = replace(work_config_for(policies[0]), startup_seconds=case.startup, **CLUSTER)
+    scenario = load_scenario(
+        case.trace,
+        seed=case.seed,
+        days=case.days,
+        rate_scale=rate_scale(case.trace),
+        mean_rate=None,
+        service=parse_service(case.service),
+    )
+    results = run_scenario(scenario, policies, (), config, seed=case.seed)
+    sweep = run_sweep(scenario, results, BASELINES, config, seed=case.seed, refine=2)
+    return Outcome(
+        case,
+        lower_bound_worker_hours(scenario.load, config),
+        {name: _figures(r) for name, r in results.items()},
+        {p: {b: iso.as_json() for b, iso in found.items()} for p, found in sweep.iso_slo.items()},
+        scenario.load.count,
+        time.perf_counter() - started,
+    )
+
+
+def _record(o: Outcome) -> dict[str, Any]:
+    case = {**asdict(o.case), "trace": str(o.case.trace), "policy": str(o.case.policy)}
+    return {
+        "case": case,
+        "lower": o.lower,
+        "policies": o.policies,
+        "iso": o.iso,
+        "queries": o.queries,
+        "seconds": o.seconds,
+    }
+
+
+def _outcome(doc: dict[str, Any]) -> Outcome:
+    case = doc["case"]
+    return Outcome(
+        Case(
+            Path(case["trace"]),
+            case["startup"],
+            case["seed"],
+            case["days"],
+            Path(case["policy"]),
+            case["service"],
+            tuple(case.get("only") or ()),
+        ),
+        doc["lower"],
+        doc["policies"],
+        doc["iso"],
+        doc["queries"],
+        doc["seconds"],
+    )
+
+
+def _fmt(mean: float, half: float, digits: int = 2) -> str:
+    if math.isnan(half):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def report(outcomes: list[Outcome]) -> None:
+    groups: dict[tuple[str, float], list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.case.trace.stem, o.case.startup), []).append(o)
+    print("### The policies (mean over seeds, ± 95 % interval)\n")
+    print(
+        "| trace | start-up s | policy | worker-hours | vs lower bound | p95 wait s | p95 latency s "
+        "| SLO misses | failed |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for (trace, startup), group in sorted(groups.items()):
+        for name in group[0].policies:
+            rows = [o.policies[name] for o in group]
+
+            def col(key: str, rows: list[dict[str, float]] = rows) -> list[float]:
+                return [r[key] for r in rows]
+
+            ratio = [o.policies[name]["worker_hours"] / o.lower for o in group]
+            print(
+                f"| {trace} | {startup:g} | {name} | {_fmt(*interval(col('worker_hours')), 1)} | "
+                f"{_fmt(*interval(ratio))} | {_fmt(*interval(col('p95_wait')), 1)} | "
+                f"{_fmt(*interval(col('p95_latency')), 1)} | {_fmt(*interval(col('slo_misses')), 0)} | "
+                f"{_fmt(*interval(col('failed')), 0)} |"
+            )
+    print("\n### Cost ratio against each baseline's cheapest setting at the policy's service level\n")
+    print("Policy worker-hours / the baseline's; below 1 the policy is cheaper. Mean ± 95 % interval over ")
+    print("the seeds where a setting reached the policy's level.\n")
+    print("| trace | start-up s | policy | baseline | cost ratio | reached | settings chosen | failed |")
+    print("|---|---:|---|---|---:|---:|---|---:|")
+    for (trace, startup), group in sorted(groups.items()):
+        for name in group[0].iso:
+            for baseline in group[0].iso[name]:
+                found = [o.iso[name][baseline] for o in group]
+                reached = [f for f in found if f["cost_ratio"] is not None]
+                if reached:
+                    ratio = _fmt(*interval([f["cost_ratio"] for f in reached]))
+                    chosen = ", ".join(f"{f['setting']:g}" for f in reached)
+                    failed = _fmt(*interval([float(f["killed"]) for f in reached]), 0)
+                else:
+                    ratio, chosen, failed = "none reaches it", "–", "–"
+                print(
+                    f"| {trace} | {startup:g} | {name} | {baseline} | {ratio} | {len(reached)}/{len(found)} | "
+                    f"{chosen} | {failed} |"
+                )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--startup", default="60,180,300", help="worker start-up seconds, comma-separated")
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-
-    policies = [p for p, _ in load_policies(args.policy)]
-    config = cluster_config_for(policies[0])
-    print(
-        "| trace | policy | worker-hours | p50 wait s | p95 wait s | p99 wait s | SLO misses | scale actions "
-        "| killed | vs hpa-cpu | vs oracle |"
+    parser.add_argument("--trace", action="append", help="only these trace names (repeatable)")
+    parser.add_argument("--service", default=DEFAULT_SERVICE)
+    parser.add_argument("--jobs", type=int, default=2, help="cases run in parallel processes")
+    parser.add_argument(
+        "--only-policy", action="append", help="compare only these policies of the file (repeatable)"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    timings: list[str] = []
-    for trace in sorted(args.traces.glob("*.csv"), key=lambda p: p.stem):
-        started = time.perf_counter()
-        scenario = load_scenario(
-            trace,
-            seed=args.seed,
-            days=args.days,
-            rate_scale=None,
-            mean_rate=RATES.get(trace.stem, DEFAULT_RATE),
-            mean_service=MEAN_SERVICE_S,
-        )
-        results = run_scenario(scenario, policies, BASELINES, config, seed=args.seed)
-        ref = results[REFERENCE].worker_hours
-        oracle = results[ORACLE].worker_hours
-        for name, r in results.items():
-            print(
-                f"| {trace.stem} | {name} | {r.worker_hours:.1f} | {r.queue_wait_p50_s:.3g} | "
-                f"{r.queue_wait_p95_s:.3g} | {r.queue_wait_p99_s:.3g} | {r.slo_misses} | {r.scale_actions} | "
-                f"{r.killed} | {_ratio(r.worker_hours, ref)} | {_ratio(r.worker_hours, oracle)} |",
-                flush=True,
-            )
-        timings.append(
-            f"{trace.stem}: {scenario.load.duration / 86400:.3g} days, {len(scenario.load.arrivals)} queries, "
-            f"{time.perf_counter() - started:.1f} s wall"
-        )
-    print()
-    print(f"SLO {config.slo_seconds:g} s; mean service {MEAN_SERVICE_S:g} s; seed {args.seed}.")
-    for line in timings:
-        print(f"- {line}")
+    parser.add_argument("--save", type=Path, help="append each finished case to this JSON-lines file")
+    parser.add_argument("--load", type=Path, help="report the cases of a --save file instead of running")
+    args = parser.parse_args(argv)
+    if args.load is not None:
+        outcomes = [_outcome(json.loads(line)) for line in args.load.read_text().splitlines() if line]
+        report(outcomes)
+        return
+    traces = sorted(args.traces.glob("*.csv"), key=lambda p: p.stem)
+    if args.trace:
+        traces = [t for t in traces if t.stem in args.trace]
+    startups = [float(s) for s in args.startup.split(",")]
+    cases = [
+        Case(t, s, seed, args.days, args.policy, args.service, tuple(args.only_policy or ()))
+        for t in traces
+        for s in startups
+        for seed in range(1, args.seeds + 1)
+    ]
+    started = time.perf_counter()
+    outcomes: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for outcome in pool.map(run_case, cases):
+            outcomes.append(outcome)
+            if args.save is not None:
+                with args.save.open("a") as handle:
+                    handle.write(json.dumps(_record(outcome)) + "\n")
+    cluster = ", ".join(f"{k} {v}" for k, v in CLUSTER.items())
+    print(
+        f"{len(cases)} cases: {len(traces)} traces x start-up {args.startup} s x {args.seeds} seeds, "
+        f"{args.days:g} days each; work {args.service} CPU-s; peak {PEAK_RATE:g} queries/s; {cluster}.\n"
+    )
+    report(outcomes)
+    total = time.perf_counter() - started
+    per_case = statistics.fmean(o.seconds for o in outcomes)
+    queries = statistics.fmean(o.queries for o in outcomes)
+    print(
+        f"\n{total:.0f} s wall for {len(cases)} cases ({per_case:.0f} s per case, {queries:.0f} queries each)."
+    )
 
 
 if __name__ == "__main__":
