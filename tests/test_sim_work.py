@@ -432,11 +432,61 @@ def test_an_unknown_scale_down_mode_is_refused() -> None:
         cluster.set_replicas(0, 1.0, "evict")  # type: ignore[arg-type]
 
 
-def test_the_slot_model_refuses_shutdown_and_keeps_its_view() -> None:
-    cluster = TrinoCluster(_load([0.0], [10.0]), ClusterConfig())
+def _slot_cluster(arrivals: list[float], work: list[float], **config: Any) -> TrinoCluster:
+    return TrinoCluster(
+        _load(arrivals, work), ClusterConfig(slots_per_worker=1, startup_seconds=30, **config)
+    )
+
+
+def test_the_slot_models_shutdown_waits_grace_work_grace_and_kills_at_termination() -> None:
+    # Two one-slot workers; worker 1 (the newest) runs a 100 s query, worker 0 a 1,000 s one.
+    cluster = _slot_cluster([0.0, 0.5], [1_000.0, 100.0], grace_seconds=20, termination_grace_seconds=300)
+    cluster.set_replicas(2, 0.0, SHUTDOWN, initial=True)
+    cluster.advance(1.0)
+    # The newest worker shuts down first (no pod-deletion-cost), whatever it runs.
+    assert cluster.set_replicas(1, 10.0, SHUTDOWN) == []
+    view = cluster.view(10.0)
+    assert (view.current_workers, view.shutting_down_workers) == (1, 1)
+    # Its query ends at 100.5; it leaves a grace period later, billed until then.
+    cluster.advance(120.0)
+    assert cluster.billed_workers() == 2
+    cluster.advance(120.6)
+    assert cluster.billed_workers() == 1
+    assert cluster.worker_seconds == pytest.approx(120.5)
+    # The other worker shuts down at 200: its query would end at 1,000, past 200 + 300: killed at 500.
+    cluster.set_replicas(0, 200.0, SHUTDOWN)
+    cluster.advance(499.9)
+    assert cluster.killed == 0
+    cluster.advance(500.0)
+    assert cluster.killed == 1
+    assert cluster.billed_workers() == 0
+    assert cluster.worker_seconds == pytest.approx(120.5 + 500.0)
+
+
+def test_the_slot_models_shutdown_is_one_way_and_a_drain_is_taken_back() -> None:
+    cluster = _slot_cluster([0.0, 0.1], [500.0, 500.0], grace_seconds=20, termination_grace_seconds=600)
+    cluster.set_replicas(2, 0.0, DRAIN, initial=True)
+    cluster.advance(1.0)
+    cluster.set_replicas(1, 10.0, DRAIN)
+    assert cluster.view(10.0).draining_workers == 1
+    cluster.set_replicas(2, 20.0, DRAIN)
+    # Taken back at once: no start-up, nothing new billed.
+    assert cluster.view(20.0).ready_workers == 2
+    assert len(cluster.workers) == 2
+    cluster.set_replicas(1, 30.0, SHUTDOWN)
+    cluster.set_replicas(2, 40.0, SHUTDOWN)
+    view = cluster.view(40.0)
+    # The shutting-down worker stays one; a new one starts (30 s).
+    assert (view.ready_workers, view.current_workers, view.shutting_down_workers) == (1, 2, 1)
+    assert len(cluster.workers) == 3
+
+
+def test_the_slot_models_drain_without_grace_leaves_the_moment_it_is_idle() -> None:
+    cluster = _slot_cluster([0.0], [100.0])
     cluster.set_replicas(1, 0.0, DRAIN, initial=True)
-    with pytest.raises(ValueError, match="graceful shutdown"):
-        cluster.set_replicas(0, 1.0, SHUTDOWN)
-    view = cluster.view(1.0)
-    assert view.running == 1
+    cluster.set_replicas(0, 10.0, DRAIN)
+    cluster.advance(100.0)
+    assert cluster.billed_workers() == 0
+    assert cluster.worker_seconds == pytest.approx(100.0)
+    view = cluster.view(100.0)
     assert (view.cpu_seconds_total, view.busy_cores, view.started, view.failed) == (0.0, 0.0, 0, 0)

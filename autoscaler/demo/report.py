@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from autoscaler.demo.run import TRINO_CLUSTER, LiveRun, Sample, Urls
+from autoscaler.demo.run import TRINO_CLUSTER, TRINO_GRACE_SECONDS, LiveRun, Sample, Urls
 from autoscaler.demo.scenario import cut_spark_load
 from autoscaler.policy_models import ScalingPolicy
-from autoscaler.sim.baselines import make_baseline
+from autoscaler.sim.baselines import BASELINES, make_baseline
 from autoscaler.sim.engine_policy import QueuescalePolicy
 from autoscaler.sim.load import Load
 from autoscaler.sim.report import (
@@ -111,15 +111,24 @@ class _HeldPool:
 def simulate_trino(
     load: Load, policy: ScalingPolicy, config: ClusterConfig, *, epoch_start: float, seed: int
 ) -> dict[str, Result]:
-    """The HPA on CPU and ``policy`` on ``load``; both start from ``config.initial_workers``."""
+    """Every baseline at its default setting (with the chart's graceful shutdown) and ``policy`` on
+    ``load``; all start from ``config.initial_workers``."""
     initial = config.initial_workers or 1
-    engine = _Held(QueuescalePolicy(policy, config, epoch_start=epoch_start), initial)
-    return {
-        BASELINE: simulate(
-            load, make_baseline(BASELINE, load, config), config, seed=seed, step_seconds=STEP_SECONDS
-        ),
-        f"{engine.name} (simulated)": simulate(load, engine, config, seed=seed, step_seconds=STEP_SECONDS),
+    results = {
+        name: simulate(
+            load,
+            _Held(make_baseline(name, load, config), initial),
+            config,
+            seed=seed,
+            step_seconds=STEP_SECONDS,
+        )
+        for name in BASELINES
     }
+    engine = _Held(QueuescalePolicy(policy, config, epoch_start=epoch_start), initial)
+    results[f"{engine.name} (simulated)"] = simulate(
+        load, engine, config, seed=seed, step_seconds=STEP_SECONDS
+    )
+    return results
 
 
 def simulate_spark(
@@ -303,7 +312,14 @@ def write_report(run: LiveRun, out: Path) -> list[Path]:
     spark_name = spark_policy.metadata.name or "pool-policy"
     trino_spec = trino_policy.spec
 
-    config = replace(cluster_config_for(trino_policy), initial_workers=max(1, trino_spec.min_replicas))
+    # The emulated workers' grace period; the pods' termination grace in the chart's proportion (300 s for
+    # its 120 s default), so graceful shutdown kills what outlives it as it would in a cluster.
+    config = replace(
+        cluster_config_for(trino_policy),
+        initial_workers=max(1, trino_spec.min_replicas),
+        grace_seconds=TRINO_GRACE_SECONDS,
+        termination_grace_seconds=2.5 * TRINO_GRACE_SECONDS,
+    )
     results = simulate_trino(
         load.trino.slice(0.0, end), trino_policy, config, epoch_start=seg.epoch_start, seed=run.options.seed
     )
@@ -368,8 +384,11 @@ def _summary(run: LiveRun, runs: _Runs) -> str:
         "",
         "## Trino workers",
         "",
-        f"The simulator ran `{run.trino_policy.policy.metadata.name}` and the HPA on CPU (`{BASELINE}`) on exactly "
-        "the queries the live cluster received. All figures are in cluster seconds and hours.",
+        f"The simulator ran `{run.trino_policy.policy.metadata.name}` and every baseline at its default setting "
+        f"({', '.join(BASELINES)}; the HPA and KEDA ones with the Trino chart's graceful shutdown: a "
+        f"{TRINO_GRACE_SECONDS:g} s grace period, pods killed {2.5 * TRINO_GRACE_SECONDS:g} s after it "
+        "starts) on exactly the queries the live cluster received. All figures are in cluster seconds and hours; "
+        "`queuescale simulate --sweep` compares each baseline at its best setting.",
         "",
         summary_markdown(
             results, title="Simulated and live", slo_seconds=runs.trino_config.slo_seconds

@@ -187,12 +187,12 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--grace-seconds",
         type=_non_negative,
-        help="work model: Trino's shutdown.grace-period, s (default 120, the chart's gracePeriodSeconds)",
+        help="Trino's shutdown.grace-period, s (default 120, the chart's gracePeriodSeconds)",
     )
     parser.add_argument(
         "--termination-grace-seconds",
         type=_non_negative,
-        help="work model: the worker pods' terminationGracePeriodSeconds (default 300; at least 2x grace)",
+        help="the worker pods' terminationGracePeriodSeconds (default 300; at least 2x grace)",
     )
     parser.add_argument("--days", type=_positive, help="simulate this many days (default the whole trace)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the work")
@@ -221,10 +221,15 @@ def _config(args: argparse.Namespace, policies: list[Any]) -> AnyConfig:
         groups["startup_seconds"] = args.startup_seconds
     try:
         if isinstance(config, ClusterConfig):
+            # The chart's grace period and a 300 s termination grace, as in the work model.
             return replace(
                 config,
                 cores_per_worker=args.cores_per_worker,
                 memory_per_worker_gb=args.worker_memory_gb or math.inf,
+                grace_seconds=120.0 if args.grace_seconds is None else args.grace_seconds,
+                termination_grace_seconds=(
+                    300.0 if args.termination_grace_seconds is None else args.termination_grace_seconds
+                ),
                 **groups,
             )
         work = {

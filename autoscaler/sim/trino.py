@@ -24,9 +24,15 @@ Model (see :mod:`autoscaler.sim.load` for the queries):
   Trino spreads work); when it fits nowhere, the next group's head is tried.
 - Scale-down removes starting workers first (newest first, like a Deployment removing unready pods), then:
   ``drain`` marks the active workers running the fewest queries as draining; ``abrupt`` deletes the newest
-  active workers and kills their running queries (counted). Scale-up first takes back draining workers
-  (``DRAINING → ACTIVE`` is reversible) before requesting new ones. ``shutdown`` (Trino's one-way graceful
-  shutdown) is not modelled here: :meth:`TrinoCluster.set_replicas` raises ValueError for it.
+  active workers and kills their running queries (counted); ``shutdown`` (the Trino chart's graceful
+  shutdown: a preStop hook PUTs ``SHUTTING_DOWN``) takes the newest active workers, as a Deployment picks
+  its victims without a pod-deletion-cost. Scale-up first takes back draining workers (``DRAINING →
+  ACTIVE`` is reversible) before requesting new ones; a shutting-down worker never comes back.
+- Grace periods (``grace_seconds`` G, Trino's ``shutdown.grace-period``; 0 by default): a draining or
+  shutting-down worker waits G, then until its running queries are done, then G again, and leaves;
+  billed until then. With G = 0 a drained worker leaves the moment it is idle. A shutting-down worker is
+  killed ``termination_grace_seconds`` T after it started (the pod's ``terminationGracePeriodSeconds``),
+  with the queries it still runs (counted as killed).
 
 Event times are exact (arrivals, completions and workers becoming active happen at their own instants);
 only the controller's decisions are tied to the caller's steps.
@@ -66,7 +72,9 @@ ABRUPT: ScaleDownMode = "abrupt"
 # terminationGracePeriodSeconds. Only the work model (autoscaler.sim.trino_work) simulates it.
 SHUTDOWN: ScaleDownMode = "shutdown"
 
-STARTING, ACTIVE, DRAINING, GONE = 0, 1, 2, 3
+STARTING, ACTIVE, DRAINING, GONE, SHUTTING_DOWN = 0, 1, 2, 3, 4
+# Timers of a leaving worker.
+_GRACE_OVER, _EXIT, _TERMINATE = 0, 1, 2
 # Query states.
 PENDING, QUEUED, RUNNING, DONE, KILLED = 0, 1, 2, 3, 4
 
@@ -127,8 +135,17 @@ class ClusterConfig:
     cores_per_worker: float | None = None
     memory_per_worker_gb: float = math.inf
     group_memory_limits: tuple[float | str | None, ...] = ()
+    grace_seconds: float = 0.0
+    termination_grace_seconds: float = math.inf
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.grace_seconds) and self.grace_seconds >= 0):
+            raise ValueError(f"grace_seconds must be >= 0, not {self.grace_seconds}")
+        if not self.termination_grace_seconds >= 2 * self.grace_seconds:
+            raise ValueError(
+                "termination_grace_seconds must be at least twice grace_seconds (the Trino Helm chart "
+                f"requires it), not {self.termination_grace_seconds} with grace {self.grace_seconds}"
+            )
         if self.slots_per_worker < 1:
             raise ValueError("slots_per_worker must be >= 1")
         if not (math.isfinite(self.startup_seconds) and self.startup_seconds >= 0):
@@ -246,6 +263,8 @@ class Worker:
     since: float = 0.0
     version: int = 0
     memory_used: float = 0.0
+    leave_version: int = 0
+    grace_done: bool = False
 
 
 class TrinoCluster:
@@ -302,6 +321,8 @@ class TrinoCluster:
         # worker's next one; superseded when the worker's version moves on.
         self._completions: list[tuple[float, int, int, int]] = []
         self._ready: list[tuple[float, int]] = []
+        # (instant, kind, worker, leave version): a leaving worker's grace periods, exit and termination.
+        self._timers: list[tuple[float, int, int, int]] = []
         self.now = 0.0
         self.queued = 0
         self.running = 0
@@ -353,16 +374,8 @@ class TrinoCluster:
     def set_replicas(
         self, desired: int, now: float, mode: ScaleDownMode, *, initial: bool = False
     ) -> list[int]:
-        """Apply a replica count at ``now``; returns the ids of the queries killed (abrupt mode only).
-
-        ``shutdown`` is refused: a per-worker grace period and termination kill are modelled only by
-        :class:`autoscaler.sim.trino_work.WorkCluster`.
-        """
-        if mode == SHUTDOWN:
-            raise ValueError(
-                "the slot model does not simulate Trino's graceful shutdown; use scale-down mode "
-                "'drain' or 'abrupt', or the work model (autoscaler.sim.trino_work.WorkCluster)"
-            )
+        """Apply a replica count at ``now``; returns the ids of the queries killed at once (abrupt mode;
+        a shutting-down worker's queries killed at its termination are counted in ``killed`` later)."""
         self.advance(now)
         desired = max(0, min(int(desired), self.config.max_workers))
         if desired != self.replicas and not initial:
@@ -376,6 +389,8 @@ class TrinoCluster:
                 (w for w in self.workers.values() if w.state == DRAINING), key=lambda w: -len(w.running)
             )
             for w in draining[:missing]:
+                w.leave_version += 1
+                w.grace_done = False
                 self._set_active(w, ACTIVE)
             for _ in range(missing - min(missing, len(draining))):
                 self._add_worker(now, initial)
@@ -393,6 +408,14 @@ class TrinoCluster:
                     for w in active[:excess]:
                         killed.extend(self._kill_all(w))
                         self._leave(w, now)
+                elif mode == SHUTDOWN:
+                    active.sort(key=lambda w: -w.wid)
+                    for w in active[:excess]:
+                        self._wind_down(w, now, SHUTTING_DOWN)
+                elif self.config.grace_seconds > 0:
+                    active.sort(key=lambda w: (len(w.running), -w.wid))
+                    for w in active[:excess]:
+                        self._wind_down(w, now, DRAINING)
                 else:
                     active.sort(key=lambda w: (len(w.running), -w.wid))
                     for w in active[:excess]:
@@ -403,6 +426,30 @@ class TrinoCluster:
             if killed:
                 self._dispatch(now)
         return killed
+
+    def _wind_down(self, w: Worker, now: float, state: int) -> None:
+        """Start ``w``'s drain or shutdown at ``now``: its grace period, and for a shutdown its kill."""
+        self._set_active(w, state)
+        w.leave_version += 1
+        w.grace_done = False
+        timers = self._timers
+        heapq.heappush(timers, (now + self.config.grace_seconds, _GRACE_OVER, w.wid, w.leave_version))
+        if state == SHUTTING_DOWN and math.isfinite(self.config.termination_grace_seconds):
+            at = now + self.config.termination_grace_seconds
+            heapq.heappush(timers, (at, _TERMINATE, w.wid, w.leave_version))
+
+    def _timer(self, at: float, kind: int, w: Worker) -> None:
+        if kind == _GRACE_OVER:
+            w.grace_done = True
+            if not w.running:
+                heapq.heappush(self._timers, (at + self.config.grace_seconds, _EXIT, w.wid, w.leave_version))
+        elif kind == _EXIT:
+            self._leave(w, at)
+        else:
+            self._kill_all(w)
+            self._leave(w, at)
+            if self.queued:
+                self._dispatch(at)
 
     def _kill_all(self, w: Worker) -> list[int]:
         ids = sorted(w.running)
@@ -593,8 +640,11 @@ class TrinoCluster:
         if self._memory[q]:
             w.memory_used = w.memory_used - self._memory[q] if running else 0.0
         self._release(q)
-        if w.state == DRAINING and not running:
+        if w.state == DRAINING and not running and not self.config.grace_seconds:
             self._leave(w, now)
+        elif w.state in (DRAINING, SHUTTING_DOWN) and not running:
+            if w.grace_done:
+                heapq.heappush(self._timers, (now + self.config.grace_seconds, _EXIT, w.wid, w.leave_version))
         elif w.shared:
             if len(running) > w.cores:
                 self._schedule_shared(w, now)
@@ -610,6 +660,7 @@ class TrinoCluster:
         n = len(arrivals)
         completions = self._completions
         ready = self._ready
+        timers = self._timers
         workers = self.workers
         inf = math.inf
         while True:
@@ -617,6 +668,18 @@ class TrinoCluster:
             ta = arrivals[i] if i < n else inf
             tc = completions[0][0] if completions else inf
             tr = ready[0][0] if ready else inf
+            if timers:
+                tt = timers[0][0]
+                # Leaving workers' timers after completions at the same instant (a query that ends at
+                # the termination deadline is not killed), before start-ups and arrivals.
+                if tt < tc and tt <= tr and tt <= ta:
+                    if tt > until:
+                        break
+                    _, kind, wid, version = heapq.heappop(timers)
+                    w = workers.get(wid)
+                    if w is not None and w.leave_version == version and w.state in (DRAINING, SHUTTING_DOWN):
+                        self._timer(tt, kind, w)
+                    continue
             # Completions first at equal times so a freed slot serves an arrival at the same instant.
             if tc <= ta and tc <= tr:
                 if tc > until:
@@ -649,7 +712,7 @@ class TrinoCluster:
         return now - oldest
 
     def view(self, now: float) -> ClusterView:
-        current = ready = draining = 0
+        current = ready = draining = shutting = 0
         used_cores = used_memory = 0.0
         cores = self._cores
         for w in self.workers.values():
@@ -662,6 +725,8 @@ class TrinoCluster:
                 used_memory += w.memory_used
             elif w.state == DRAINING:
                 draining += 1
+            elif w.state == SHUTTING_DOWN:
+                shutting += 1
         ready_cores = ready * cores
         ready_memory = ready * self._worker_memory
         limit_bound = memory_bound = 0
@@ -694,6 +759,7 @@ class TrinoCluster:
             memory_per_worker_gb=self._worker_memory,
             memory_fraction=used_memory / ready_memory if ready_memory and self._memory_limited else 0.0,
             reserved_memory_gb=self.reserved_memory_gb,
+            shutting_down_workers=shutting,
         )
 
     @property
