@@ -52,10 +52,10 @@ class SparkWorld:
         return kubernetes.client.CustomObjectsApi(self.admin)
 
     def read(self, name: str) -> dict[str, Any]:
-        got: dict[str, Any] = self.custom.get_namespaced_custom_object(
+        got: Any = self.custom.get_namespaced_custom_object(
             OPERATOR_GROUP, OPERATOR_VERSION, NAMESPACE, PLURAL, name
         )
-        return got
+        return dict(got)
 
     def conflicts(self) -> float:
         """How many 409s kube-apiserver has answered on sparkapplications since it started."""
@@ -146,10 +146,10 @@ def _create(world: SparkWorld, name: str) -> dict[str, Any]:
         if err.status != 404:
             raise
     wait_for(f"{name} gone", lambda: not _exists(world, name), 20)
-    created: dict[str, Any] = world.custom.create_namespaced_custom_object(
+    created: Any = world.custom.create_namespaced_custom_object(
         OPERATOR_GROUP, OPERATOR_VERSION, NAMESPACE, PLURAL, _application(name)
     )
-    return created
+    return dict(created)
 
 
 def _exists(world: SparkWorld, name: str) -> bool:
@@ -180,7 +180,7 @@ async def test_an_out_of_band_change_between_observe_and_apply_is_a_real_409_the
         state = await actuator.observe(now)
         assert (state.replicas, state.ready) == (2, 2), state
         # Someone else (a user, kubectl label, the operator) writes in between: the resourceVersion moves.
-        moved: dict[str, Any] = world.custom.patch_namespaced_custom_object(
+        moved: Any = world.custom.patch_namespaced_custom_object(
             OPERATOR_GROUP,
             OPERATOR_VERSION,
             NAMESPACE,
