@@ -402,6 +402,9 @@ class EmulatedKubelet:
         """Pods gone, with the state their worker was in at that moment."""
         self.error: BaseException | None = None
         self._stop = threading.Event()
+        # Relayed connections by worker: closing a listening server leaves its connections open (the
+        # controller keeps them alive), and a relay still pending when the emulator's loop closes is lost.
+        self._relays: dict[str, set[asyncio.Task[None]]] = {}
         self._last = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="emulated-kubelet", daemon=True)
 
@@ -458,12 +461,28 @@ class EmulatedKubelet:
         await sb.sync()
         port = urlsplit(sb.url(name)).port
         assert port is not None
-        server = await asyncio.start_server(lambda r, w: _pipe(port, r, w), host=ip, port=self.port)
+        relays = self._relays.setdefault(name, set())
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            relays.add(task)
+            try:
+                await _pipe(port, reader, writer)
+            finally:
+                relays.discard(task)
+
+        server = await asyncio.start_server(relay, host=ip, port=self.port)
         self.served[name] = (ip, server)
 
     async def _leave(self, sb: TrinoSandbox, name: str) -> None:
         _, server = self.served.pop(name)
         server.close()
+        relays = self._relays.pop(name, set())
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        await server.wait_closed()
         node = sb.cluster.node(name)
         self.left[name] = node.state.value if node.alive else "GONE"
         if node.alive:
