@@ -47,6 +47,9 @@ def scaling_policy() -> Obj:
     return loaded
 
 
+OPERATOR_API_APPROVAL = "https://github.com/kubeflow/spark-operator/pull/1298"
+
+
 def spark_operator_crds() -> list[Obj]:
     """CRDs standing for spark-operator's: open schemas (the operator's are huge), its printer columns."""
 
@@ -55,7 +58,12 @@ def spark_operator_crds() -> list[Obj]:
         return {
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.sparkoperator.k8s.io"},
+            # A group under k8s.io is protected: the real server refuses the CRD without this annotation,
+            # which the operator's own CRDs carry with this value.
+            "metadata": {
+                "name": f"{plural}.sparkoperator.k8s.io",
+                "annotations": {"api-approved.kubernetes.io": OPERATOR_API_APPROVAL},
+            },
             "spec": {
                 "group": "sparkoperator.k8s.io",
                 "scope": "Namespaced",

@@ -23,16 +23,19 @@ class StatusError(Exception):
         self.details = dict(details or {})
 
     def body(self) -> Obj:
-        return {
+        body: Obj = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "details": self.details,
-            "code": self.code,
         }
+        # metav1.Status omits empty details (a watch's 410 Expired has none).
+        if self.details:
+            body["details"] = self.details
+        body["code"] = self.code
+        return body
 
 
 def _details(group: str, plural: str, name: str) -> Obj:

@@ -1,4 +1,4 @@
-"""A throw-away serving certificate for the sandbox's HTTPS servers (loopback names only).
+"""A throw-away serving certificate for the sandbox's HTTPS servers (loopback names, plus any asked for).
 
 Trino takes passwords and tokens only over HTTPS; an emulated cluster with authentication serves HTTPS
 too, with a certificate made here for ``127.0.0.1`` and ``localhost`` that is its own CA.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,11 @@ class SelfSigned:
         return ssl.create_default_context(cafile=str(self.cert_file))
 
 
-def self_signed(directory: Path, name: str = "queuescale-sandbox") -> SelfSigned:
+def self_signed(
+    directory: Path, name: str = "queuescale-sandbox", dns_names: Sequence[str] = ()
+) -> SelfSigned:
+    """A certificate that is its own CA, for 127.0.0.1, ``localhost`` and ``dns_names`` (e.g. the Service
+    name a client checks workers it reaches by pod IP against)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
@@ -51,7 +56,11 @@ def self_signed(directory: Path, name: str = "queuescale-sandbox") -> SelfSigned
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [
+                    x509.DNSName("localhost"),
+                    *(x509.DNSName(n) for n in dns_names),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
             ),
             critical=False,
         )

@@ -780,17 +780,21 @@ class TrinoSandbox:
         speedup: float = 1.0,
         load: Sequence[LoadPattern] = (),
         https: bool | None = None,
+        tls: SelfSigned | None = None,
     ) -> None:
         """``https``: serve every node over HTTPS with a certificate of :attr:`tls` (default: when the
-        authentication needs it, as Trino takes passwords and tokens only over HTTPS)."""
+        authentication needs it, as Trino takes passwords and tokens only over HTTPS, or when ``tls`` is
+        given); ``tls``: that certificate (default: a new one for the loopback names)."""
         if tick_seconds is not None and tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
         self.cluster = cluster
         self.auth = auth if auth is not None else TrinoAuth()
-        self.https = self.auth.mode != "insecure" if https is None else https
-        self.tls: SelfSigned | None = None
+        self.https = (self.auth.mode != "insecure" or tls is not None) if https is None else https
+        self.tls: SelfSigned | None = tls if self.https else None
         self._server_ssl: ssl.SSLContext | None = None
-        if self.https:
+        if self.tls is not None:
+            self._server_ssl = self.tls.server_context()
+        elif self.https:
             directory = tempfile.mkdtemp(prefix="queuescale-trino-tls-")
             # Kept while the sandbox lives (it may be stopped and started again), removed with it.
             weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)

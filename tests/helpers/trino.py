@@ -21,6 +21,7 @@ import aiohttp
 from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.trino import TrinoSettings
+from autoscaler.sandbox.tls import SelfSigned
 from autoscaler.sandbox.trino import (
     LoadPattern,
     ResourceGroupSpec,
@@ -63,6 +64,7 @@ async def trino_sandbox(
     worker_processors: int = 4,
     worker_memory_bytes: int = 16 * 1024**3,
     https: bool | None = None,
+    tls: SelfSigned | None = None,
 ) -> AsyncIterator[TrinoSandbox]:
     """A served cluster with the test-friendly defaults above; all servers stop on exit."""
     cluster = TrinoCluster(
@@ -76,7 +78,7 @@ async def trino_sandbox(
         worker_memory_bytes=worker_memory_bytes,
     )
     async with TrinoSandbox(
-        cluster, auth=auth, tick_seconds=tick_seconds, speedup=speedup, load=load, https=https
+        cluster, auth=auth, tick_seconds=tick_seconds, speedup=speedup, load=load, https=https, tls=tls
     ) as sandbox:
         yield sandbox
 

@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoSandbox
+from autoscaler.sandbox.tls import SelfSigned
+from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoSandbox
 from tests.helpers.certs import CertFactory, Issued
 from tests.helpers.deploy import ROOT
 from tests.helpers.trino import trino_sandbox
@@ -64,9 +65,19 @@ def wait_for(what: str, ok: Callable[[], T], timeout: float = 60, interval: floa
 class SandboxThread:
     """The emulated Trino coordinator (tests/helpers/trino.py) served from a thread of its own, so that blocking
     test code can run beside it. Time stands still unless a test moves it (``advance``); one root resource group
-    ``global`` runs ``concurrency`` queries at once and queues the rest."""
+    ``global`` runs ``concurrency`` queries at once and queues the rest. With ``auth`` and ``tls`` every node
+    authenticates and serves HTTPS with that certificate, as a Trino cluster with password authentication."""
 
-    def __init__(self, *, concurrency: int = 2, workers: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int = 2,
+        workers: int = 2,
+        auth: TrinoAuth | None = None,
+        tls: SelfSigned | None = None,
+    ) -> None:
+        self._auth = auth
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -95,7 +106,9 @@ class SandboxThread:
 
     async def _main(self, groups: Sequence[ResourceGroupSpec], workers: int) -> None:
         self._stopping = asyncio.Event()
-        async with trino_sandbox(478, workers=workers, groups=groups, tick_seconds=None) as sandbox:
+        async with trino_sandbox(
+            478, workers=workers, groups=groups, tick_seconds=None, auth=self._auth, tls=self._tls
+        ) as sandbox:
             self._sandbox = sandbox
             self.url = sandbox.coordinator_url
             self._ready.set()

@@ -14,7 +14,9 @@ up as a 403 in its log (``forbidden()``). Metrics come from our adapter behind t
 The Trino workers are kwok pods on a node of their own whose ``spec.podCIDR`` is loopback (``127.0.1.0/24``),
 so the actuator's probes of ``http://<pod IP>:<port>`` are refused at once rather than dialling an address
 nothing routes; with an ``EmulatedKubelet`` running, each Running pod is an emulated Trino worker reached at
-``<pod IP>:<port>`` exactly as the actuator reaches a worker in a cluster.
+``<pod IP>:<port>`` exactly as the actuator reaches a worker in a cluster. An ``EmulatedKubelet`` may serve
+the workers of another emulated Trino instead, e.g. one with password authentication over HTTPS on the
+template's port named ``https``, with a certificate for the workers' Service name.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ LEASE = "queuescale-controller"
 WORKLOAD = "trino-worker"
 POLICY = "trino-worker"
 SECRET = "trino-admin"
+TRINO_PASSWORD = "emulated-admin-password"
+# The CA of HTTPS workers, in a Secret the controller's Role names; their certificates name the Service.
+CA_SECRET = "trino-worker-ca"
+WORKER_SERVER_NAME = f"{WORKLOAD}.{NAMESPACE}.svc"
 LOOP_NODE = "kwok-loop-0"
 LOOP_CIDR = "127.0.1.0/24"
 LABELS = {"app": "trino", "component": "worker"}
@@ -84,7 +90,8 @@ def controller_objects(rendered: Sequence[Mapping[str, Any]]) -> list[Mapping[st
 
 
 def credentials_rbac() -> list[dict[str, Any]]:
-    """deploy/examples/policies' Role and RoleBinding for the one Secret, in the test's namespace."""
+    """deploy/examples/policies' Role and RoleBinding for the credentials Secret, in the test's namespace,
+    naming the workers' CA Secret too (as the policy's workerTls field asks of whoever sets a caSecret)."""
     docs = []
     for name in ("role-trino-credentials.yaml", "rolebinding-trino-credentials.yaml"):
         doc = yaml.safe_load((ROOT / "deploy" / "examples" / "policies" / name).read_text())
@@ -94,11 +101,14 @@ def credentials_rbac() -> list[dict[str, Any]]:
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET], "verbs": ["get"]}
     ], role
+    role["rules"][0]["resourceNames"] = [SECRET, CA_SECRET]
     return docs
 
 
-def workload(port: int) -> dict[str, Any]:
-    """Trino workers pinned to the loopback node (which is tainted, so nothing else lands there)."""
+def workload(port: int, tls_port: int) -> dict[str, Any]:
+    """Trino workers pinned to the loopback node (which is tainted, so nothing else lands there); HTTP on
+    the port named ``http``, HTTPS on the one named ``https`` (the actuator picks by the coordinator's
+    scheme)."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -117,7 +127,10 @@ def workload(port: int) -> dict[str, Any]:
                         {
                             "name": "trino-worker",
                             "image": "trinodb/trino:478",
-                            "ports": [{"name": "http", "containerPort": port}],
+                            "ports": [
+                                {"name": "http", "containerPort": port},
+                                {"name": "https", "containerPort": tls_port},
+                            ],
                         }
                     ],
                 },
@@ -194,6 +207,7 @@ class ControllerWorld:
     kubeconfig: Path
     api: kubernetes.client.ApiClient
     worker_port: int
+    worker_tls_port: int
     controllers: list[ControllerProcess] = field(default_factory=list)
 
     @classmethod
@@ -208,7 +222,7 @@ class ControllerWorld:
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": SECRET, "namespace": NAMESPACE},
-            "stringData": {"password": "not-used-by-the-emulator"},
+            "stringData": {"password": TRINO_PASSWORD},
         }
         apply_objects(cluster, workdir, "namespace", [namespace])
         apply_objects(cluster, workdir, "credentials", [*credentials_rbac(), secret])
@@ -218,10 +232,10 @@ class ControllerWorld:
         api = cluster.api_client()
         try:
             with AggregatedAdapter.start(cluster, workdir / "adapter", trino.url) as adapter:
-                port = free_port()
-                apply_objects(cluster, workdir, "workload", [workload(port)])
+                port, tls_port = free_port(), free_port()
+                apply_objects(cluster, workdir, "workload", [workload(port, tls_port)])
                 apply_objects(cluster, workdir, "policy", [policy(trino.url)])
-                world = cls(cluster, workdir, trino, adapter, kubeconfig, api, port)
+                world = cls(cluster, workdir, trino, adapter, kubeconfig, api, port, tls_port)
                 try:
                     yield world
                 finally:
@@ -365,18 +379,32 @@ async def _pipe(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 class EmulatedKubelet:
     """What a kubelet and the Trino image would do for the workload's kwok pods: a Running pod with an IP
-    becomes an emulated Trino worker (named after the pod) reachable at ``<pod IP>:<worker_port>`` (a TCP
-    relay to the emulator's own port), and a pod that goes away takes its worker with it. The model's clock
-    follows the wall clock meanwhile. Polls the pods every ``interval`` seconds in a thread of its own."""
+    becomes an emulated Trino worker (named after the pod) reachable at ``<pod IP>:<port>`` (a TCP relay to
+    the emulator's own port, so TLS, if the emulator serves it, runs end to end), and a pod that goes away
+    takes its worker with it. The model's clock follows the wall clock meanwhile. Polls the pods every
+    ``interval`` seconds in a thread of its own. The workers belong to ``trino`` (default: the world's
+    coordinator) and listen on ``port`` (default: the template's ``http`` port)."""
 
-    def __init__(self, world: ControllerWorld, *, interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        world: ControllerWorld,
+        *,
+        interval: float = 0.1,
+        trino: SandboxThread | None = None,
+        port: int | None = None,
+    ) -> None:
         self.world = world
+        self.trino = trino if trino is not None else world.trino
+        self.port = port if port is not None else world.worker_port
         self.interval = interval
         self.served: dict[str, tuple[str, asyncio.Server]] = {}
         self.left: dict[str, str] = {}
         """Pods gone, with the state their worker was in at that moment."""
         self.error: BaseException | None = None
         self._stop = threading.Event()
+        # Relayed connections by worker: closing a listening server leaves its connections open (the
+        # controller keeps them alive), and a relay still pending when the emulator's loop closes is lost.
+        self._relays: dict[str, set[asyncio.Task[None]]] = {}
         self._last = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="emulated-kubelet", daemon=True)
 
@@ -392,7 +420,7 @@ class EmulatedKubelet:
             for name in list(self.served):
                 await self._leave(sb, name)
 
-        self.world.trino.run(leave_all)
+        self.trino.run(leave_all)
         if self.error is not None and exc[0] is None:
             raise AssertionError(f"the emulated kubelet failed: {self.error!r}") from self.error
 
@@ -425,7 +453,7 @@ class EmulatedKubelet:
                 await self._leave(sb, name)
             await sb.sync()
 
-        self.world.trino.run(step)
+        self.trino.run(step)
 
     async def _join(self, sb: TrinoSandbox, name: str, ip: str) -> None:
         if name not in {w.node_id for w in sb.cluster.workers(include_gone=True)}:
@@ -433,14 +461,28 @@ class EmulatedKubelet:
         await sb.sync()
         port = urlsplit(sb.url(name)).port
         assert port is not None
-        server = await asyncio.start_server(
-            lambda r, w: _pipe(port, r, w), host=ip, port=self.world.worker_port
-        )
+        relays = self._relays.setdefault(name, set())
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            relays.add(task)
+            try:
+                await _pipe(port, reader, writer)
+            finally:
+                relays.discard(task)
+
+        server = await asyncio.start_server(relay, host=ip, port=self.port)
         self.served[name] = (ip, server)
 
     async def _leave(self, sb: TrinoSandbox, name: str) -> None:
         _, server = self.served.pop(name)
         server.close()
+        relays = self._relays.pop(name, set())
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        await server.wait_closed()
         node = sb.cluster.node(name)
         self.left[name] = node.state.value if node.alive else "GONE"
         if node.alive:
@@ -452,4 +494,4 @@ class EmulatedKubelet:
             node = sb.cluster.node(pod)
             return node.state.value if node.alive else "GONE"
 
-        return self.world.trino.call(read)
+        return self.trino.call(read)

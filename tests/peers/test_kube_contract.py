@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes.client
+import kubernetes.watch
 import pytest
 import yaml
 from kubernetes.client import V1Scale
@@ -37,6 +41,16 @@ class Peer:
     kind: str
     api: kubernetes.client.ApiClient
     namespace: str
+    forget_history: Callable[[], None]
+    """Make the store forget the changes so far, as a long-running server's does (etcd compaction)."""
+
+    def other_namespace(self) -> str:
+        """A second namespace, created where namespaces are objects."""
+        name = f"{self.namespace}-other"
+        if self.kind == "real":
+            body: Any = {"metadata": {"name": name}}
+            kubernetes.client.CoreV1Api(self.api).create_namespace(body)
+        return name
 
 
 class SandboxServer:
@@ -47,6 +61,7 @@ class SandboxServer:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self.served: Served | None = None
+        self.sandbox = KubeSandbox()
         self._thread = threading.Thread(target=self._run, name="kube-sandbox", daemon=True)
         self._thread.start()
         assert self._ready.wait(30), "the Kubernetes sandbox did not start within 30 s"
@@ -56,7 +71,7 @@ class SandboxServer:
         async def main() -> None:
             self._stop = asyncio.Event()
             try:
-                self.served = await serve(KubeSandbox().app())
+                self.served = await serve(self.sandbox.app())
             finally:
                 self._ready.set()
             await self._stop.wait()
@@ -64,6 +79,14 @@ class SandboxServer:
 
         self._loop.run_until_complete(main())
         self._loop.close()
+
+    def compact(self) -> None:
+        """The sandbox's compaction, on its own event loop's thread."""
+
+        async def compact() -> None:
+            self.sandbox.compact()
+
+        asyncio.run_coroutine_threadsafe(compact(), self._loop).result(30)
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -100,22 +123,41 @@ def _install_crd(api: kubernetes.client.ApiClient) -> None:
 @pytest.fixture(params=["sandbox", pytest.param("real", marks=pytest.mark.real_kube)])
 def peer(request: pytest.FixtureRequest) -> Iterator[Peer]:
     namespace = f"contract-{next(_names)}"
+    forget: Callable[[], None]
     if request.param == "real":
         cluster: KubeCluster = request.getfixturevalue("real_kube")
         api = cluster.api_client()
+
+        def forget() -> None:
+            _compact_etcd(cluster)
+
     else:
         server: SandboxServer = request.getfixturevalue("sandbox_server")
         assert server.served is not None
         api = client_for(server.served.url)
+        forget = server.compact
     try:
         if request.param == "real":
             # The sandbox has no Namespace objects: any namespace exists there.
             body: Any = {"metadata": {"name": namespace}}
             kubernetes.client.CoreV1Api(api).create_namespace(body)
         _install_crd(api)
-        yield Peer(str(request.param), api, namespace)
+        yield Peer(str(request.param), api, namespace, forget)
     finally:
         api.close()
+
+
+def _compact_etcd(cluster: KubeCluster) -> None:
+    """etcd compaction at its current revision, through etcd's JSON gateway (kube-apiserver does the same
+    every 5 minutes by default)."""
+    url = f"http://127.0.0.1:{cluster.ports['etcd']}/v3/kv/range"
+    asked = urllib.request.Request(url, data=json.dumps({"key": "AA=="}).encode(), method="POST")
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        revision = int(json.load(answer)["header"]["revision"])
+    url = f"http://127.0.0.1:{cluster.ports['etcd']}/v3/kv/compaction"
+    asked = urllib.request.Request(url, data=json.dumps({"revision": revision}).encode(), method="POST")
+    with urllib.request.urlopen(asked, timeout=30) as answer:
+        answer.read()
 
 
 def _status(err: ApiException) -> dict[str, Any]:
@@ -334,3 +376,197 @@ def test_a_pod_deletion_cost_patch(peer: Peer) -> None:
         str(p.metadata.name): (p.metadata.annotations or {}).get(cost) for p in found.items if p.metadata
     }
     assert costs == {first: "-1000", second: None}
+
+
+# ----- watches: what the informer (autoscaler/controller/informer.py) relies on
+
+
+@dataclass
+class Seen:
+    at: float
+    """Seconds since the watch was asked for."""
+    type: str
+    object: dict[str, Any]
+
+    @property
+    def rv(self) -> int:
+        return int(self.object["metadata"]["resourceVersion"])
+
+
+def _watch(peer: Peer, namespace: str, resource_version: str, timeout: int) -> tuple[list[Seen], float]:
+    """Every event of one ScalingPolicy watch, raw as the server sent them, and when the stream ended."""
+    custom = kubernetes.client.CustomObjectsApi(peer.api)
+    started = time.monotonic()
+    response: Any = custom.list_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        watch=True,
+        resource_version=resource_version,
+        allow_watch_bookmarks=True,
+        timeout_seconds=timeout,
+        _preload_content=False,
+        _request_timeout=timeout + 30,
+    )
+    assert response.status == 200
+    seen: list[Seen] = []
+    pending = b""
+    try:
+        for chunk in response.stream(1024, decode_content=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    event = json.loads(line)
+                    seen.append(Seen(time.monotonic() - started, event["type"], event["object"]))
+    finally:
+        response.release_conn()
+    assert not pending.strip(), pending
+    return seen, time.monotonic() - started
+
+
+def _list_rv(peer: Peer, namespace: str) -> str:
+    listed: Any = kubernetes.client.CustomObjectsApi(peer.api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL
+    )
+    return str(listed["metadata"]["resourceVersion"])
+
+
+def test_a_watch_from_a_list_sees_added_modified_deleted_in_order(peer: Peer) -> None:
+    """List, then watch from the list's resourceVersion with bookmarks allowed, as the informer does: the
+    changes made after the list come in order, each at the resourceVersion its write answered, and one
+    made while the watch is open follows."""
+    custom = kubernetes.client.CustomObjectsApi(peer.api)
+    ns = peer.namespace
+    start = _list_rv(peer, ns)
+    created: Any = custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, _policy("a"))
+    patched: Any = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "a", {"spec": {"maxReplicas": 7}}
+    )
+    custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "a")
+    later: dict[str, Any] = {}
+
+    def create_later() -> None:
+        time.sleep(0.5)
+        later["b"] = custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, _policy("b"))
+
+    writer = threading.Thread(target=create_later)
+    writer.start()
+    try:
+        seen, ended = _watch(peer, ns, start, timeout=2)
+    finally:
+        writer.join(30)
+    changes = [e for e in seen if e.type != "BOOKMARK"]
+    assert [(e.type, e.object["metadata"]["name"]) for e in changes] == [
+        ("ADDED", "a"),
+        ("MODIFIED", "a"),
+        ("DELETED", "a"),
+        ("ADDED", "b"),
+    ], seen
+    versions = [e.rv for e in changes]
+    assert versions == sorted(set(versions)), versions
+    assert versions[0] == int(created["metadata"]["resourceVersion"])
+    assert versions[1] == int(patched["metadata"]["resourceVersion"])
+    assert versions[3] == int(later["b"]["metadata"]["resourceVersion"])
+    assert versions[0] > int(start)
+    for e in changes:
+        assert (e.object["kind"], e.object["apiVersion"]) == ("ScalingPolicy", f"{GROUP}/{VERSION}")
+    assert changes[1].object["spec"]["maxReplicas"] == 7
+    assert changes[2].object["spec"]["maxReplicas"] == 7  # DELETED carries the last state
+    # Bookmarks, if any, never go back.
+    marks = [(i, e.rv) for i, e in enumerate(seen) if e.type == "BOOKMARK"]
+    assert all(rv >= max([int(start), *(x.rv for x in seen[:i])]) for i, rv in marks), seen
+    assert 1.5 <= ended < 10, f"the watch of timeoutSeconds=2 ended after {ended:.1f} s"
+
+
+def test_a_bookmark_is_sent_before_the_timeout_only_when_the_type_moved(peer: Peer) -> None:
+    """A BOOKMARK carries the kind and a resourceVersion and nothing else. The real server sends one about
+    2 s before timeoutSeconds, and only when the resource type's resourceVersion moved past what the watch
+    has seen (here: writes in another namespace); a quiet watch ends with no event at all, so the informer
+    cannot count on a bookmark at the end of each watch (it resumes from the last version seen)."""
+    custom = kubernetes.client.CustomObjectsApi(peer.api)
+    ns = peer.namespace
+    quiet, ended = _watch(peer, ns, _list_rv(peer, ns), timeout=3)
+    assert quiet == [], quiet
+    assert 2.5 <= ended < 10, f"the quiet watch of timeoutSeconds=3 ended after {ended:.1f} s"
+
+    other = peer.other_namespace()
+    custom.create_namespaced_custom_object(GROUP, VERSION, other, PLURAL, _policy("elsewhere"))
+    start = _list_rv(peer, ns)
+    stop = threading.Event()
+    written: list[int] = []
+
+    def keep_writing() -> None:
+        n = 0
+        while not stop.wait(0.3):
+            n += 1
+            done: Any = custom.patch_namespaced_custom_object(
+                GROUP, VERSION, other, PLURAL, "elsewhere", {"spec": {"maxReplicas": 10 + n % 5}}
+            )
+            written.append(int(done["metadata"]["resourceVersion"]))
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        seen, ended = _watch(peer, ns, start, timeout=4)
+    finally:
+        stop.set()
+        writer.join(30)
+    assert seen, "no bookmark while the type moved"
+    assert {e.type for e in seen} == {"BOOKMARK"}, seen
+    for e in seen:
+        assert e.object == {
+            "kind": "ScalingPolicy",
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "metadata": {"resourceVersion": e.object["metadata"]["resourceVersion"]},
+        }, e.object
+        assert int(start) < e.rv <= max(written), (start, e.rv, written)
+        # Before the timeout, not at its start: the pre-timeout bookmark (timeoutSeconds - 2 s).
+        assert 1.0 <= e.at <= 4.5, f"a bookmark at {e.at:.1f} s of a 4 s watch"
+    versions = [e.rv for e in seen]
+    assert versions == sorted(versions), versions
+    assert 3.5 <= ended < 10, f"the watch of timeoutSeconds=4 ended after {ended:.1f} s"
+
+
+def test_a_watch_from_a_forgotten_resource_version_is_410_expired(peer: Peer) -> None:
+    """The answer is 200 and one ERROR event holding a 410 Status with reason Expired, then the end of the
+    stream; the official client's Watch raises it as ApiException(410), on which the informer lists again.
+
+    On the real server resourceVersion 1 is older than the watch cache of a CRD, which begins when the
+    CRD is established (its 410 comes from that cache, compaction or not); the sandbox keeps every change
+    until compacted, so both forget their history first."""
+    custom = kubernetes.client.CustomObjectsApi(peer.api)
+    ns = peer.namespace
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, _policy("old"))
+    peer.forget_history()
+    seen, ended = _watch(peer, ns, "1", timeout=10)
+    assert [e.type for e in seen] == ["ERROR"], seen
+    status = seen[0].object
+    message = str(status.get("message"))
+    assert re.fullmatch(r"too old resource version: 1 \(\d+\)", message), message
+    assert status == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Expired",
+        "code": 410,
+    }
+    assert ended < 5, f"the stream stayed open {ended:.1f} s after the ERROR event"
+    with pytest.raises(ApiException) as caught:
+        for _ in kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            ns,
+            PLURAL,
+            resource_version="1",
+            allow_watch_bookmarks=True,
+            timeout_seconds=10,
+        ):
+            pass
+    assert caught.value.status == 410
+    # A list has no such limit: it answers the current state and a resourceVersion to watch from.
+    assert int(_list_rv(peer, ns)) > 1

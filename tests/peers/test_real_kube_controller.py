@@ -9,17 +9,25 @@ that saw it.
 
 from __future__ import annotations
 
+import base64
+import math
+import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
 import pytest
 
 from autoscaler.controller.actuator import POD_DELETION_COST
-from tests.peers.kube_adapter import wait_for
+from autoscaler.sandbox.tls import self_signed
+from autoscaler.sandbox.trino import TrinoAuth
+from tests.peers.kube_adapter import SandboxThread, apply_objects, wait_for
 from tests.peers.kube_cluster import KubeCluster
 from tests.peers.kube_controller import (
+    CA_SECRET,
     GROUP,
     LEASE_SECONDS,
     MAX_REPLICAS,
@@ -27,7 +35,10 @@ from tests.peers.kube_controller import (
     PLURAL,
     POLICY,
     RETRY_PERIOD,
+    SECRET,
+    TRINO_PASSWORD,
     VERSION,
+    WORKER_SERVER_NAME,
     WORKLOAD,
     ControllerProcess,
     ControllerWorld,
@@ -249,3 +260,126 @@ def test_drain_before_scale_down_on_the_real_server(
         )
     _no_forbidden(world)
     print(f"drain + scale-down {MAX_REPLICAS} -> {MAX_REPLICAS - 1}: {took:.1f} s; {gone} was {state}")
+
+
+def test_drain_over_https_with_a_password_on_the_real_server(
+    world: ControllerWorld, leader: ControllerProcess, tmp_path: Path
+) -> None:
+    """The same drain as a cluster with Trino password authentication runs it: the workers serve HTTPS and
+    refuse a state change without the password (401), their certificate names the workers' Service, not
+    the pod IPs the controller dials, and its CA is in a Secret the controller's Role names.
+    The policy gets an https coordinator, the credentials Secret and ``workerTls`` (caSecret, serverName):
+    the actuator reaches each pod's worker at ``https://<pod IP>:<port named https>`` with the password,
+    checks the certificate against the Secret's CA under the Service name, drains one and scales down."""
+    start = MAX_REPLICAS - 1
+    assert world.replicas() == start
+    certificate = self_signed(tmp_path / "worker-tls", "trino-worker", dns_names=[WORKER_SERVER_NAME])
+    auth = TrinoAuth(mode="password", passwords={"admin": TRINO_PASSWORD}, write_users=frozenset({"admin"}))
+    secure = SandboxThread(workers=0, auth=auth, tls=certificate)
+    try:
+        secure.call(lambda sb: setattr(sb.cluster, "grace_period", 0.5))
+        assert secure.url.startswith("https://"), secure.url
+        ca = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": CA_SECRET, "namespace": NAMESPACE},
+            "stringData": {"ca.crt": certificate.ca_pem},
+        }
+        apply_objects(world.cluster, world.workdir, "worker-ca", [ca])
+        with EmulatedKubelet(world, trino=secure, port=world.worker_tls_port) as kubelet:
+            wait_for(f"{start} workers served over HTTPS", lambda: len(kubelet.served) == start, 20)
+            before = set(kubelet.served)
+            _refuses_what_the_controller_must_not_do(world, kubelet)
+            custom = kubernetes.client.CustomObjectsApi(world.api)
+            current: Any = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, POLICY)
+            metrics = current["spec"]["metrics"]
+            queued = world.queued_metric()
+            assert queued is not None
+            # One worker fewer for the same queue: a higher per-worker target.
+            per_worker = math.ceil(queued / (start - 1))
+            assert math.ceil(queued / per_worker) == start - 1, (queued, per_worker)
+            metrics[0]["external"]["target"]["averageValue"] = str(per_worker)
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NAMESPACE,
+                PLURAL,
+                POLICY,
+                {
+                    "spec": {
+                        "metrics": metrics,
+                        "target": {
+                            "trino": {
+                                "coordinatorUrl": secure.url,
+                                "credentialsSecret": {"name": SECRET, "key": "password"},
+                                "workerTls": {
+                                    "caSecret": {"name": CA_SECRET, "key": "ca.crt"},
+                                    "serverName": WORKER_SERVER_NAME,
+                                },
+                            }
+                        },
+                    }
+                },
+            )
+            started = time.monotonic()
+            costs: dict[str, str] = {}
+
+            def scaled_down() -> bool:
+                for pod in world.pods():
+                    meta = pod.metadata
+                    cost = (meta.annotations or {}).get(POD_DELETION_COST) if meta else None
+                    if meta is not None and cost is not None:
+                        costs[str(meta.name)] = cost
+                return world.replicas() == start - 1 and len(kubelet.left) == 1
+
+            try:
+                wait_for("one pod drained over HTTPS and removed", scaled_down, 30)
+            except AssertionError as err:
+                raise AssertionError(f"{err}; costs {costs}; left {kubelet.left}\n{world.logs()}") from err
+            took = time.monotonic() - started
+            ((gone, state),) = kubelet.left.items()
+            assert gone in before
+            assert gone in costs, f"{gone} left without a pod-deletion-cost; costs seen: {costs}"
+            # Only an authenticated request over TLS can have changed a worker's state.
+            assert state in {"DRAINED", "GONE", "SHUTTING_DOWN"}, f"{gone}'s worker was {state}"
+            wait_for(f"{start - 1} workers left", lambda: len(kubelet.served) == start - 1, 20)
+            assert all(kubelet.state(name) == "ACTIVE" for name in kubelet.served), {
+                name: kubelet.state(name) for name in kubelet.served
+            }
+    finally:
+        secure.stop()
+    _no_forbidden(world)
+    print(f"drain over HTTPS with a password {start} -> {start - 1}: {took:.1f} s; {gone} was {state}")
+
+
+def _refuses_what_the_controller_must_not_do(world: ControllerWorld, kubelet: EmulatedKubelet) -> None:
+    """The emulated workers behind the pod IPs hold Trino's line: a certificate that names the Service,
+    not the pod IP, and no state change without the password."""
+    name = next(iter(kubelet.served))
+    ip, _ = kubelet.served[name]
+    pem = world.cluster.kubectl(
+        "get", "secret", CA_SECRET, "-n", NAMESPACE, "-o", "jsonpath={.data.ca\\.crt}"
+    ).stdout
+    context = ssl.create_default_context(cadata=base64.b64decode(pem).decode())
+    with (
+        socket.create_connection((ip, world.worker_tls_port), timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError) as caught,
+    ):
+        context.wrap_socket(raw, server_hostname=ip).close()
+    assert "IP address mismatch" in str(caught.value), caught.value
+    body = b'"DRAINING"'
+    request = (
+        f"PUT /v1/info/state HTTP/1.1\r\nHost: {ip}:{world.worker_tls_port}\r\n"
+        f"Content-Type: application/json\r\nX-Trino-User: admin\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    with (
+        socket.create_connection((ip, world.worker_tls_port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=WORKER_SERVER_NAME) as tls,
+    ):
+        tls.sendall(request)
+        answer = b""
+        while b"\r\n" not in answer and (chunk := tls.recv(4096)):
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].split(b" ")[1] == b"401", answer[:200]
+    assert kubelet.state(name) == "ACTIVE"
