@@ -56,7 +56,7 @@ def _view(**fields: Any) -> PoolView:
 
 
 def test_hpa_cpu_doubles_a_saturated_pool_and_holds_scale_down_for_five_minutes() -> None:
-    hpa = HpaCpu(max_replicas=16)
+    hpa = HpaCpu("abrupt", max_replicas=16)
     assert hpa.desired(0.0, _view()) == 1  # the StatefulSet's own count before the first pass
     # 100 % busy at a 50 % target: ceil(2 × 2) = 4.
     assert hpa.desired(15.0, _view(now=15.0, busy_fraction=1.0)) == 4

@@ -22,6 +22,8 @@ KEYS = {
     "slo_misses",
     "scale_actions",
     "killed",
+    "run_time_p95_s",
+    "latency_p95_s",
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -100,6 +100,9 @@ def simulate_pool(
         **figures,
         scale_actions=pool.scale_actions,
         killed=pool.killed,
+        # An application's latency as its user sees it: arrival to its end (its tasks' waits included).
+        run_time_p95_s=r95,
+        latency_p95_s=r95,
         arrived=pool.arrived_tasks,
         completed=pool.completed,
         queued_at_end=pool.pending,
