@@ -91,6 +91,15 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "cancelled before running (QueryManager CompletedQueries): a counter that restarts from 0 with the "
         "coordinator, for rates and queue models; never an HPA target.",
     ),
+    _trino(
+        "trino_consumed_cpu_seconds_total",
+        (),
+        "seconds",
+        "CPU-seconds of the queries that ended since the coordinator started, finished, failed or cancelled "
+        "(QueryManager ConsumedCpuTimeSecs): each query adds its CPU time cut to whole seconds when it ends, "
+        "so a sub-second query adds 0; a counter that restarts from 0 with the coordinator, for the work "
+        "rate; never an HPA target.",
+    ),
     _trino("trino_resource_group_queued_queries", _RG, "queries", "Queries queued in one resource group."),
     _trino("trino_resource_group_running_queries", _RG, "queries", "Queries running in one resource group."),
     _trino(

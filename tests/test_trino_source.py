@@ -11,7 +11,7 @@ import pytest
 from adapter.catalog import DEFAULT_CATALOG
 from adapter.errors import SourceError
 from adapter.samples import Sample
-from adapter.sources.trino import TrinoSource
+from adapter.sources.trino import TrinoSource, coordinator_metrics, parse_exposition
 from autoscaler.sandbox.trino import (
     Fault,
     MetricFamily,
@@ -242,13 +242,58 @@ async def test_a_coordinator_without_query_counters_serves_the_rest(caplog: pyte
             second = await source.collect(1.0)
         finally:
             await source.close()
-    counters = {"trino_started_queries_total", "trino_completed_queries_total"}
+    counters = {
+        "trino_started_queries_total",
+        "trino_completed_queries_total",
+        "trino_consumed_cpu_seconds_total",
+    }
     assert counters <= {s.metric for s in baseline}
     expected = sorted(repr(s) for s in baseline if s.metric not in counters)
     assert sorted(map(repr, first)) == sorted(map(repr, second)) == expected
     # Said once per source, not on every poll.
-    warned = [r for r in caplog.records if "StartedQueries" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records if "StartedQueries" in r.getMessage()]
     assert len(warned) == 1
+    assert "ConsumedCpuTimeSecs" in warned[0]
+
+
+async def test_consumed_cpu_is_the_coordinators_whole_seconds_per_ended_query() -> None:
+    async with trino_sandbox(476, workers=2) as sb:
+        cluster = sb.cluster
+        # 2 workers x 4 processors: each query runs at once and ends within the minute.
+        for work in (7.5, 0.9, 3.0):
+            cluster.submit("global.adhoc", work)
+        running = cluster.submit("global.adhoc", 4000.0)
+        cluster.advance(60.0)
+        assert running.state is QueryState.RUNNING
+        samples = await _collect(sb, name="prod")
+        # 7 + 0 + 3: the running query's CPU is not in it until it ends.
+        assert _value(samples, "trino_consumed_cpu_seconds_total", cluster="prod") == 10
+
+
+def test_consumed_cpu_parses_either_counter_spelling() -> None:
+    url = "http://coordinator/metrics"
+    gauges = "\n".join(
+        f"# TYPE {name} gauge\n{name} 1.0"
+        for name in (
+            "trino_execution_name_QueryManager_QueuedQueries",
+            "trino_execution_name_QueryManager_RunningQueries",
+            "trino_execution_name_ClusterSizeMonitor_RequiredWorkers",
+            "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes",
+            "trino_metadata_name_DiscoveryNodeManager_ActiveNodeCount",
+        )
+    )
+    cpu = "trino_execution_name_QueryManager_ConsumedCpuTimeSecs"
+    # What a real 476 writes: a counter without _total, printed as an integer.
+    airlift = f"{gauges}\n# TYPE {cpu} counter\n{cpu} 11\n# EOF\n"
+    assert coordinator_metrics(url, parse_exposition(url, airlift)).consumed_cpu_seconds_total == 11
+    strict = f"{gauges}\n# TYPE {cpu} counter\n{cpu}_total 12\n# EOF\n"
+    assert coordinator_metrics(url, parse_exposition(url, strict)).consumed_cpu_seconds_total == 12
+    assert (
+        coordinator_metrics(url, parse_exposition(url, gauges + "\n# EOF\n")).consumed_cpu_seconds_total
+        is None
+    )
+    with pytest.raises(SourceError, match=r"ConsumedCpuTimeSecs = -1\.0, which is not a count"):
+        coordinator_metrics(url, parse_exposition(url, f"{gauges}\n# TYPE {cpu} gauge\n{cpu} -1.0\n# EOF\n"))
 
 
 async def test_basic_auth_from_a_secret_file(tmp_path: Path) -> None:

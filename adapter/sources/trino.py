@@ -9,7 +9,9 @@ One poll makes these requests to the coordinator, concurrently, all sent with ``
   Also, when present, the ``QueryManager`` counters ``StartedQueries`` (queries that reached RUNNING) and
   ``CompletedQueries`` (every query that ended, finished or failed, even before running): airlift writes a
   ``CounterStat`` as a counter of its total count, without the ``_total`` suffix. They feed the
-  controller's queue model; a coordinator without them still serves everything else.
+  controller's queue model; a coordinator without them still serves everything else. Likewise
+  ``ConsumedCpuTimeSecs``: the CPU time of each query that ended, cut to whole seconds, added when it ends
+  (tests/peers/TRINO_FACTS.md), for the work rate.
 - ``GET /v1/query?state=RUNNING``: blocked queries are the running ones whose ``queryStats.fullyBlocked`` is
   true; ``QueryManager`` has no such gauge and ``/ui/api/stats`` needs a Web UI login. The list only holds
   queries the user may view, so give the user the right to view all queries.
@@ -51,6 +53,7 @@ REQUIRED_WORKERS = "trino_execution_name_ClusterSizeMonitor_RequiredWorkers"
 CLUSTER_MEMORY = "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes"
 STARTED = "trino_execution_name_QueryManager_StartedQueries"
 COMPLETED = "trino_execution_name_QueryManager_CompletedQueries"
+CONSUMED_CPU = "trino_execution_name_QueryManager_ConsumedCpuTimeSecs"
 # Since Trino 470; before, fully blocked queries are counted from the running-query list.
 FULLY_BLOCKED = "trino_execution_name_QueryManager_FullyBlockedQueries"
 # Newest naming first: the node manager moved from trino.metadata to trino.node in 477.
@@ -71,6 +74,7 @@ CLUSTER_METRICS = (
     "trino_capacity_queued_queries",
     "trino_cluster_memory_bytes",
     "trino_completed_queries_total",
+    "trino_consumed_cpu_seconds_total",
     "trino_nodes",
     "trino_queued_queries",
     "trino_required_workers",
@@ -167,6 +171,7 @@ class CoordinatorMetrics:
     nodes: Mapping[str, float]
     started_total: float | None = None
     completed_total: float | None = None
+    consumed_cpu_seconds_total: float | None = None
     fully_blocked: float | None = None
 
 
@@ -227,6 +232,7 @@ def coordinator_metrics(url: str, values: Mapping[str, float]) -> CoordinatorMet
         nodes=nodes,
         started_total=counter(STARTED),
         completed_total=counter(COMPLETED),
+        consumed_cpu_seconds_total=counter(CONSUMED_CPU),
         fully_blocked=_count(url, FULLY_BLOCKED, values[FULLY_BLOCKED]) if FULLY_BLOCKED in values else None,
     )
 
@@ -372,17 +378,18 @@ class TrinoSource:
             for state, count in metrics.nodes.items()
         ]
         counters = {
-            "trino_started_queries_total": metrics.started_total,
-            "trino_completed_queries_total": metrics.completed_total,
+            STARTED: ("trino_started_queries_total", metrics.started_total),
+            COMPLETED: ("trino_completed_queries_total", metrics.completed_total),
+            CONSUMED_CPU: ("trino_consumed_cpu_seconds_total", metrics.consumed_cpu_seconds_total),
         }
-        samples += [Sample(name, cluster, value) for name, value in counters.items() if value is not None]
-        if None in counters.values() and not self._warned_no_counters:
+        samples += [Sample(name, cluster, value) for name, value in counters.values() if value is not None]
+        missing = [source for source, (_, value) in counters.items() if value is None]
+        if missing and not self._warned_no_counters:
             self._warned_no_counters = True
             log.warning(
-                "Trino %s has no %s or %s on /metrics: the queue model gets no query rates from it",
+                "Trino %s has no %s on /metrics: the controller gets no query or work rates from them",
                 self._base,
-                STARTED,
-                COMPLETED,
+                ", ".join(missing),
             )
         if self._roots:
             samples.append(Sample("trino_capacity_queued_queries", cluster, float(capacity_queued(groups))))
