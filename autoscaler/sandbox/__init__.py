@@ -17,4 +17,12 @@ What stays different, on purpose or because it does not matter to the controller
 - No other writers: on the real server the Deployment controller writes status right after a change, moving
   the resourceVersion the scale subresource carries, so a read-modify-write of a scale may lose (409) and is
   retried there; in the sandbox a resourceVersion only moves when a client or a tick changes the object.
+
+The Trino emulator (``trino*.py``) against a real Trino 476
+----------------------------------------------------------
+``tests/peers/test_trino_contract.py`` asks both the same questions. Query CPU differs in timing only: a
+running query's ``queryStats.totalCpuTime`` grows smoothly here, where the real one moves in steps of seconds
+as task statuses reach the coordinator; and ``ConsumedCpuTimeSecs`` adds the query's exact CPU (cut to whole
+seconds, as upstream), where the real one adds what the stats said at the moment the query ended, which fell
+short for a cancelled query (tests/peers/TRINO_FACTS.md section 11).
 """
