@@ -91,6 +91,23 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "cancelled before running (QueryManager CompletedQueries): a counter that restarts from 0 with the "
         "coordinator, for rates and queue models; never an HPA target.",
     ),
+    _trino(
+        "trino_consumed_cpu_seconds_total",
+        (),
+        "seconds",
+        "CPU-seconds of the queries that ended since the coordinator started, finished, failed or cancelled "
+        "(QueryManager ConsumedCpuTimeSecs): each query adds its CPU time cut to whole seconds when it ends, "
+        "so a sub-second query adds 0; a counter that restarts from 0 with the coordinator, for the work "
+        "rate; never an HPA target.",
+    ),
+    _trino(
+        "trino_running_queries_cpu_seconds",
+        (),
+        "seconds",
+        "CPU-seconds the running queries have spent so far (queryStats.totalCpuTime over /v1/query): Trino "
+        "moves it in steps of seconds as task statuses arrive, and a query leaves it when it ends, for "
+        "trino_consumed_cpu_seconds_total to count. Only with the source's running_query_cpu.",
+    ),
     _trino("trino_resource_group_queued_queries", _RG, "queries", "Queries queued in one resource group."),
     _trino("trino_resource_group_running_queries", _RG, "queries", "Queries running in one resource group."),
     _trino(

@@ -69,6 +69,10 @@ EXPORTED: dict[str, list[dict[str, Any]]] = {
     # Query counters: a CounterStat is one counter (no _total suffix) on Trino's /metrics...
     "trino_execution_name_QueryManager_StartedQueries": [gauge(120, cluster="a"), gauge(7, cluster="c")],
     "trino_execution_name_QueryManager_CompletedQueries": [gauge(118, cluster="a"), gauge(5, cluster="c")],
+    "trino_execution_name_QueryManager_ConsumedCpuTimeSecs": [
+        gauge(905, cluster="a"),
+        gauge(12, cluster="c"),
+    ],
     # Trino cluster "b": the chart's JMX-exporter sidecar, pre-477 node manager seen from two nodes.
     "trino_execution_QueryManager_QueuedQueries": [gauge(6, cluster="b"), gauge(5, cluster="c")],
     "trino_execution_QueryManager_RunningQueries": [gauge(1, cluster="b"), gauge(2, cluster="c")],
@@ -86,6 +90,12 @@ EXPORTED: dict[str, list[dict[str, Any]]] = {
         gauge(39, cluster="b"),
         gauge(5, cluster="c"),
     ],
+    "trino_execution_QueryManager_ConsumedCpuTimeSecs_TotalCount": [
+        gauge(310, cluster="b"),
+        gauge(12, cluster="c"),
+    ],
+    # A decayed count beside it must not be taken for the total.
+    "trino_execution_QueryManager_ConsumedCpuTimeSecs_OneMinute_Count": [gauge(4.5, cluster="b")],
     # Trino cluster "c" is scraped under both schemes at once (see above): it must count once.
     "trino_node_CoordinatorNodeManager_ActiveNodeCount": [gauge(4, cluster="c")],
     # Spark pool "batch": the driver executor endpoint...
@@ -249,6 +259,11 @@ async def test_trino_preset_reads_both_naming_schemes(prom_url: str) -> None:
         key(cluster="a"): 118,
         key(cluster="b"): 39,
         key(cluster="c"): 5,
+    }
+    assert by_labels(samples, "trino_consumed_cpu_seconds_total") == {
+        key(cluster="a"): 905,
+        key(cluster="b"): 310,  # trino_execution_QueryManager_ConsumedCpuTimeSecs_TotalCount
+        key(cluster="c"): 12,
     }
     names = {s.metric for s in samples}
     assert names <= set(src.served_metrics())

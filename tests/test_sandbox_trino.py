@@ -553,6 +553,32 @@ async def test_query_counters_follow_query_manager_stats(session: aiohttp.Client
         assert values[qm + "SubmittedQueries"] == 14
 
 
+def test_consumed_cpu_counts_whole_seconds_of_every_ended_query() -> None:
+    cluster = TrinoCluster(476, workers=2, worker_processors=1, grace_period=1.0)
+    # Rejected, never ran: nothing. Finished: floor of its CPU. Killed mid-run: the CPU it had used.
+    short = cluster.submit("global.adhoc", 0.6)
+    long = cluster.submit("global.adhoc", 5.5)
+    cluster.advance(2.0)
+    assert short.state is QueryState.FINISHED
+    assert cluster.consumed_cpu_seconds == 0
+    cluster.advance(4.0)  # model time, not a step: the long query ends at 3.05
+    assert long.state is QueryState.FINISHED
+    assert cluster.consumed_cpu_seconds == 5
+    doomed = cluster.submit("global.adhoc", 100.0)
+    cluster.advance(8.25)
+    # One processor per worker: 2 CPU-seconds per second for 4.25 s.
+    assert doomed.cpu_seconds == pytest.approx(8.5)
+    cluster.remove_worker("worker-1")
+    assert doomed.state is QueryState.FAILED
+    assert cluster.consumed_cpu_seconds == 13
+    values = {f.name: f for f in node_metric_families(cluster, cluster.coordinator)}
+    family = values["trino_execution_name_QueryManager_ConsumedCpuTimeSecs"]
+    assert (family.type, family.value) == ("counter", 13)
+    assert "ConsumedCpuTimeSecs" not in render_openmetrics(
+        node_metric_families(cluster, cluster.node("worker-2"))
+    )
+
+
 AUTH_CASES = [
     # insecure: no user at all
     pytest.param(TrinoAuth(), {}, 401, 'Basic realm="Trino"', id="insecure-no-user"),

@@ -11,7 +11,13 @@ import pytest
 from adapter.catalog import DEFAULT_CATALOG
 from adapter.errors import SourceError
 from adapter.samples import Sample
-from adapter.sources.trino import TrinoSource
+from adapter.sources.trino import (
+    TrinoSource,
+    coordinator_metrics,
+    duration_seconds,
+    parse_exposition,
+    running_cpu_seconds,
+)
 from autoscaler.sandbox.trino import (
     Fault,
     MetricFamily,
@@ -242,13 +248,58 @@ async def test_a_coordinator_without_query_counters_serves_the_rest(caplog: pyte
             second = await source.collect(1.0)
         finally:
             await source.close()
-    counters = {"trino_started_queries_total", "trino_completed_queries_total"}
+    counters = {
+        "trino_started_queries_total",
+        "trino_completed_queries_total",
+        "trino_consumed_cpu_seconds_total",
+    }
     assert counters <= {s.metric for s in baseline}
     expected = sorted(repr(s) for s in baseline if s.metric not in counters)
     assert sorted(map(repr, first)) == sorted(map(repr, second)) == expected
     # Said once per source, not on every poll.
-    warned = [r for r in caplog.records if "StartedQueries" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records if "StartedQueries" in r.getMessage()]
     assert len(warned) == 1
+    assert "ConsumedCpuTimeSecs" in warned[0]
+
+
+async def test_consumed_cpu_is_the_coordinators_whole_seconds_per_ended_query() -> None:
+    async with trino_sandbox(476, workers=2) as sb:
+        cluster = sb.cluster
+        # 2 workers x 4 processors: each query runs at once and ends within the minute.
+        for work in (7.5, 0.9, 3.0):
+            cluster.submit("global.adhoc", work)
+        running = cluster.submit("global.adhoc", 4000.0)
+        cluster.advance(60.0)
+        assert running.state is QueryState.RUNNING
+        samples = await _collect(sb, name="prod")
+        # 7 + 0 + 3: the running query's CPU is not in it until it ends.
+        assert _value(samples, "trino_consumed_cpu_seconds_total", cluster="prod") == 10
+
+
+def test_consumed_cpu_parses_either_counter_spelling() -> None:
+    url = "http://coordinator/metrics"
+    gauges = "\n".join(
+        f"# TYPE {name} gauge\n{name} 1.0"
+        for name in (
+            "trino_execution_name_QueryManager_QueuedQueries",
+            "trino_execution_name_QueryManager_RunningQueries",
+            "trino_execution_name_ClusterSizeMonitor_RequiredWorkers",
+            "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes",
+            "trino_metadata_name_DiscoveryNodeManager_ActiveNodeCount",
+        )
+    )
+    cpu = "trino_execution_name_QueryManager_ConsumedCpuTimeSecs"
+    # What a real 476 writes: a counter without _total, printed as an integer.
+    airlift = f"{gauges}\n# TYPE {cpu} counter\n{cpu} 11\n# EOF\n"
+    assert coordinator_metrics(url, parse_exposition(url, airlift)).consumed_cpu_seconds_total == 11
+    strict = f"{gauges}\n# TYPE {cpu} counter\n{cpu}_total 12\n# EOF\n"
+    assert coordinator_metrics(url, parse_exposition(url, strict)).consumed_cpu_seconds_total == 12
+    assert (
+        coordinator_metrics(url, parse_exposition(url, gauges + "\n# EOF\n")).consumed_cpu_seconds_total
+        is None
+    )
+    with pytest.raises(SourceError, match=r"ConsumedCpuTimeSecs = -1\.0, which is not a count"):
+        coordinator_metrics(url, parse_exposition(url, f"{gauges}\n# TYPE {cpu} gauge\n{cpu} -1.0\n# EOF\n"))
 
 
 async def test_basic_auth_from_a_secret_file(tmp_path: Path) -> None:
@@ -448,3 +499,71 @@ async def test_fully_blocked_queries_from_the_gauge_where_trino_has_it(
                 assert _value(await source.collect(0.0), "trino_blocked_queries") == 1
         finally:
             await source.close()
+
+
+async def test_running_queries_cpu_only_when_asked_for() -> None:
+    async with trino_sandbox(476, workers=2) as sb:
+        cluster = sb.cluster
+        finished = cluster.submit("global.adhoc", 3.0)
+        first = cluster.submit("global.adhoc", 400.0)
+        second = cluster.submit("global.adhoc", 400.0)
+        cluster.advance(10.0)
+        assert finished.state is QueryState.FINISHED
+        assert first.state is second.state is QueryState.RUNNING
+        source = TrinoSource(trino_settings(sb, name="prod", running_query_cpu=True))
+        try:
+            assert "trino_running_queries_cpu_seconds" in source.served_metrics()
+            samples = await source.collect(0.0)
+            # The ended query is in the counter, the running ones only here.
+            running = first.cpu_seconds + second.cpu_seconds
+            assert 0 < running < 80
+            assert _value(samples, "trino_running_queries_cpu_seconds", cluster="prod") == pytest.approx(
+                running, abs=0.01
+            )
+            assert _value(samples, "trino_consumed_cpu_seconds_total", cluster="prod") == 3
+            # The list is read on every poll then, gauge of blocked queries or not.
+            sb.faults().set("/v1/query", Fault(status=500))
+            with pytest.raises(SourceError, match="/v1/query"):
+                await source.collect(1.0)
+        finally:
+            await source.close()
+        sb.faults().clear()
+        plain = await _collect(sb)
+        assert "trino_running_queries_cpu_seconds" not in {s.metric for s in plain}
+        assert "trino_running_queries_cpu_seconds" not in TrinoSource(trino_settings(sb)).served_metrics()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("11.07s", 11.07),
+        ("5.00ms", 0.005),
+        ("0.00ns", 0.0),
+        ("1.50m", 90.0),
+        ("2.00h", 7200.0),
+        ("3us", 3e-6),
+    ],
+)
+def test_airlift_durations(text: str, seconds: float) -> None:
+    assert duration_seconds("u", text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["11.07", "s", "1.0 s", "-1.00s", "1.00ks", 11.07, None])
+def test_not_airlift_durations(text: object) -> None:
+    with pytest.raises(SourceError, match="not an airlift Duration"):
+        duration_seconds("u", text)
+
+
+def test_running_cpu_sums_the_running_queries_of_the_list() -> None:
+    listed = [
+        {"state": "RUNNING", "queryStats": {"totalCpuTime": "4.56s", "fullyBlocked": False}},
+        {"state": "RUNNING", "queryStats": {"totalCpuTime": "250.00ms", "fullyBlocked": False}},
+        # /v1/query?state=RUNNING only lists running ones; anything else in it is not counted.
+        {"state": "FINISHED", "queryStats": {"totalCpuTime": "11.07s", "fullyBlocked": False}},
+    ]
+    assert running_cpu_seconds("u", listed) == pytest.approx(4.81)
+    assert running_cpu_seconds("u", []) == 0
+    with pytest.raises(SourceError, match=r"without queryStats\.totalCpuTime"):
+        running_cpu_seconds("u", [{"state": "RUNNING", "queryStats": {}}])
+    with pytest.raises(SourceError, match="expected a list of queries"):
+        running_cpu_seconds("u", {"queries": []})

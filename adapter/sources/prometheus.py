@@ -271,6 +271,12 @@ def trino_preset(c: str) -> list[PrometheusQuery]:
                 "sum", "execution", "QueryManager", "CompletedQueries", c, "CompletedQueries_TotalCount"
             ),
         ),
+        PrometheusQuery(
+            metric="trino_consumed_cpu_seconds_total",
+            query=_trino_either(
+                "sum", "execution", "QueryManager", "ConsumedCpuTimeSecs", c, "ConsumedCpuTimeSecs_TotalCount"
+            ),
+        ),
     ]
 
 

@@ -9,10 +9,15 @@ One poll makes these requests to the coordinator, concurrently, all sent with ``
   Also, when present, the ``QueryManager`` counters ``StartedQueries`` (queries that reached RUNNING) and
   ``CompletedQueries`` (every query that ended, finished or failed, even before running): airlift writes a
   ``CounterStat`` as a counter of its total count, without the ``_total`` suffix. They feed the
-  controller's queue model; a coordinator without them still serves everything else.
+  controller's queue model; a coordinator without them still serves everything else. Likewise
+  ``ConsumedCpuTimeSecs``: the CPU time of each query that ended, cut to whole seconds, added when it ends
+  (tests/peers/TRINO_FACTS.md), for the work rate.
 - ``GET /v1/query?state=RUNNING``: blocked queries are the running ones whose ``queryStats.fullyBlocked`` is
-  true; ``QueryManager`` has no such gauge and ``/ui/api/stats`` needs a Web UI login. The list only holds
-  queries the user may view, so give the user the right to view all queries.
+  true; ``QueryManager`` has no such gauge before 470 and ``/ui/api/stats`` needs a Web UI login. With
+  ``running_query_cpu``, also the sum of their ``queryStats.totalCpuTime``: the CPU spent by queries that
+  have not ended, which ``ConsumedCpuTimeSecs`` only counts once they do. The list only holds queries the
+  user may view, so give the user the right to view all queries. It is read on every poll only when one of
+  these needs it (about 2 KB per running query on a real 476).
 - ``GET /v1/resourceGroupState/{a}/{b}`` for each configured root and, recursively, each sub-group it lists.
   Trino lists only sub-groups with running or queued queries, so idle groups have no series (idle = 0);
   groups are created on first use, so a root that answers 404 is also idle.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -51,6 +57,7 @@ REQUIRED_WORKERS = "trino_execution_name_ClusterSizeMonitor_RequiredWorkers"
 CLUSTER_MEMORY = "trino_memory_name_ClusterMemoryManager_ClusterMemoryBytes"
 STARTED = "trino_execution_name_QueryManager_StartedQueries"
 COMPLETED = "trino_execution_name_QueryManager_CompletedQueries"
+CONSUMED_CPU = "trino_execution_name_QueryManager_ConsumedCpuTimeSecs"
 # Since Trino 470; before, fully blocked queries are counted from the running-query list.
 FULLY_BLOCKED = "trino_execution_name_QueryManager_FullyBlockedQueries"
 # Newest naming first: the node manager moved from trino.metadata to trino.node in 477.
@@ -71,12 +78,14 @@ CLUSTER_METRICS = (
     "trino_capacity_queued_queries",
     "trino_cluster_memory_bytes",
     "trino_completed_queries_total",
+    "trino_consumed_cpu_seconds_total",
     "trino_nodes",
     "trino_queued_queries",
     "trino_required_workers",
     "trino_running_queries",
     "trino_started_queries_total",
 )
+RUNNING_CPU_METRIC = "trino_running_queries_cpu_seconds"
 RESOURCE_GROUP_METRICS = (
     "trino_resource_group_hard_concurrency_limit",
     "trino_resource_group_limit_bound",
@@ -137,6 +146,17 @@ class TrinoSettings(SourceSettings):
             raise ValueError("resource_groups lists a group twice")
         return value
 
+    running_query_cpu: bool = Field(
+        False,
+        description=(
+            "Also read GET /v1/query?state=RUNNING on every poll and serve "
+            "trino_running_queries_cpu_seconds, the CPU running queries have spent so far. It costs about "
+            "2 KB per running query per poll, and the user needs the right to view all queries (else the "
+            "sum silently covers only its own). Off: only trino_consumed_cpu_seconds_total, which counts a "
+            "query's CPU when it ends."
+        ),
+    )
+
 
 @dataclass(frozen=True)
 class ResourceGroupState:
@@ -167,6 +187,7 @@ class CoordinatorMetrics:
     nodes: Mapping[str, float]
     started_total: float | None = None
     completed_total: float | None = None
+    consumed_cpu_seconds_total: float | None = None
     fully_blocked: float | None = None
 
 
@@ -227,6 +248,7 @@ def coordinator_metrics(url: str, values: Mapping[str, float]) -> CoordinatorMet
         nodes=nodes,
         started_total=counter(STARTED),
         completed_total=counter(COMPLETED),
+        consumed_cpu_seconds_total=counter(CONSUMED_CPU),
         fully_blocked=_count(url, FULLY_BLOCKED, values[FULLY_BLOCKED]) if FULLY_BLOCKED in values else None,
     )
 
@@ -237,10 +259,39 @@ def _count(url: str, name: str, value: float) -> float:
     return value
 
 
-def blocked_queries(url: str, payload: Any) -> int:
-    """Running queries whose every driver is blocked, from a ``/v1/query`` list."""
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h|d)$")
+_DURATION_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_seconds(url: str, text: Any) -> float:
+    """An airlift ``Duration`` as Trino's JSON writes it (``11.07s``, ``5.00ms``, ``0.00ns``)."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise SourceError(f"{url} has a duration {text!r} that is not an airlift Duration")
+    return float(match[1]) * _DURATION_SECONDS[match[2]]
+
+
+def _query_list(url: str, payload: Any) -> list[Any]:
     if not isinstance(payload, list):
         raise SourceError(f"{url} answered {type(payload).__name__}, expected a list of queries")
+    return payload
+
+
+def running_cpu_seconds(url: str, payload: Any) -> float:
+    """CPU spent so far by the running queries of a ``/v1/query`` list (``queryStats.totalCpuTime``)."""
+    total = 0.0
+    for item in _query_list(url, payload):
+        stats = item.get("queryStats") if isinstance(item, dict) else None
+        if not isinstance(stats, dict) or "totalCpuTime" not in stats:
+            raise SourceError(f"{url} lists a query without queryStats.totalCpuTime")
+        if item.get("state", "RUNNING") == "RUNNING":
+            total += duration_seconds(url, stats["totalCpuTime"])
+    return total
+
+
+def blocked_queries(url: str, payload: Any) -> int:
+    """Running queries whose every driver is blocked, from a ``/v1/query`` list."""
+    payload = _query_list(url, payload)
     blocked = 0
     for item in payload:
         stats = item.get("queryStats") if isinstance(item, dict) else None
@@ -326,9 +377,12 @@ class TrinoSource:
         return {"cluster": self._settings.name}
 
     def served_metrics(self) -> Sequence[str]:
+        served = list(CLUSTER_METRICS)
         if self._roots:
-            return sorted((*CLUSTER_METRICS, *RESOURCE_GROUP_METRICS))
-        return list(CLUSTER_METRICS)
+            served += RESOURCE_GROUP_METRICS
+        if self._settings.running_query_cpu:
+            served.append(RUNNING_CPU_METRIC)
+        return sorted(served)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -340,24 +394,37 @@ class TrinoSource:
         try:
             async with asyncio.timeout(budget):
                 # A coordinator that exported FullyBlockedQueries last time is spared the running-query
-                # list (every running query's stats, and a user allowed to view them all).
-                scan = not self._has_blocked_gauge
-                metrics, scanned, groups = await _all3(
+                # list (every running query's stats, and a user allowed to view them all) unless the
+                # running queries' CPU is asked for.
+                scan = not self._has_blocked_gauge or self._settings.running_query_cpu
+                metrics, listed, groups = await _all3(
                     self._coordinator_metrics(),
-                    self._blocked() if scan else _nothing(),
+                    self._running() if scan else _nothing(),
                     self._resource_groups(),
                 )
                 self._has_blocked_gauge = metrics.fully_blocked is not None
+                # Parsed even where the gauge makes it unneeded: an odd answer fails the poll all the same.
+                scanned = blocked_queries(*listed) if listed is not None else None
                 if metrics.fully_blocked is not None:
                     blocked = round(metrics.fully_blocked)
+                elif scanned is not None:
+                    blocked = scanned
                 else:
-                    blocked = scanned if scanned is not None else await self._blocked()
+                    listed = await self._running()
+                    blocked = blocked_queries(*listed)
         except TimeoutError as exc:
             raise SourceError(f"{self._base} did not answer within {budget:g}s") from exc
-        return self._samples(metrics, blocked, groups)
+        running_cpu = None
+        if listed is not None and self._settings.running_query_cpu:
+            running_cpu = running_cpu_seconds(*listed)
+        return self._samples(metrics, blocked, groups, running_cpu)
 
     def _samples(
-        self, metrics: CoordinatorMetrics, blocked: int, groups: Sequence[ResourceGroupState]
+        self,
+        metrics: CoordinatorMetrics,
+        blocked: int,
+        groups: Sequence[ResourceGroupState],
+        running_cpu: float | None = None,
     ) -> list[Sample]:
         cluster = {"cluster": self._settings.name}
         samples = [
@@ -367,22 +434,25 @@ class TrinoSource:
             Sample("trino_required_workers", cluster, metrics.required_workers),
             Sample("trino_cluster_memory_bytes", cluster, metrics.cluster_memory_bytes),
         ]
+        if running_cpu is not None:
+            samples.append(Sample(RUNNING_CPU_METRIC, cluster, running_cpu))
         samples += [
             Sample("trino_nodes", {**cluster, "state": state}, count)
             for state, count in metrics.nodes.items()
         ]
         counters = {
-            "trino_started_queries_total": metrics.started_total,
-            "trino_completed_queries_total": metrics.completed_total,
+            STARTED: ("trino_started_queries_total", metrics.started_total),
+            COMPLETED: ("trino_completed_queries_total", metrics.completed_total),
+            CONSUMED_CPU: ("trino_consumed_cpu_seconds_total", metrics.consumed_cpu_seconds_total),
         }
-        samples += [Sample(name, cluster, value) for name, value in counters.items() if value is not None]
-        if None in counters.values() and not self._warned_no_counters:
+        samples += [Sample(name, cluster, value) for name, value in counters.values() if value is not None]
+        missing = [source for source, (_, value) in counters.items() if value is None]
+        if missing and not self._warned_no_counters:
             self._warned_no_counters = True
             log.warning(
-                "Trino %s has no %s or %s on /metrics: the queue model gets no query rates from it",
+                "Trino %s has no %s on /metrics: the controller gets no query or work rates from them",
                 self._base,
-                STARTED,
-                COMPLETED,
+                ", ".join(missing),
             )
         if self._roots:
             samples.append(Sample("trino_capacity_queued_queries", cluster, float(capacity_queued(groups))))
@@ -438,9 +508,8 @@ class TrinoSource:
             len(body), lambda: coordinator_metrics(url, parse_exposition(url, decode(body)))
         )
 
-    async def _blocked(self) -> int:
-        url, payload = await self._get_json("/v1/query?state=RUNNING")
-        return blocked_queries(url, payload)
+    async def _running(self) -> tuple[str, Any]:
+        return await self._get_json("/v1/query?state=RUNNING")
 
     async def _resource_groups(self) -> list[ResourceGroupState]:
         seen: dict[tuple[str, ...], ResourceGroupState] = {}

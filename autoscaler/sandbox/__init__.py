@@ -33,4 +33,12 @@ What stays different, on purpose or because it does not matter to the controller
 - A watch from a resourceVersion newer than the store's: the sandbox answers 504 ``ResourceVersionTooLarge``
   at once; the real server was seen to wait (a 3 s watch answered 200 and nothing), not checked further.
 - Bookmarks are timed on a 1 s tick on the real server, to the poll interval (0.25 s) in the sandbox.
+
+The Trino emulator (``trino*.py``) against a real Trino 476
+----------------------------------------------------------
+``tests/peers/test_trino_contract.py`` asks both the same questions. Query CPU differs in timing only: a
+running query's ``queryStats.totalCpuTime`` grows smoothly here, where the real one moves in steps of seconds
+as task statuses reach the coordinator; and ``ConsumedCpuTimeSecs`` adds the query's exact CPU (cut to whole
+seconds, as upstream), where the real one adds what the stats said at the moment the query ended, which fell
+short for a cancelled query (tests/peers/TRINO_FACTS.md section 11).
 """

@@ -288,6 +288,7 @@ def node_metric_families(cluster: TrinoCluster, node: Node) -> list[MetricFamily
         MetricFamily(query_manager + "StartedQueries", "counter", cluster.started_queries),
         MetricFamily(query_manager + "CompletedQueries", "counter", cluster.completed_queries),
         MetricFamily(query_manager + "FailedQueries", "counter", cluster.failed_queries),
+        MetricFamily(query_manager + "ConsumedCpuTimeSecs", "counter", cluster.consumed_cpu_seconds),
         MetricFamily(
             "trino_execution_name_ClusterSizeMonitor_RequiredWorkers",
             "gauge",
@@ -389,7 +390,7 @@ def basic_query_info(cluster: TrinoCluster, query: Query, coordinator_url: str) 
     admitted = query.admitted_at if query.admitted_at is not None else end
     running_tasks = [t for t in query.tasks if t.remaining > 0]
     done_tasks = len(query.tasks) - len(running_tasks)
-    cpu = query.work_seconds - query.remaining_work if query.tasks else 0.0
+    cpu = query.cpu_seconds
     stats = {
         "createTime": _iso(query.created_at),
         "endTime": _iso(query.ended_at) if query.ended_at is not None else None,
@@ -441,7 +442,7 @@ def cluster_stats(cluster: TrinoCluster) -> dict[str, object]:
     """``/ui/api/stats``: running excludes fully blocked queries, which are counted apart."""
     # Active nodes without the coordinator unless it schedules work (node-scheduler.include-coordinator).
     active_workers = cluster.active_worker_count()
-    cpu = sum(q.work_seconds - q.remaining_work for q in cluster.queries() if q.tasks)
+    cpu = sum(q.cpu_seconds for q in cluster.queries())
     return {
         "runningQueries": cluster.progressing_queries(),
         "blockedQueries": cluster.blocked_queries(),

@@ -154,6 +154,11 @@ class Query:
         return sum(task.remaining for task in self.tasks)
 
     @property
+    def cpu_seconds(self) -> float:
+        """CPU spent so far (``queryStats.totalCpuTime``): one worker-second of work is one CPU-second."""
+        return self.work_seconds - self.remaining_work if self.tasks else 0.0
+
+    @property
     def progress(self) -> float:
         """Fraction of the work done, 0..1."""
         if self.state is QueryState.FINISHED:
@@ -423,6 +428,8 @@ class TrinoCluster:
         self.failed_queries = 0
         self.killed_queries = 0
         self.rejected_queries = 0
+        # QueryManagerStats.ConsumedCpuTimeSecs: each ended query adds its CPU time cut to whole seconds.
+        self.consumed_cpu_seconds = 0
         for _ in range(workers):
             self.add_worker()
         # The initial workers are known to the coordinator from the start.
@@ -847,7 +854,12 @@ class TrinoCluster:
         query.error_type = error_type
         query.error_message = message
         self.failed_queries += 1
+        self._ended(query)
+
+    def _ended(self, query: Query) -> None:
         self.completed_queries += 1
+        # Upstream casts the seconds to a long, so a sub-second query adds nothing (a real 476: 0.98 s -> 0).
+        self.consumed_cpu_seconds += math.floor(query.cpu_seconds + _EPS)
         self._done.append(query)
 
     # ------------------------------------------------------------------- dynamics
@@ -919,8 +931,7 @@ class TrinoCluster:
                 self._release(query)
                 query.state = QueryState.FINISHED
                 query.ended_at = self._now
-                self.completed_queries += 1
-                self._done.append(query)
+                self._ended(query)
                 changed = True
         return changed
 

@@ -29,6 +29,8 @@ class World:
                     "endpoint": {"url": self.trino.coordinator_url},
                     "resource_groups": ["global"],
                     "poll_interval_seconds": poll_interval_seconds,
+                    # The demo shows every figure; the emulated coordinator lets any user view all queries.
+                    "running_query_cpu": True,
                 }
             ],
             "spark": [

@@ -93,6 +93,7 @@ def trino_settings(
     username: str | None = None,
     password_file: Path | None = None,
     bearer_token_file: Path | None = None,
+    running_query_cpu: bool = False,
 ) -> TrinoSettings:
     """Source settings pointing at a sandbox coordinator (or any URL)."""
     url = sandbox if isinstance(sandbox, str) else sandbox.coordinator_url
@@ -110,6 +111,7 @@ def trino_settings(
         resource_groups=list(resource_groups),
         timeout_seconds=timeout_seconds,
         poll_interval_seconds=0.1,
+        running_query_cpu=running_query_cpu,
     )
 
 

@@ -8,15 +8,20 @@ sides are read; the check queries on system tables are left out of Trino's side.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator, Sequence
 
+import aiohttp
 import pytest
 
+from adapter.quantity import parse_quantity
 from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.trino import TrinoSettings, TrinoSource
+from tests.helpers.adapter import running_adapter
 from tests.helpers.trino import sample_value as value
+from tests.helpers.wait import eventually
 from tests.peers.trino_cluster import (
     ADMIN,
     MONITOR,
@@ -31,7 +36,7 @@ pytestmark = [pytest.mark.real_trino, pytest.mark.timeout(900)]
 CHECK = "/* queuescale check */"
 
 
-def source_for(cluster: TrinoCluster) -> TrinoSource:
+def source_for(cluster: TrinoCluster, *, running_query_cpu: bool = False) -> TrinoSource:
     return TrinoSource(
         TrinoSettings(
             name="real",
@@ -39,6 +44,7 @@ def source_for(cluster: TrinoCluster) -> TrinoSource:
             user=MONITOR,
             resource_groups=["global"],
             timeout_seconds=20,
+            running_query_cpu=running_query_cpu,
         )
     )
 
@@ -130,6 +136,57 @@ async def test_started_and_completed_counters_count_the_queries_run(real_trino: 
     after = await collect(real_trino)
     for counter in ("trino_started_queries_total", "trino_completed_queries_total"):
         assert value(after, counter) - value(before, counter) == 3, counter
+
+
+EXTERNAL_API = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/{}?labelSelector=cluster%3Dreal"
+RUNNING_CPU = "trino_running_queries_cpu_seconds"
+
+
+async def served_value(adapter_url: str, metric: str = "trino_consumed_cpu_seconds_total") -> float | None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(adapter_url + EXTERNAL_API.format(metric)) as resp,
+    ):
+        if resp.status != 200:
+            return None
+        items = (await resp.json())["items"]
+    assert len(items) == 1, items
+    assert items[0]["metricLabels"] == {"cluster": "real"}
+    return float(parse_quantity(items[0]["value"]))
+
+
+def consumed_cpu_on_trino(cluster: TrinoCluster) -> float:
+    name = "trino_execution_name_QueryManager_ConsumedCpuTimeSecs"
+    return cluster.metric_values(cluster.coordinator, f"^{name}$")[name]
+
+
+async def test_query_cpu_is_served_on_the_external_metrics_api(real_trino: TrinoCluster) -> None:
+    source = source_for(real_trino, running_query_cpu=True)
+    async with running_adapter([source]) as (server, _):
+        before = await eventually(lambda: served_value(server.url), check=lambda v: v is not None)
+        assert before == await asyncio.to_thread(consumed_cpu_on_trino, real_trino)
+        assert await served_value(server.url, RUNNING_CPU) == 0
+        running = await asyncio.to_thread(
+            real_trino.submit,
+            f"{CHECK} SELECT sum(extendedprice * discount), count(*) FROM tpch.sf1.lineitem",
+        )
+        # While it runs, its CPU so far shows once task statuses have reached the coordinator (in steps).
+        during = await eventually(
+            lambda: served_value(server.url, RUNNING_CPU), check=lambda v: bool(v), timeout=60.0
+        )
+        await asyncio.to_thread(running.result, 120.0)
+        assert running.query_id is not None
+        spent = running.last["stats"]["cpuTimeMillis"] / 1000
+        after = await eventually(
+            lambda: served_value(server.url), check=lambda v: v is not None and v > before, timeout=30.0
+        )
+        assert after == await asyncio.to_thread(consumed_cpu_on_trino, real_trino)
+        # Whole seconds of the one query that ended meanwhile (the poller's own requests run no SQL).
+        assert after - before == math.floor(spent), (after, before, spent)
+        assert during is not None
+        assert 0 < during <= spent
+        # Once it ended it is no longer running: its CPU is in the counter only.
+        await eventually(lambda: served_value(server.url, RUNNING_CPU), check=lambda v: v == 0)
 
 
 async def test_nodes_by_state_match_system_runtime_nodes_through_a_drain(real_trino: TrinoCluster) -> None:

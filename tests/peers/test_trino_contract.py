@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -20,6 +22,10 @@ import pytest
 from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoAuth
 from tests.helpers.trino import trino_sandbox
 from tests.peers.trino_cluster import ADMIN, LAZY_SOURCE, MONITOR, SERIAL_SOURCE, TrinoCluster
+
+CPU_QUERY = "SELECT sum(extendedprice * discount), count(*) FROM tpch.sf1.lineitem"
+CONSUMED_CPU = "trino_execution_name_QueryManager_ConsumedCpuTimeSecs"
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 #: The real cluster's resource groups (tests/peers/trino_cluster.py), for the emulator.
 GROUPS = [
@@ -45,6 +51,8 @@ class Peer:
     """Let this many seconds of cluster time pass."""
     run_query: Callable[[str], Awaitable[None]]
     """Run one short query in a leaf resource group (``adhoc``, ``serial`` or ``lazy``) to its end."""
+    run_cpu_query: Callable[[], Awaitable[None]]
+    """Run one query that spends some CPU-seconds (in ``adhoc``) to its end."""
 
 
 @pytest.fixture(params=["emulator", pytest.param("real", marks=pytest.mark.real_trino)])
@@ -56,8 +64,17 @@ async def peer(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
             source = {"serial": SERIAL_SOURCE, "lazy": LAZY_SOURCE}.get(group)
             await asyncio.to_thread(real.query, "SELECT count(*) FROM tpch.tiny.region", source=source)
 
+        async def run_real_cpu() -> None:
+            # About 11 CPU-seconds on the two workers of a real 476 (tests/peers/TRINO_FACTS.md).
+            await asyncio.to_thread(real.query, CPU_QUERY, timeout=120.0)
+
         yield Peer(
-            "real", real.coordinator.http_url, [w.http_url for w in real.workers], asyncio.sleep, run_real
+            "real",
+            real.coordinator.http_url,
+            [w.http_url for w in real.workers],
+            asyncio.sleep,
+            run_real,
+            run_real_cpu,
         )
         for worker in real.workers:
             real.set_state(worker, "ACTIVE")
@@ -70,11 +87,16 @@ async def peer(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
             await sb.sync()
 
         async def run_emulated(group: str) -> None:
-            sb.cluster.submit(f"global.{group}", 1.0)
+            # A count over tpch.tiny.region spends 5-10 ms of CPU on a real 476.
+            sb.cluster.submit(f"global.{group}", 0.01)
             await advance(5.0)
 
+        async def run_emulated_cpu() -> None:
+            sb.cluster.submit("global.adhoc", 11.07, text=CPU_QUERY)
+            await advance(30.0)
+
         workers = [sb.url(w.node_id) for w in sb.cluster.workers()]
-        yield Peer("emulator", sb.coordinator_url, workers, advance, run_emulated)
+        yield Peer("emulator", sb.coordinator_url, workers, advance, run_emulated, run_emulated_cpu)
 
 
 async def call(
@@ -208,3 +230,31 @@ async def test_a_drained_worker_keeps_its_memory_counted(peer: Peer) -> None:
     assert (await call("PUT", worker + "/v1/info/state", user=ADMIN, body="DRAINING"))[0] == 400
     assert (await call("PUT", worker + "/v1/info/state", user=ADMIN, body="ACTIVE"))[0] == 200
     assert await state(worker) == "ACTIVE"
+
+
+def seconds(duration: str) -> float:
+    """An airlift ``Duration`` as the JSON of ``/v1/query`` writes it (``11.07s``, ``5.00ms``)."""
+    match = re.fullmatch(r"([0-9.]+)([a-z]+)", duration)
+    assert match is not None, duration
+    assert match[2] in _DURATION_UNITS, duration
+    return float(match[1]) * _DURATION_UNITS[match[2]]
+
+
+async def test_consumed_cpu_counts_whole_seconds_when_a_query_ends(peer: Peer) -> None:
+    # The first tpch query on fresh JVMs spends seconds of CPU (a real 476 counted 3 for it): warm up first.
+    await peer.run_query("adhoc")
+    before = (await metrics(peer.coordinator))[CONSUMED_CPU]
+    # A query of a few milliseconds: its CPU is cut to whole seconds, so it adds nothing.
+    await peer.run_query("adhoc")
+    assert (await metrics(peer.coordinator))[CONSUMED_CPU] == before
+    await peer.run_cpu_query()
+    status, body = await call("GET", peer.coordinator + "/v1/query?state=FINISHED", user=ADMIN)
+    assert status == 200, body
+    query = max(
+        (q for q in json.loads(body) if q["query"] == CPU_QUERY), key=lambda q: q["queryStats"]["createTime"]
+    )
+    spent = seconds(query["queryStats"]["totalCpuTime"])
+    assert spent >= 2.0, query["queryStats"]
+    added = (await metrics(peer.coordinator))[CONSUMED_CPU] - before
+    # Counted when the query ended, from the stats it had then: whole seconds, never more than it spent.
+    assert added == math.floor(spent), (added, spent)
