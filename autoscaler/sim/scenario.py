@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, Literal, Protocol, TextIO, TypeVar
 
@@ -283,9 +283,14 @@ def run_sweep(
     *,
     seed: int = 0,
     refine: int = 3,
+    settings: dict[str, tuple[float, ...]] | None = None,
 ) -> Sweep:
-    """Run every baseline over its sweep, then find its cheapest setting at each policy's level."""
+    """Run every baseline over its sweep (``settings[name]`` instead where given), then find its cheapest
+    setting at each policy's level."""
     families = {b: baseline(b, scenario.load, config) for b in baselines}
+    for name, values in (settings or {}).items():
+        if name in families:
+            families[name] = replace(families[name], sweep=tuple(values))
     points: dict[str, list[Point]] = {}
     for name, family in families.items():
         points[name] = [Point(s, _run(scenario, family.make(s), config, seed)) for s in family.sweep]
