@@ -61,6 +61,14 @@ from autoscaler.policy_models import SPARK_APPLICATION_KINDS, MetricSpec, Scalin
 from autoscaler.queueing import QueueObservation, TrinoLoad, TrinoTarget, estimate_rates, trino_workers_needed
 from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
 from autoscaler.spark_sizing import AppDemand, executors_needed, pool_workers_needed
+from autoscaler.work_sizing import (
+    DEFAULT_SHARE,
+    WorkLoad,
+    concurrency_limit,
+    cpu_per_query,
+    query_share,
+    workers_for_work,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -166,6 +174,8 @@ class _Plan:
     behavior: hpa.Behavior | None
     value_targets: tuple[tuple[int, hpa.ExternalTarget], ...]
     trino_targets: dict[int, TrinoTarget]
+    #: QueueWait metrics with sizing Work: (target wait s, percentile as a fraction, cores per worker).
+    work_targets: dict[int, tuple[float, float, float]]
     names: tuple[str, ...]
     method: Method
     season_steps: int
@@ -185,12 +195,21 @@ def _plan(policy: ScalingPolicy, config: EngineConfig) -> _Plan:
     spec = policy.spec
     values: list[tuple[int, hpa.ExternalTarget]] = []
     trino: dict[int, TrinoTarget] = {}
+    work: dict[int, tuple[float, float, float]] = {}
     for index, metric in enumerate(spec.metrics):
         section = metric.external or metric.prometheus
         if section is not None:
             target = section.target
             values.append(
                 (index, hpa.ExternalTarget(target.type, float(target.amount), _metric_name(metric)))
+            )
+        elif metric.queue_wait is not None and metric.queue_wait.sizing == "Work":
+            cores = spec.target.trino.cores_per_worker if spec.target.trino is not None else None
+            # Validation requires coresPerWorker with Work; without a Trino target the metric has no data.
+            work[index] = (
+                metric.queue_wait.target_seconds,
+                metric.queue_wait.percentile / 100.0,
+                float(cores or 1),
             )
         elif metric.queue_wait is not None:
             slots = spec.target.trino.slots_per_worker if spec.target.trino is not None else 1
@@ -204,6 +223,7 @@ def _plan(policy: ScalingPolicy, config: EngineConfig) -> _Plan:
         behavior=to_hpa_behavior(spec.behavior),
         value_targets=tuple(values),
         trino_targets=trino,
+        work_targets=work,
         names=tuple(_metric_name(m) for m in spec.metrics),
         method="holt_winters" if fc.method == "holt-winters" else "fft",
         season_steps=m,
@@ -224,6 +244,9 @@ class EngineState:
     hpa: hpa.HpaState = field(default_factory=hpa.HpaState)
     queue_history: tuple[QueueObservation, ...] = ()
     learned_service_seconds: float | None = None
+    #: Mean CPU-seconds of a query and a query's share of the cores, as last measured (sizing Work).
+    learned_cpu_per_query: float | None = None
+    learned_query_share: float | None = None
     spark_run_peak: int | None = None
     spark_last_peak: int | None = None
     forecast_series: tuple[float, ...] = ()
@@ -286,13 +309,20 @@ def _trino_proposals(
             out[i] = Proposal(plan.names[i], metrics[i].type, None, None, why)
         return state, False, None
     current = QueueObservation(
-        obs.now, float(snap.queued), float(snap.running), snap.completed_total, snap.started_total
+        obs.now,
+        float(snap.queued),
+        float(snap.running),
+        snap.completed_total,
+        snap.started_total,
+        snap.cpu_seconds_total,
     )
     cutoff = obs.now - config.rate_window_seconds
     history = tuple(o for o in state.queue_history if o.at >= cutoff and o.at < obs.now)
     limit_bound = False
     limit_reason: str | None = None
     learned = state.learned_service_seconds
+    if plan.work_targets:
+        state = _work_proposals(plan, obs, snap, (*history, current), state, config, out)
     if plan.trino_targets:
         hint = config.service_seconds_hint if config.service_seconds_hint is not None else learned
         rates = estimate_rates(
@@ -329,6 +359,47 @@ def _trino_proposals(
     if not history or obs.now - history[-1].at >= config.rate_sample_seconds:
         history = (*history, current)
     return replace(state, queue_history=history, learned_service_seconds=learned), limit_bound, limit_reason
+
+
+def _work_proposals(
+    plan: _Plan,
+    obs: Observation,
+    snap: TrinoSnapshot,
+    window: tuple[QueueObservation, ...],
+    state: EngineState,
+    config: EngineConfig,
+    out: list[Proposal | None],
+) -> EngineState:
+    """QueueWait metrics with sizing Work: the CPU-seconds arriving, shared by the workers' cores
+    (:mod:`autoscaler.work_sizing`). What the window cannot tell (no query ended in it) is taken from the
+    last measurement; with none yet, the queries present are packed at one per core (a cluster is never
+    sized blind) until the counters have moved."""
+    metrics = plan.policy.spec.metrics
+    rates = estimate_rates(window, obs.now, config.rate_window_seconds)
+    cpu = cpu_per_query(window) or state.learned_cpu_per_query
+    ready = obs.ready_replicas if obs.ready_replicas is not None else obs.current_replicas
+    share = state.learned_query_share
+    for i, (target_wait, percentile, cores) in plan.work_targets.items():
+        if rates is not None and cpu is not None and rates.service_seconds is not None:
+            seen = query_share(cpu, rates.service_seconds, rates.mean_running, ready, cores)
+            if seen is not None:
+                share = seen
+        if rates is None or cpu is None:
+            demand = snap.running + snap.queued
+            workers = math.ceil(demand / cores) if demand > 0 else 0
+            missing = "too little history" if rates is None else "no query's CPU measured yet"
+            why = f"work: {missing}; {demand} queries present packed at one per core → {workers} workers"
+        else:
+            load = WorkLoad(rates.arrival_rate, cpu, share or DEFAULT_SHARE, concurrency_limit(snap.groups))
+            sizing = workers_for_work(
+                load, cores, target_wait, percentile, max_workers=max(1, plan.policy.spec.max_replicas)
+            )
+            workers, why = sizing.workers, sizing.reason
+        n = snap.required_workers
+        if n > workers:
+            workers, why = n, f"{why}; queries wait for {n} required workers"
+        out[i] = Proposal(plan.names[i], metrics[i].type, float(snap.queued), workers, why)
+    return replace(state, learned_cpu_per_query=cpu, learned_query_share=share)
 
 
 def _app_executors(app: AppDemand, executor_cores: int, ratio: float) -> int:

@@ -261,6 +261,12 @@ class TrinoTarget(Model):
         ge=1,
         description="Queries one worker runs at once (servers per worker in the queue model).",
     )
+    cores_per_worker: int | None = Field(
+        default=None,
+        ge=1,
+        description="Cores of one worker; required by QueueWait with sizing Work, which sizes on the "
+        "CPU-seconds queries bring.",
+    )
     credentials_secret: SecretKeyRef | None = Field(
         default=None, description="Secret holding the password of `user`, if the cluster needs one."
     )
@@ -535,6 +541,13 @@ class QueueWaitMetric(Model):
         default=None,
         gt=0,
         description="Queue wait counted as an SLO miss in reports, in seconds; at least targetSeconds.",
+    )
+    sizing: Literal["Slots", "Work"] = Field(
+        default="Slots",
+        description="Slots: Erlang C over slotsPerWorker query slots per worker, queries of a measured "
+        "service time. Work: the CPU-seconds arriving (trino_consumed_cpu_seconds_total) shared by "
+        "coresPerWorker cores per worker, queries finishing sooner on a bigger cluster, queued by the "
+        "resource groups' concurrency limits (autoscaler/work_sizing.py).",
     )
 
     @model_validator(mode="after")
@@ -835,6 +848,20 @@ class ScalingPolicySpec(Model):
                         ("metrics", index, "type"),
                         f"{metric.type} needs a target of kind {' or '.join(sorted(allowed))}, not {kind}",
                         metric.type,
+                    )
+                )
+            trino = self.target.trino
+            if (
+                metric.queue_wait is not None
+                and metric.queue_wait.sizing == "Work"
+                and trino is not None
+                and trino.cores_per_worker is None
+            ):
+                problems.append(
+                    Problem(
+                        ("metrics", index, "queueWait", "sizing"),
+                        "Work needs target.trino.coresPerWorker (the cores of one worker)",
+                        metric.queue_wait.sizing,
                     )
                 )
             if (

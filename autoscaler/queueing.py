@@ -35,6 +35,7 @@ __all__ = [
     "TrinoLoad",
     "TrinoSizing",
     "TrinoTarget",
+    "counter_increase",
     "erlang_c",
     "estimate_rates",
     "limit_bound_queued",
@@ -189,6 +190,7 @@ class QueueObservation:
     running: float
     completed_total: float | None = None
     started_total: float | None = None
+    cpu_seconds_total: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +214,7 @@ class Rates:
     method: str
 
 
-def _counter_increase(values: Sequence[float]) -> float:
+def counter_increase(values: Sequence[float]) -> float:
     """Sum of increases of a counter, treating a decrease as a reset to 0 (as Prometheus' ``increase``)."""
     total = 0.0
     for prev, cur in itertools.pairwise(values):
@@ -280,11 +282,11 @@ def estimate_rates(
     started = [o.started_total for o in points]
     throughput: float | None
     if all(v is not None for v in started):
-        throughput = _counter_increase([v for v in started if v is not None]) / span
+        throughput = counter_increase([v for v in started if v is not None]) / span
         arrival = throughput + d_queued / span
         method = "start counter (Little's law on running queries)"
     elif all(v is not None for v in completed):
-        throughput = _counter_increase([v for v in completed if v is not None]) / span
+        throughput = counter_increase([v for v in completed if v is not None]) / span
         arrival = throughput + d_system / span
         method = "completion counter (Little's law on running queries)"
     else:

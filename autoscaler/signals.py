@@ -41,6 +41,8 @@ class TrinoSnapshot:
     completed_total: float | None = None
     started_total: float | None = None
     stale: bool = False
+    #: CPU-seconds of the queries that ended (Trino's QueryManager ConsumedCpuTimeSecs), for sizing on work.
+    cpu_seconds_total: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

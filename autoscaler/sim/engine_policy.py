@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
+from autoscaler.queueing import GroupLoad
 from autoscaler.signals import Observation, TrinoSnapshot, ValueReading
 from autoscaler.sim.trino import DRAIN, ClusterConfig, ClusterView, ScaleDownMode
 from autoscaler.sim.trino_work import WorkConfig
@@ -53,9 +54,20 @@ class QueuescalePolicy:
         self._started = False
         self.name = policy.metadata.name or "queuescale"
         #: Passes where the engine raised and the count was held (see :meth:`desired`).
+        self._sizes_on_work = any(
+            m.queue_wait is not None and m.queue_wait.sizing == "Work" for m in policy.spec.metrics
+        )
         self._value_names: tuple[str | None, ...] = tuple(
             m.external.metric.name if m.external is not None else None for m in policy.spec.metrics
         )
+
+    def _groups(self, view: ClusterView) -> tuple[GroupLoad, ...]:
+        """The resource group as the source polls it, for sizing on work: one group with a limit is the
+        whole cluster's. Slot sizing is left as it ran before (it was not given the groups)."""
+        limits = self.cluster_config.group_limits
+        if not self._sizes_on_work or len(limits) != 1 or limits[0] is None:
+            return ()
+        return (GroupLoad("global", view.queued, view.running, limits[0]),)
 
     def desired(self, now: float, view: ClusterView) -> int:
         if not self._started:
@@ -74,6 +86,8 @@ class QueuescalePolicy:
             required_workers=view.required_workers,
             completed_total=float(view.completed),
             started_total=float(view.completed + view.running),
+            groups=self._groups(view),
+            cpu_seconds_total=view.cpu_seconds_total,
         )
         obs = Observation(
             now=self.epoch_start + now,
