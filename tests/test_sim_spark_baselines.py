@@ -201,7 +201,7 @@ def test_each_family_has_its_setting_default_and_sweep() -> None:
         family = pool_baseline(name, load, config)
         assert family.default == 4.0
         assert min(family.sweep) == 1.0
-        assert max(family.sweep) == 8.0
+        assert max(family.sweep) == 16.0
         assert family.default in family.sweep
         assert family.more_capacity == "lower"
         assert not family.integer

@@ -12,8 +12,9 @@ family has one setting a user tunes, swept by ``--sweep`` (:class:`~autoscaler.s
 - ``hpa-queue``: ``deploy/examples/hpa/hpa-spark-worker-pool.yaml`` as written: the adapter's
   ``spark_executors_needed`` (summed over the pool's applications, as the HPA sums an External metric's
   items) at an ``AverageValue`` of e executors per worker and ``spark_waiting_apps`` at 1, its ``behavior``
-  (scale-down: 300 s window, 1 pod per 60 s; scale-up: the defaults). Setting: e, 1-8 (the example's 4 is
-  a worker's executors: 4 cores of 1-core executors).
+  (scale-down: 300 s window, 1 pod per 60 s; scale-up: the defaults). Setting: e, 1-16 (the example's 4
+  is a worker's executors: 4 cores of 1-core executors; above it the pool is smaller than the applications
+  ask, which the iso-SLO search found to meet a slow enough level at 8, so the sweep goes on to 16).
 - ``dynalloc``: Spark's own dynamic allocation as the pool's sizing: every application's executor target
   (``ExecutorAllocationManager.executors.numberTargetExecutors``, exported by the driver's
   PrometheusServlet and summed by prometheus-adapter) over e executors per worker, by an HPA written
@@ -21,11 +22,11 @@ family has one setting a user tunes, swept by ``--sweep`` (:class:`~autoscaler.s
   application ramps (the target grows 1, 2, 4, ... per second up to what ``spark_executors_needed``
   reports, then the two are equal), and in its wiring: no ``spark_waiting_apps`` metric and the default
   scale-down (after the 300 s window, down to the recommendation at once, where the example lets one pod go
-  a minute). Setting: e, 1-8.
+  a minute). Setting: e, 1-16.
 - ``keda``: a ScaledObject (there is no Spark scaler; a metrics-api or prometheus trigger on the adapter)
   on ``spark_executors_needed``, ``AverageValue`` e per worker, ``minReplicaCount`` 0: KEDA polls every
   30 s, takes the pool from 0 to 1 when executors are needed and back to 0 after ``cooldownPeriod``
-  (300 s) without; its HPA runs every 15 s on the last polled value (legacy path). Setting: e, 1-8.
+  (300 s) without; its HPA runs every 15 s on the last polled value (legacy path). Setting: e, 1-16.
 - ``static``: a fixed size, never scaled. Default: the Erlang C task slots that keep ``P(wait)`` under 5 % at
   the busiest 15-minute window's offered load (the load on an unbounded pool, see
   :func:`~autoscaler.sim.spark_load.unconstrained_demand`) and the load's mean task time. Setting: workers.
@@ -211,7 +212,7 @@ def lower_bound_worker_hours(load: SparkLoad, config: PoolConfig) -> float:
 
 POOL_BASELINES = ("hpa-cpu", "hpa-queue", "dynalloc", "keda", "static")
 
-_PER_WORKER_SWEEP = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+_PER_WORKER_SWEEP = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0)
 
 
 def pool_baseline(
