@@ -196,3 +196,13 @@ def test_a_mixed_policy_file_is_refused(tmp_path: Path) -> None:
     done = _simulate("--policy", mixed, "--trace", TRACE, "--days", "0.01", "--out", tmp_path / "out")
     assert done.returncode != 0
     assert "not a SparkWorkerPool policy" in done.stderr
+
+
+def test_startup_seconds_flag_sets_the_pools_worker_startup(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = _simulate(
+        "--policy", POLICY, "--trace", TRACE, "--days", "0.02", "--baselines", "static",
+        "--startup-seconds", "240", "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "240 s worker start-up" in (out / "summary.md").read_text()

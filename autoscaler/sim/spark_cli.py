@@ -1,8 +1,8 @@
 """``queuescale simulate`` for SparkWorkerPool policies: the pool model, its baselines, figures and plots.
 
 :mod:`autoscaler.sim.cli` hands a SparkWorkerPool policy file here, with the same flags. The pool comes
-from the policy: ``coresPerWorker``, ``executorCores``, ``startupSeconds``, the largest ``maxReplicas``
-(policy or schedule); applications use Spark's dynamic-allocation defaults and the SLO is
+from the policy: ``coresPerWorker``, ``executorCores``, ``startupSeconds`` (or ``--startup-seconds``), the
+largest ``maxReplicas`` (policy or schedule); applications use Spark's dynamic-allocation defaults and the SLO is
 :data:`DEFAULT_SLO_SECONDS` of task wait. A trace is a ``ts,value`` load shape (scaled to applications per
 second by ``--rate-scale``, or to a mean by ``--mean-rate``, default :data:`DEFAULT_POOL_MEAN_RATE`; task
 durations average ``--mean-service`` seconds) or a CSV of applications ``app,arrival_ts,tasks,task_seconds``
@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -243,6 +243,8 @@ def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy
     clash = sorted({p.metadata.name for p in policies} & {*RESERVED_KEYS, *POOL_BASELINES})
     if clash:
         raise ConfigError(f"{args.policy}: a policy may not be named {', '.join(clash)} (a result.json key)")
+    if args.startup_seconds is not None:
+        config = replace(config, startup_seconds=args.startup_seconds)
     baselines = list(POOL_BASELINES) if args.baselines is None else args.baselines
     unknown = [b for b in baselines if b not in POOL_BASELINES]
     if unknown:
