@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, Protocol, TypeAlias, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -370,8 +370,9 @@ class Family(Generic[P]):
         return self.build(self.default if setting is None else setting)
 
 
-#: A Trino baseline family.
-Baseline: TypeAlias = Family[Policy]
+@dataclass(frozen=True, slots=True)
+class Baseline(Family[Policy]):
+    """A Trino cluster's baseline family."""
 
 
 BASELINES = ("hpa-cpu", "hpa-queue", "keda", "keda-chart", "static")
