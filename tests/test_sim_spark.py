@@ -342,6 +342,18 @@ def test_simulated_figures_of_a_static_pool() -> None:
     assert result.billed.max() == 6
 
 
+def test_latency_is_the_applications_run_time_and_run_time_a_tasks() -> None:
+    # Two applications of one stage of fixed 30 s tasks; the second arrives while the first holds every slot.
+    load = from_apps([(0.0, [[30.0] * 8]), (5.0, [[30.0] * 8])], 600.0)
+    result = simulate_pool(
+        load, Scripted([(0.0, 2)]), PoolConfig(max_workers=2, executor_startup_seconds=0.0)
+    )
+    assert result.run_time_p95_s == pytest.approx(30.0)
+    assert result.latency_p95_s == result.app_runtime_p95_s
+    # The second application waited for the first's tasks to end, so its run time exceeds one task's.
+    assert result.latency_p95_s > 30.0
+
+
 def test_app_shape_and_loads_are_seeded_and_well_formed() -> None:
     a = from_trace_csv(TRACE, seed=3, mean_rate=0.01, duration=86400.0)
     b = from_trace_csv(TRACE, seed=3, mean_rate=0.01, duration=86400.0)

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
+from autoscaler.hpa_behavior import ScalingPolicy
 from autoscaler.policy import load_policies, parse_policies
-from autoscaler.sim.spark import DECOMMISSION, WAIT_IDLE, AppView, PoolConfig, PoolView
+from autoscaler.sim.spark import ABRUPT, DECOMMISSION, WAIT_IDLE, AppView, PoolConfig, PoolView
 from autoscaler.sim.spark_baselines import (
+    EXAMPLE_POOL_HPA_BEHAVIOR,
     POOL_BASELINES,
+    DynAlloc,
     HpaCpu,
     HpaQueue,
     Keda,
-    Oracle,
     Static,
+    lower_bound_worker_hours,
     make_pool_baseline,
+    pool_baseline,
     static_workers,
 )
 from autoscaler.sim.spark_cli import pool_config_for
@@ -29,6 +35,7 @@ from autoscaler.sim.spark_run import simulate_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "examples" / "spark-worker-pool.yaml"
+EXAMPLE_HPA = ROOT / "deploy" / "examples" / "hpa" / "hpa-spark-worker-pool.yaml"
 TRACE = "/work/shared/data/traces/crane-input0.csv"
 
 
@@ -56,7 +63,7 @@ def _view(**fields: Any) -> PoolView:
 
 
 def test_hpa_cpu_doubles_a_saturated_pool_and_holds_scale_down_for_five_minutes() -> None:
-    hpa = HpaCpu("abrupt", max_replicas=16)
+    hpa = HpaCpu(DECOMMISSION, max_replicas=16)
     assert hpa.desired(0.0, _view()) == 1  # the StatefulSet's own count before the first pass
     # 100 % busy at a 50 % target: ceil(2 × 2) = 4.
     assert hpa.desired(15.0, _view(now=15.0, busy_fraction=1.0)) == 4
@@ -67,40 +74,145 @@ def test_hpa_cpu_doubles_a_saturated_pool_and_holds_scale_down_for_five_minutes(
     assert hpa.desired(330.0, _view(now=330.0, current_workers=3, ready_workers=0)) == 3
 
 
-def test_hpa_queue_asks_one_worker_per_slots_of_pending_tasks() -> None:
-    hpa = HpaQueue(per_pod_target=4.0, max_replicas=16)
-    hpa.desired(0.0, _view())
-    assert hpa.desired(15.0, _view(now=15.0, pending_tasks=14, running_tasks=100)) == 4
+#: Two applications: one with 10 pending and 4 running tasks (target 12 executors while it ramps), one
+#: WAITING on the master with 3 pending tasks (target 1).
+APPS = (AppView(0, 10, 4, 8, 4, 12, False), AppView(1, 3, 0, 0, 0, 1, True))
+
+
+def test_every_hpa_and_keda_baseline_decommissions_by_default() -> None:
+    load, config = _burst_at(10.0, 1), PoolConfig()
+    for name in POOL_BASELINES:
+        assert make_pool_baseline(name, load, config).scale_down == DECOMMISSION, name
+    # Abrupt removal stays available for measuring what decommission buys.
+    for name in ("hpa-cpu", "hpa-queue", "dynalloc", "keda"):
+        assert make_pool_baseline(name, load, config, scale_down=ABRUPT).scale_down == ABRUPT, name
+
+
+def test_the_example_hpa_is_the_yaml_as_written() -> None:
+    doc = yaml.safe_load(EXAMPLE_HPA.read_text())
+    spec = doc["spec"]
+    hpa = HpaQueue(PoolConfig(max_workers=16))
+    assert (hpa.min_replicas, hpa.max_replicas) == (spec["minReplicas"], spec["maxReplicas"])
+    written = [
+        (
+            m["external"]["metric"]["name"],
+            m["external"]["target"]["type"],
+            float(m["external"]["target"]["averageValue"]),
+        )
+        for m in spec["metrics"]
+    ]
+    assert written == [(t.metric, t.kind, t.value) for t in hpa.targets]
+    down = spec["behavior"]["scaleDown"]
+    assert "scaleUp" not in spec["behavior"]
+    assert hpa.behavior == EXAMPLE_POOL_HPA_BEHAVIOR
+    rules = EXAMPLE_POOL_HPA_BEHAVIOR.scale_down
+    assert rules is not None
+    assert EXAMPLE_POOL_HPA_BEHAVIOR.scale_up is None
+    assert rules.stabilization_window_seconds == down["stabilizationWindowSeconds"]
+    assert rules.policies == tuple(
+        ScalingPolicy(p["type"], p["value"], p["periodSeconds"]) for p in down["policies"]
+    )
+    assert rules.select_policy is None
+    assert "selectPolicy" not in down
+    # Its default setting is the example's 4 executors per worker: a worker of 4 cores, 1-core executors.
+    assert pool_baseline("hpa-queue", _burst_at(10.0, 1), PoolConfig()).default == 4.0
+
+
+def test_hpa_queue_sums_executors_needed_and_counts_waiting_apps() -> None:
+    config = PoolConfig(max_workers=16)
+    hpa = HpaQueue(config)
+    assert hpa.desired(0.0, _view()) == 1
+    # Executors needed as the adapter computes them: ceil(14 / 1) + ceil(3 / 1) = 17, over 4 per worker: 5;
+    # one WAITING application at 1 per worker asks for 1. The larger wins.
+    view = _view(now=15.0, pending_tasks=13, running_tasks=4, waiting_apps=1, apps=APPS)
+    assert hpa.desired(15.0, view) == 5
+    # Applications waiting on the master with no task counted yet still get a worker each.
+    waiting = _view(now=30.0, current_workers=5, ready_workers=5, waiting_apps=7)
+    assert hpa.desired(30.0, waiting) == 7
+
+
+def test_hpa_queue_scales_down_one_pod_a_minute_after_five_minutes() -> None:
+    hpa = HpaQueue(PoolConfig(max_workers=16))
+    hpa.desired(0.0, _view(current_workers=1, ready_workers=1))
+    busy = (AppView(0, 20, 12, 0, 12, 32, False),)
+    assert hpa.desired(15.0, _view(now=15.0, current_workers=1, ready_workers=1, apps=busy)) == 5
+    replicas, now = 5, 15.0
+    seen: list[tuple[float, int]] = []
+    while now < 700.0:
+        now += 15.0
+        replicas = hpa.desired(now, _view(now=now, current_workers=replicas, ready_workers=replicas))
+        seen.append((now, replicas))
+    first_drop = next(t for t, r in seen if r < 5)
+    assert 315.0 <= first_drop <= 330.0  # the 300 s window
+    pairs = itertools.pairwise([(15.0, 5), *seen])
+    steps = [(t, before - r) for (_, before), (t, r) in pairs if r < before]
+    assert {size for _, size in steps} == {1}
+    drops = [t for t, _ in steps]
+    assert all(later - earlier >= 60.0 for earlier, later in itertools.pairwise(drops))
+    assert seen[-1][1] == 1
+
+
+def test_dynalloc_sizes_the_pool_for_the_applications_executor_targets() -> None:
+    dyn = DynAlloc(4.0, max_replicas=16)
+    assert dyn.scale_down == DECOMMISSION
+    assert dyn.behavior is None  # written without a behavior: the legacy path
+    dyn.desired(0.0, _view())
+    # Targets 12 + 1 = 13 executors over 4 per worker: 4 (executors needed would say 5).
+    view = _view(now=15.0, pending_tasks=13, running_tasks=4, waiting_apps=1, apps=APPS)
+    assert dyn.desired(15.0, view) == 4
 
 
 def test_keda_polls_every_30_s_activates_from_zero_and_cools_down_to_zero() -> None:
-    keda = Keda(per_pod_target=4.0, max_replicas=16)
+    keda = Keda(PoolConfig(max_workers=16), 4.0, max_replicas=16)
+    assert keda.scale_down == DECOMMISSION
     empty = _view(current_workers=0, ready_workers=0)
+    demand = (AppView(0, 30, 0, 0, 0, 0, True),)
     assert keda.desired(0.0, empty) == 0
-    assert keda.desired(15.0, dataclasses.replace(empty, pending_tasks=30)) == 0  # not polled yet
-    assert keda.desired(30.0, dataclasses.replace(empty, pending_tasks=30)) == 1  # activation 0 -> 1
-    one = _view(current_workers=1, ready_workers=1, pending_tasks=30)
-    assert keda.desired(45.0, one) == 4  # the HPA on the polled 30 tasks: ceil(30 / 4) = 8, at most 4
-    # Nothing pending any more, but the HPA's stabilised recommendation of 8 now passes the rate limit.
+    assert keda.desired(15.0, dataclasses.replace(empty, apps=demand)) == 0  # not polled yet
+    assert keda.desired(30.0, dataclasses.replace(empty, apps=demand)) == 1  # activation 0 -> 1
+    one = _view(current_workers=1, ready_workers=1, apps=demand)
+    assert keda.desired(45.0, one) == 4  # the HPA on 30 executors needed: ceil(30 / 4) = 8, at most 4
+    # Nothing needed any more, but the HPA's stabilised recommendation of 8 now passes the rate limit.
     assert keda.desired(60.0, _view(current_workers=4, ready_workers=4)) == 8
     idle = _view(current_workers=8, ready_workers=8)
     assert keda.desired(329.0, idle) == 8
-    assert keda.desired(330.0, idle) == 0  # 300 s after the last poll that saw pending tasks
+    assert keda.desired(330.0, idle) == 0  # 300 s after the last poll that saw executors needed
 
 
 def _burst_at(at: float, tasks: int, seconds: float = 30.0) -> SparkLoad:
     return from_apps([(at, [[seconds] * tasks])], 2 * at + 100.0)
 
 
-def test_oracle_asks_for_capacity_one_startup_ahead_of_a_burst_and_covers_the_backlog() -> None:
-    config = PoolConfig(max_workers=16, startup_seconds=45.0)
-    oracle = Oracle(_burst_at(1000.0, 20), config)
-    assert oracle.desired(0.0, _view()) == 0
-    assert oracle.desired(930.0, _view()) == 0  # the burst is beyond 45 s + 15 s
-    assert oracle.desired(945.0, _view()) == 5  # 20 tasks on 4-slot workers
-    # A backlog it did not foresee (Spark ran the work later) still gets capacity.
-    assert oracle.desired(2000.0, _view(pending_tasks=9, running_tasks=3)) == 3
-    assert oracle.scale_down == DECOMMISSION
+def test_lower_bound_is_the_task_seconds_over_a_workers_slots() -> None:
+    load = _burst_at(1000.0, 20)
+    assert lower_bound_worker_hours(load, PoolConfig()) == pytest.approx(20 * 30.0 / 4 / 3600)
+    # Two-core executors of one-core tasks: still 4 slots; one-core executors of two-core tasks: 2.
+    assert lower_bound_worker_hours(load, PoolConfig(executor_cores=2)) == pytest.approx(20 * 30.0 / 4 / 3600)
+    two_cpu = PoolConfig(executor_cores=2, task_cpus=2)
+    assert lower_bound_worker_hours(load, two_cpu) == pytest.approx(20 * 30.0 / 2 / 3600)
+
+
+def test_each_family_has_its_setting_default_and_sweep() -> None:
+    load = from_trace_csv(TRACE, seed=2, mean_rate=0.004, duration=86400.0)
+    config = PoolConfig(max_workers=16)
+    cpu = pool_baseline("hpa-cpu", load, config)
+    assert (cpu.default, cpu.sweep, cpu.more_capacity) == (50.0, (40.0, 50.0, 60.0, 70.0, 80.0), "lower")
+    for name in ("hpa-queue", "dynalloc", "keda"):
+        family = pool_baseline(name, load, config)
+        assert family.default == 4.0
+        assert min(family.sweep) == 1.0
+        assert max(family.sweep) == 16.0
+        assert family.default in family.sweep
+        assert family.more_capacity == "lower"
+        assert not family.integer
+    static = pool_baseline("static", load, config)
+    assert static.default == static_workers(load, config)
+    assert static.default in static.sweep
+    assert static.integer
+    assert static.more_capacity == "higher"
+    assert min(static.sweep) < static.default < max(static.sweep) <= config.max_workers
+    assert isinstance(static.make(3.0), Static)
+    assert static.make(3.0).desired(0.0, _view()) == 3
 
 
 def test_static_is_sized_for_the_busiest_window_and_never_scales() -> None:
@@ -127,8 +239,9 @@ def test_each_baseline_runs_a_real_trace_to_finite_figures(name: str, short_load
     assert 0 < result.worker_hours <= 16 * short_load.duration / 3600 + 1e-9
     assert all(math.isfinite(v) for v in result.summary().values())
     assert result.completed > 0.9 * short_load.task_count
-    if name in ("static", "oracle"):
-        assert result.killed == 0
+    # Graceful decommission: nothing is ever killed.
+    assert result.killed == 0
+    assert result.worker_hours >= lower_bound_worker_hours(short_load, config)
     if name == "static":
         assert result.scale_actions == 0
 

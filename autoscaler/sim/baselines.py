@@ -44,6 +44,7 @@ __all__ = [
     "BASELINES",
     "Baseline",
     "ClusterSizing",
+    "Family",
     "HpaCpu",
     "HpaQueue",
     "Keda",
@@ -354,12 +355,17 @@ def _peak_busy_cores(load: Load, window_s: float = 900.0) -> float:
     return float(np.bincount(bins, weights=load.service).max()) / window_s
 
 
+P = TypeVar("P")
+
+
 @dataclass(frozen=True, slots=True)
-class Baseline:
+class Family(Generic[P]):
     """One baseline family: how to build it at a setting, its default and the settings ``--sweep`` tries.
 
     ``more_capacity`` says which way the setting buys capacity ("lower": a lower CPU target or fewer
-    queries per worker means more workers). ``integer`` settings are whole numbers (a static size)."""
+    queries per worker means more workers). ``integer`` settings are whole numbers (a static size).
+    ``P`` is the kind of policy it builds (a Trino cluster's here, a Spark pool's in
+    :mod:`autoscaler.sim.spark_baselines`)."""
 
     name: str
     setting: str
@@ -367,10 +373,15 @@ class Baseline:
     sweep: tuple[float, ...]
     more_capacity: Literal["lower", "higher"]
     integer: bool
-    build: Callable[[float], Policy]
+    build: Callable[[float], P]
 
-    def make(self, setting: float | None = None) -> Policy:
+    def make(self, setting: float | None = None) -> P:
         return self.build(self.default if setting is None else setting)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline(Family[Policy]):
+    """A Trino cluster's baseline family."""
 
 
 BASELINES = ("hpa-cpu", "hpa-queue", "keda", "keda-chart", "static")
@@ -439,6 +450,6 @@ def make_baseline(
     return baseline(name, load, config, scale_down=scale_down).make()
 
 
-def sweep_settings(family: Baseline, values: Sequence[float] | None = None) -> tuple[float, ...]:
+def sweep_settings(family: Family[P], values: Sequence[float] | None = None) -> tuple[float, ...]:
     """The settings a sweep runs: ``values`` or the family's own."""
     return tuple(values) if values is not None else family.sweep

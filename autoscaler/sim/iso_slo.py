@@ -17,17 +17,30 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
-from autoscaler.sim.baselines import Baseline
 from autoscaler.sim.run import Result
 
-__all__ = ["LATENCY_SLACK", "WAIT_SLACK_S", "IsoSlo", "Point", "cheapest_meeting", "meets"]
+__all__ = ["LATENCY_SLACK", "WAIT_SLACK_S", "IsoSlo", "Point", "Tunable", "cheapest_meeting", "meets"]
 
 #: Seconds of p95 queue wait a baseline may exceed the policy by and still count as no worse.
 WAIT_SLACK_S = 0.5
 #: Relative p95 latency a baseline may exceed the policy by and still count as no worse.
 LATENCY_SLACK = 0.02
+
+
+class Tunable(Protocol):
+    """What the search needs of a baseline family (:class:`~autoscaler.sim.baselines.Family` of a Trino
+    cluster's or a Spark pool's policies): its name, which way its setting buys capacity, whole numbers."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def more_capacity(self) -> Literal["lower", "higher"]: ...
+
+    @property
+    def integer(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +90,7 @@ class IsoSlo:
         }
 
 
-def _toward_less(family: Baseline, setting: float, settings: Sequence[float]) -> float | None:
+def _toward_less(family: Tunable, setting: float, settings: Sequence[float]) -> float | None:
     """The next setting of ``settings`` that buys less capacity than ``setting``, None at the end."""
     if family.more_capacity == "lower":
         above = [s for s in settings if s > setting]
@@ -87,7 +100,7 @@ def _toward_less(family: Baseline, setting: float, settings: Sequence[float]) ->
 
 
 def cheapest_meeting(
-    family: Baseline,
+    family: Tunable,
     points: Sequence[Point],
     reference: Result,
     run: Callable[[float], Result],

@@ -6,9 +6,9 @@ canvas, no display or global backend state is involved, and nothing needs closin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -16,14 +16,14 @@ from matplotlib.figure import Figure
 from autoscaler.sim.run import Result
 
 if TYPE_CHECKING:
-    from autoscaler.sim.iso_slo import IsoSlo
-    from autoscaler.sim.scenario import Sweep
+    from autoscaler.sim.iso_slo import IsoSlo, Point
 
 __all__ = [
     "COST_PNG",
     "REFERENCE",
     "TIMESERIES_PNG",
     "WAITS_PNG",
+    "SweepPoints",
     "plot_cost_vs_wait",
     "plot_timeseries",
     "plot_wait_distribution",
@@ -37,6 +37,22 @@ COST_PNG = "cost_vs_wait.png"
 #: Waits below this are drawn at it on the log axis (most queries of a well-sized cluster never wait).
 _FLOOR_S = 0.1
 _CDF_POINTS = 2000
+
+
+class _Named(Protocol):
+    @property
+    def setting(self) -> str: ...
+
+
+class SweepPoints(Protocol):
+    """What the cost plot needs of a sweep (a Trino cluster's :class:`~autoscaler.sim.scenario.Sweep` or a
+    Spark pool's): each family's setting name and its points."""
+
+    @property
+    def families(self) -> Mapping[str, _Named]: ...
+
+    @property
+    def points(self) -> Mapping[str, Sequence[Point]]: ...
 
 
 def _time_axis(results: Mapping[str, Result]) -> tuple[float, str]:
@@ -136,7 +152,7 @@ def plot_wait_distribution(
 
 
 def plot_cost_vs_wait(
-    sweep: Sweep, policies: Mapping[str, Result], path: Path, *, lower_bound: float | None = None
+    sweep: SweepPoints, policies: Mapping[str, Result], path: Path, *, lower_bound: float | None = None
 ) -> None:
     """Worker-hours against p95 queue wait: one line per baseline over its settings, each policy a point,
     the lower bound a horizontal line. Cheaper is lower, faster is further left."""

@@ -1,12 +1,14 @@
 """``queuescale simulate`` for SparkWorkerPool policies: the pool model, its baselines, figures and plots.
 
 :mod:`autoscaler.sim.cli` hands a SparkWorkerPool policy file here, with the same flags. The pool comes
-from the policy: ``coresPerWorker``, ``executorCores``, ``startupSeconds``, the largest ``maxReplicas``
-(policy or schedule); applications use Spark's dynamic-allocation defaults and the SLO is
+from the policy: ``coresPerWorker``, ``executorCores``, ``startupSeconds`` (or ``--startup-seconds``), the
+largest ``maxReplicas`` (policy or schedule); applications use Spark's dynamic-allocation defaults and the SLO is
 :data:`DEFAULT_SLO_SECONDS` of task wait. A trace is a ``ts,value`` load shape (scaled to applications per
 second by ``--rate-scale``, or to a mean by ``--mean-rate``, default :data:`DEFAULT_POOL_MEAN_RATE`; task
 durations average ``--mean-service`` seconds) or a CSV of applications ``app,arrival_ts,tasks,task_seconds``
-(one row per stage), told apart by the header.
+(one row per stage), told apart by the header. ``--sweep`` runs every baseline over its setting and adds
+each one's cheapest setting at the policy's service level (``iso_slo``, :mod:`autoscaler.sim.iso_slo`;
+a pool's p95 latency is its applications' run time) and the cost-against-wait plot, as for Trino.
 """
 
 from __future__ import annotations
@@ -15,16 +17,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from adapter.errors import ConfigError
 from autoscaler.policy_models import ScalingPolicy
+from autoscaler.sim.baselines import Family
+from autoscaler.sim.cli import RESERVED_KEYS
+from autoscaler.sim.iso_slo import IsoSlo, Point, cheapest_meeting
 from autoscaler.sim.load import read_shape_csv
 from autoscaler.sim.report import (
+    COST_PNG,
     TIMESERIES_PNG,
     WAITS_PNG,
+    plot_cost_vs_wait,
     plot_timeseries,
     plot_wait_distribution,
     summary_markdown,
@@ -32,7 +39,12 @@ from autoscaler.sim.report import (
 from autoscaler.sim.run import Result, result_json
 from autoscaler.sim.scenario import Progress, Watched
 from autoscaler.sim.spark import PoolConfig, PoolPolicy, PoolScaleDown, PoolView
-from autoscaler.sim.spark_baselines import POOL_BASELINES, make_pool_baseline
+from autoscaler.sim.spark_baselines import (
+    POOL_BASELINES,
+    lower_bound_worker_hours,
+    make_pool_baseline,
+    pool_baseline,
+)
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
 from autoscaler.sim.spark_load import DEFAULT_APP_RATE, AppShape, SparkLoad, from_apps_csv, from_shape
 from autoscaler.sim.spark_run import SparkResult, simulate_pool
@@ -41,11 +53,14 @@ __all__ = [
     "DEFAULT_POOL_MEAN_RATE",
     "DEFAULT_SLO_SECONDS",
     "PoolScenario",
+    "PoolSweep",
     "cmd_simulate_pool",
     "is_apps_csv",
     "load_pool_scenario",
     "pool_config_for",
     "run_pool_scenario",
+    "run_pool_sweep",
+    "sweep_json",
 ]
 
 DEFAULT_POOL_MEAN_RATE = DEFAULT_APP_RATE
@@ -154,6 +169,68 @@ def run_pool_scenario(
     return results
 
 
+@dataclass(frozen=True, slots=True)
+class PoolSweep:
+    """Each pool baseline over its settings (sorted, refinement runs included) and, for each policy, each
+    baseline's cheapest setting at that policy's service level."""
+
+    families: dict[str, Family[PoolPolicy]]
+    points: dict[str, list[Point]]
+    iso_slo: dict[str, dict[str, IsoSlo]]
+
+
+def run_pool_sweep(
+    scenario: PoolScenario,
+    policy_results: dict[str, SparkResult],
+    baselines: Sequence[str],
+    config: PoolConfig,
+    *,
+    refine: int = 3,
+) -> PoolSweep:
+    """Run every pool baseline over its sweep, then find its cheapest setting at each policy's level."""
+    load = scenario.load
+    families = {b: pool_baseline(b, load, config) for b in baselines}
+
+    def run(family: Family[PoolPolicy], setting: float) -> Result:
+        return simulate_pool(load, family.make(setting), config, step_seconds=STEP_SECONDS)
+
+    points: dict[str, list[Point]] = {
+        name: [Point(s, run(family, s)) for s in family.sweep] for name, family in families.items()
+    }
+    iso: dict[str, dict[str, IsoSlo]] = {}
+    for policy_name, reference in policy_results.items():
+        iso[policy_name] = {}
+        for name, family in families.items():
+
+            def again(setting: float, family: Family[PoolPolicy] = family) -> Result:
+                return run(family, setting)
+
+            found, extra = cheapest_meeting(family, points[name], reference, again, refine=refine)
+            points[name].extend(extra)
+            iso[policy_name][name] = found
+    for name in points:
+        # Each policy's search may have run a setting another's already had; keep one point per setting.
+        seen: dict[float, Point] = {}
+        for p in points[name]:
+            seen.setdefault(p.setting, p)
+        points[name] = sorted(seen.values(), key=lambda p: p.setting)
+    return PoolSweep(families, points, iso)
+
+
+def sweep_json(sweep: PoolSweep) -> dict[str, Any]:
+    """The ``sweep`` and ``iso_slo`` keys of ``result.json``, shaped as the Trino command writes them."""
+    return {
+        "sweep": {
+            name: [{"setting": pt.setting, **result_json({name: pt.result})[name]} for pt in pts]
+            for name, pts in sweep.points.items()
+        },
+        "iso_slo": {
+            policy: {name: iso.as_json() for name, iso in found.items()}
+            for policy, found in sweep.iso_slo.items()
+        },
+    }
+
+
 def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy]) -> None:
     """The ``simulate`` command once the policy file turned out to hold SparkWorkerPool policies."""
     try:
@@ -163,6 +240,11 @@ def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy
     config = configs[0]
     if any(c != config for c in configs[1:]):
         raise ConfigError(f"{args.policy}: the policies describe different pools; simulate one at a time")
+    clash = sorted({p.metadata.name for p in policies} & {*RESERVED_KEYS, *POOL_BASELINES})
+    if clash:
+        raise ConfigError(f"{args.policy}: a policy may not be named {', '.join(clash)} (a result.json key)")
+    if args.startup_seconds is not None:
+        config = replace(config, startup_seconds=args.startup_seconds)
     baselines = list(POOL_BASELINES) if args.baselines is None else args.baselines
     unknown = [b for b in baselines if b not in POOL_BASELINES]
     if unknown:
@@ -183,7 +265,16 @@ def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     plain: dict[str, Result] = dict(results)
-    (out / "result.json").write_text(json.dumps(result_json(plain), indent=2) + "\n")
+    document: dict[str, Any] = dict(result_json(plain))
+    lower = lower_bound_worker_hours(scenario.load, config)
+    document["lower_bound_worker_hours"] = round(lower, 6)
+    sweep = None
+    if args.sweep:
+        policy_results = {p.metadata.name: results[p.metadata.name] for p in policies}
+        sweep = run_pool_sweep(scenario, policy_results, baselines, config)
+        document.update(sweep_json(sweep))
+        plot_cost_vs_wait(sweep, dict(policy_results), out / COST_PNG, lower_bound=lower)
+    (out / "result.json").write_text(json.dumps(document, indent=2) + "\n")
     plot_timeseries(
         plain, out / TIMESERIES_PNG, slots_per_worker=config.slots_per_worker, slo_seconds=config.slo_seconds
     )
@@ -197,10 +288,13 @@ def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy
         f"{config.startup_seconds:g} s worker start-up, {config.executor_startup_seconds:g} s executor "
         f"start-up, at most {config.max_workers} workers; Spark dynamic allocation with its defaults.",
         "Here a query is a Spark task: its queue wait runs from its stage's submission to its start "
-        "(a killed task waits until its rerun starts), and killed counts task attempts.",
+        "(a killed task waits until its rerun starts), killed counts task attempts, and p95 latency is "
+        "the applications' run time (arrival to the end of the last stage). The lower bound counts "
+        "task-seconds over a worker's task slots.",
         "",
         f"![time series]({TIMESERIES_PNG})",
         f"![queue-wait distribution]({WAITS_PNG})",
+        *((f"![cost against p95 wait]({COST_PNG})",) if sweep is not None else ()),
     )
     apps = [
         "## Applications",
@@ -215,6 +309,16 @@ def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy
         "",
     ]
     title = f"Simulation of {', '.join(p.metadata.name for p in policies)} (Spark standalone pool)"
-    summary = summary_markdown(plain, title=title, slo_seconds=config.slo_seconds, notes=notes)
+    summary = summary_markdown(
+        plain,
+        title=title,
+        slo_seconds=config.slo_seconds,
+        notes=notes,
+        lower_bound=lower,
+        iso_slo=None if sweep is None else sweep.iso_slo,
+    )
     (out / "summary.md").write_text(summary + "\n" + "\n".join(apps))
-    print(f"wrote {out / 'result.json'}, {out / TIMESERIES_PNG}, {out / WAITS_PNG}, {out / 'summary.md'}")
+    written = [out / "result.json", out / TIMESERIES_PNG, out / WAITS_PNG, out / "summary.md"]
+    if sweep is not None:
+        written.append(out / COST_PNG)
+    print("wrote " + ", ".join(str(w) for w in written))
