@@ -535,3 +535,43 @@ def test_spread_intervals_are_stable_and_spread_over_half_again() -> None:
     assert spread == [spread_interval(60.0, "ns", f"policy-{i}") for i in range(1000)]
     # Passes 15 s apart: every 15 s band of the 30 s spread holds a good share of the targets.
     assert 350 < sum(s < 75.0 for s in spread) < 650
+
+
+async def test_live_path_sizes_on_the_cpu_seconds_trino_counts() -> None:
+    # Coordinator /metrics (QueryManager ConsumedCpuTimeSecs) -> TrinoSource -> observe -> decide with
+    # QueueWait sizing Work: the engine measures the CPU of a query from the counters it was served.
+    rng = random.Random(11)
+    config = EngineConfig(loop_seconds=5, rate_sample_seconds=5)
+    doc = queue_wait_policy().model_dump(by_alias=True, exclude_none=True)
+    doc["spec"]["target"]["trino"]["coresPerWorker"] = 4
+    doc["spec"]["metrics"][0]["queueWait"]["sizing"] = "Work"
+    policy, state = ScalingPolicy.model_validate(doc), EngineState()
+    groups = [ResourceGroupSpec("global", hard_concurrency_limit=20, max_queued=1000)]
+    async with trino_sandbox(478, workers=2, groups=groups) as sb:
+        cluster = sb.cluster
+        source = TrinoSource(trino_settings(sb))
+        store = SampleStore(DEFAULT_CATALOG)
+        poller = Poller([source], store, SelfMetrics(), clock=lambda: cluster.now)
+        reader = StoreReader(store)
+        arrival = rng.expovariate(0.3)
+        try:
+            for step in range(1, 121):
+                now = step * 5.0
+                while arrival <= now:
+                    cluster.advance(arrival)
+                    cluster.submit("global", 16.0)
+                    arrival += rng.expovariate(0.3)
+                cluster.advance(now)
+                assert await poller.poll_once(source)
+                observed = await observe(policy, reader, now, current_replicas=2, ready_replicas=2)
+                decision, state = decide(policy, observed.observation, state, config)
+        finally:
+            await source.close()
+    trino = observed.observation.trino
+    assert trino is not None
+    assert trino.cpu_seconds_total == cluster.consumed_cpu_seconds > 0
+    (proposal,) = decision.proposals
+    assert proposal.reason.startswith("work: λ="), proposal.reason
+    assert state.learned_cpu_per_query is not None
+    # Whole seconds per ended query, as Trino counts them: at most the query's work, less than a second short.
+    assert 0 < state.learned_cpu_per_query <= 16.0 + 1e-6

@@ -54,7 +54,12 @@ def _count(value: float | None) -> int:
     return max(0, math.ceil(value - 1e-9)) if value is not None and math.isfinite(value) else 0
 
 
-_COUNTERS = ("trino_started_queries_total", "trino_completed_queries_total")
+_COUNTERS = (
+    "trino_started_queries_total",
+    "trino_completed_queries_total",
+    # QueueWait sizing Work reads the CPU-seconds of the ended queries; other policies ignore it.
+    "trino_consumed_cpu_seconds_total",
+)
 _TRINO_TYPES = frozenset({"QueueWait", "RequiredWorkers"})
 
 
@@ -101,6 +106,7 @@ async def _trino(
         groups=tuple(groups),
         started_total=_counter(got["trino_started_queries_total"]),
         completed_total=_counter(got["trino_completed_queries_total"]),
+        cpu_seconds_total=_counter(got["trino_consumed_cpu_seconds_total"]),
     )
     return snap, problems
 
