@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import time
 from collections.abc import Sequence
@@ -34,9 +33,11 @@ from autoscaler.sim.baselines import lower_bound_worker_hours
 from autoscaler.sim.load import parse_service, read_shape_csv
 from autoscaler.sim.run import Result
 from autoscaler.sim.scenario import load_scenario, run_scenario, run_sweep, work_config_for
+from autoscaler.sim.stats import mean_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY = ROOT / "benchmarks" / "policies" / "trino-workers.yaml"
+WORK_POLICY = ROOT / "benchmarks" / "policies" / "trino-workers-work.yaml"
 DEFAULT_TRACES = Path("/work/shared/data/traces")
 DEFAULT_SERVICE = "lognormal:20,1.5"
 #: Queries per second in the busiest minutes (the shape's 99th percentile): about 60 busy cores at the
@@ -60,18 +61,6 @@ CLUSTER: dict[str, Any] = {
 BASELINES_RUN = ("hpa-cpu", "hpa-queue", "keda-chart", "static")
 GRID: dict[str, tuple[float, ...]] = {"hpa-cpu": (40.0, 60.0, 80.0), "hpa-queue": (1.0, 2.0, 4.0, 8.0)}
 STATIC_POINTS = 5
-#: Student's t 97.5 % quantiles by degrees of freedom (a 95 % two-sided interval).
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def interval(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and half-width of a 95 % t-interval (half-width nan for fewer than two values)."""
-    n = len(values)
-    mean = statistics.fmean(values)
-    if n < 2:
-        return mean, math.nan
-    t = _T975.get(n - 1, 1.96)
-    return mean, t * statistics.stdev(values) / math.sqrt(n)
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,7 @@ class Case:
     startup: float
     seed: int
     days: float
-    policy: Path
+    policy: tuple[Path, ...]
     service: str
     only: tuple[str, ...] = ()
 
@@ -112,7 +101,12 @@ def rate_scale(trace: Path) -> float:
 
 def run_case(case: Case) -> Outcome:
     started = time.perf_counter()
-    policies = [p for p, _ in load_policies(case.policy) if not case.only or p.metadata.name in case.only]
+    policies = [
+        p
+        for path in case.policy
+        for p, _ in load_policies(path)
+        if not case.only or p.metadata.name in case.only
+    ]
     config = replace(work_config_for(policies[0]), startup_seconds=case.startup, **CLUSTER)
     scenario = load_scenario(
         case.trace,
@@ -138,7 +132,7 @@ def run_case(case: Case) -> Outcome:
 
 
 def _record(o: Outcome) -> dict[str, Any]:
-    case = {**asdict(o.case), "trace": str(o.case.trace), "policy": str(o.case.policy)}
+    case = {**asdict(o.case), "trace": str(o.case.trace), "policy": [str(p) for p in o.case.policy]}
     return {
         "case": case,
         "lower": o.lower,
@@ -169,10 +163,8 @@ def _outcome(doc: dict[str, Any]) -> Outcome:
     )
 
 
-def _fmt(mean: float, half: float, digits: int = 2) -> str:
-    if math.isnan(half):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+def _fmt(values: Sequence[float], digits: int = 2) -> str:
+    return mean_interval(values).format(digits)
 
 
 def report(outcomes: list[Outcome]) -> None:
@@ -194,10 +186,10 @@ def report(outcomes: list[Outcome]) -> None:
 
             ratio = [o.policies[name]["worker_hours"] / o.lower for o in group]
             print(
-                f"| {trace} | {startup:g} | {name} | {_fmt(*interval(col('worker_hours')), 1)} | "
-                f"{_fmt(*interval(ratio))} | {_fmt(*interval(col('p95_wait')), 1)} | "
-                f"{_fmt(*interval(col('p95_latency')), 1)} | {_fmt(*interval(col('slo_misses')), 0)} | "
-                f"{_fmt(*interval(col('failed')), 0)} |"
+                f"| {trace} | {startup:g} | {name} | {_fmt(col('worker_hours'), 1)} | "
+                f"{_fmt(ratio)} | {_fmt(col('p95_wait'), 1)} | "
+                f"{_fmt(col('p95_latency'), 1)} | {_fmt(col('slo_misses'), 0)} | "
+                f"{_fmt(col('failed'), 0)} |"
             )
     print("\n### Cost ratio against each baseline's cheapest setting at the policy's service level\n")
     print("Policy worker-hours / the baseline's; below 1 the policy is cheaper. Mean ± 95 % interval over ")
@@ -210,9 +202,9 @@ def report(outcomes: list[Outcome]) -> None:
                 found = [o.iso[name][baseline] for o in group]
                 reached = [f for f in found if f["cost_ratio"] is not None]
                 if reached:
-                    ratio = _fmt(*interval([f["cost_ratio"] for f in reached]))
+                    ratio = _fmt([f["cost_ratio"] for f in reached])
                     chosen = ", ".join(f"{f['setting']:g}" for f in reached)
-                    failed = _fmt(*interval([float(f["killed"]) for f in reached]), 0)
+                    failed = _fmt([float(f["killed"]) for f in reached], 0)
                 else:
                     ratio, chosen, failed = "none reaches it", "–", "–"
                 print(
@@ -226,7 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--startup", default="60,180,300", help="worker start-up seconds, comma-separated")
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        action="append",
+        help=f"policy file (repeatable; default {DEFAULT_POLICY.relative_to(ROOT)} and {WORK_POLICY.relative_to(ROOT)})",
+    )
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES)
     parser.add_argument("--trace", action="append", help="only these trace names (repeatable)")
     parser.add_argument("--service", default=DEFAULT_SERVICE)
@@ -245,9 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.trace:
         traces = [t for t in traces if t.stem in args.trace]
     startups = [float(s) for s in args.startup.split(",")]
+    policy_files = tuple(args.policy or (DEFAULT_POLICY, WORK_POLICY))
     # Seed by seed, so a run stopped early still covers every trace and start-up.
     cases = [
-        Case(t, s, seed, args.days, args.policy, args.service, tuple(args.only_policy or ()))
+        Case(t, s, seed, args.days, policy_files, args.service, tuple(args.only_policy or ()))
         for seed in range(1, args.seeds + 1)
         for t in traces
         for s in startups
