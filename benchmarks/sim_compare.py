@@ -131,6 +131,18 @@ def run_case(case: Case) -> Outcome:
     )
 
 
+def _key(case: Case) -> tuple[str, float, int, float, tuple[str, ...], str, tuple[str, ...]]:
+    return (
+        case.trace.stem,
+        case.startup,
+        case.seed,
+        case.days,
+        tuple(p.name for p in case.policy),
+        case.service,
+        case.only,
+    )
+
+
 def _record(o: Outcome) -> dict[str, Any]:
     case = {**asdict(o.case), "trace": str(o.case.trace), "policy": [str(p) for p in o.case.policy]}
     return {
@@ -250,8 +262,13 @@ def main(argv: list[str] | None = None) -> None:
         for t in traces
         for s in startups
     ]
-    started = time.perf_counter()
+    # A --save file that already holds some cases resumes the run: those are read back, not run again.
     outcomes: list[Outcome] = []
+    if args.save is not None and args.save.exists():
+        outcomes = [_outcome(json.loads(line)) for line in args.save.read_text().splitlines() if line]
+        done = {_key(o.case) for o in outcomes}
+        cases = [c for c in cases if _key(c) not in done]
+    started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for outcome in pool.map(run_case, cases):
             outcomes.append(outcome)
