@@ -11,6 +11,7 @@ actuator reaches it there, as in a cluster, with no relay in between.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -110,7 +111,8 @@ def test_the_controller_drains_a_real_worker_behind_a_kwok_pod(
     """A scale-down from 2 to 1 while a query runs on both workers: the controller drains one real worker
     at its pod's IP (DRAINING, DRAINED once the query's tasks there end), gives its pod the lowest
     pod-deletion-cost, lowers the replicas, and the ReplicaSet controller removes exactly that pod. The query
-    finishes, no query fails, the drained worker stays DRAINED and the other one ACTIVE and serving."""
+    finishes, no query fails, the drained worker stays DRAINED (until the test stops it as a kubelet would)
+    and the other one ACTIVE and serving."""
     by_pod, trino = behind_pods
     port = world.worker_port
     # As in a cluster: the coordinator lists each worker at its pod's address, which the worker says it has.
@@ -199,8 +201,12 @@ def test_the_controller_drains_a_real_worker_behind_a_kwok_pod(
         lambda: trino.active_workers() == [by_pod[kept].node_id],
         30,
     )
-    assert trino.query("SELECT count(*) FROM tpch.tiny.nation") == [[25]]
     assert trino.get_state(by_pod[drained]) == "DRAINED"
+    # What a kubelet does once the pod is gone (kwok does not): stop the container. A drained worker has
+    # nothing left to lose, so queries go on on the kept worker.
+    trino.kill(by_pod[drained], signal.SIGTERM)
+    assert trino.query("SELECT count(*) FROM tpch.tiny.nation") == [[25]]
+    assert trino.get_state(by_pod[kept]) == "ACTIVE"
     # Every query on this cluster is the test's own; the only failures allowed are the cancels with which
     # long_queries retries a scan that missed a worker.
     assert _counter(trino, "FailedQueries") == _counter(trino, "CanceledQueries"), trino.metric_values(
