@@ -209,11 +209,15 @@ def test_the_controller_drains_a_real_worker_behind_a_kwok_pod(
     assert trino.get_state(by_pod[kept]) == "ACTIVE"
     # Every query on this cluster is the test's own; the only failures allowed are the cancels with which
     # long_queries retries a scan that missed a worker.
-    assert _counter(trino, "FailedQueries") == _counter(trino, "CanceledQueries"), trino.metric_values(
+    failed, canceled = _counter(trino, "FailedQueries"), _counter(trino, "CanceledQueries")
+    assert failed == canceled, trino.metric_values(
         trino.coordinator, "QueryManager_.*(Failed|Canceled|Failures)"
     )
     refused = leader.forbidden()
     assert not refused, "the server refused calls our RBAC should allow:\n" + "\n".join(refused[:20])
     problems = leader.problems()
     assert not problems, "the controller logged problems:\n" + "\n".join(problems[:20])
-    print(f"drain of a real worker behind a kwok pod + scale-down 2 -> 1: {took:.1f} s; {drained} drained")
+    print(
+        f"drain of a real worker behind a kwok pod + scale-down 2 -> 1: {took:.1f} s; {drained} drained; "
+        f"Trino started in {trino.startup_seconds:.1f} s; failed queries {failed:.0f} ({canceled:.0f} cancelled)"
+    )
