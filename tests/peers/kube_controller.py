@@ -214,7 +214,10 @@ class ControllerWorld:
     @contextlib.contextmanager
     def start(cls, cluster: KubeCluster, workdir: Path) -> Iterator[ControllerWorld]:
         workdir.mkdir(parents=True, exist_ok=True)
-        cluster.add_node(LOOP_NODE, taint=True, pod_cidr=LOOP_CIDR)
+        # A world of an earlier module in the session leaves its node behind (kept) and its workload and
+        # policy (removed below, so this world starts at MIN_REPLICAS with fresh pods).
+        if cluster.kubectl("get", "node", LOOP_NODE, check=False).returncode != 0:
+            cluster.add_node(LOOP_NODE, taint=True, pod_cidr=LOOP_CIDR)
         apply_objects(cluster, workdir, "controller-rbac", controller_objects(render_base(cluster)))
         cluster.kubectl("wait", "--for=condition=Established", "crd/scalingpolicies.queuescale.io")
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
@@ -225,6 +228,7 @@ class ControllerWorld:
             "stringData": {"password": TRINO_PASSWORD},
         }
         apply_objects(cluster, workdir, "namespace", [namespace])
+        cls._clear(cluster)
         apply_objects(cluster, workdir, "credentials", [*credentials_rbac(), secret])
         token = service_account_token(cluster, CONTROLLER_NAMESPACE, SERVICE_ACCOUNT)
         kubeconfig = token_kubeconfig(cluster, workdir / "controller.kubeconfig", token)
@@ -246,6 +250,19 @@ class ControllerWorld:
         finally:
             api.close()
             trino.stop()
+
+    @staticmethod
+    def _clear(cluster: KubeCluster) -> None:
+        cluster.kubectl(
+            "delete", f"{PLURAL}.{GROUP},deployments", "-n", NAMESPACE, "--all", "--ignore-not-found"
+        )
+        selector = ",".join(f"{k}={v}" for k, v in LABELS.items())
+
+        def no_pods() -> bool:
+            done = cluster.kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "name")
+            return not done.stdout.strip()
+
+        wait_for(f"no pods of an earlier {WORKLOAD} in {NAMESPACE}", no_pods, 60)
 
     def start_controller(self, identity: str) -> ControllerProcess:
         """``queuescale controller`` with leader election in ``queuescale``, short periods, JSON logs."""

@@ -218,6 +218,8 @@ class TrinoNode:
     directory: Path
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    #: The loopback address the node binds and announces (a kwok pod's IP for a worker behind a pod).
+    host: str = "127.0.0.1"
 
     @property
     def node_id(self) -> str:
@@ -225,7 +227,7 @@ class TrinoNode:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def https_url(self) -> str | None:
@@ -611,7 +613,7 @@ class TrinoCluster:
             "coordinator": str(node.coordinator).lower(),
             "node.environment": "queuescale",
             "node.id": node.node_id,
-            "node.internal-address": "127.0.0.1",
+            "node.internal-address": node.host,
             "plugin.dir": str(self.trino_home / "plugin"),
             "catalog.config-dir": str(node.etc / "catalog"),
             "http-server.http.port": str(node.http_port),
@@ -622,6 +624,9 @@ class TrinoCluster:
             "query.max-memory-per-node": "100MB",
             "memory.heap-headroom-per-node": "64MB",
         }
+        if node.host != "127.0.0.1":
+            # Airlift binds every address (0.0.0.0) by default: two workers could not share a port.
+            props["node.bind-ip"] = node.host
         if node.coordinator:
             props["node-scheduler.include-coordinator"] = "false"
             if self.required_workers is not None:
@@ -770,13 +775,16 @@ class TrinoCluster:
         log.close()
         node.started_at = time.monotonic()
 
-    def _new_node(self, name: str, coordinator: bool) -> TrinoNode:
+    def _new_node(
+        self, name: str, coordinator: bool, *, host: str = "127.0.0.1", port: int | None = None
+    ) -> TrinoNode:
         node = TrinoNode(
             name=name,
             coordinator=coordinator,
-            http_port=free_port(),
+            http_port=port or free_port(),
             https_port=free_port() if self.https else None,
             directory=self.directory / name,
+            host=host,
         )
         node.directory.mkdir(parents=True, exist_ok=True)
         return node
@@ -814,15 +822,17 @@ class TrinoCluster:
         """
         deadline = time.monotonic() + timeout
         want = set(expected)
-        ports = {w.http_port for w in self.workers if w.node_id in want}
+        # By address and port: workers behind pods share one port on addresses of their own.
+        addresses = {(w.host, w.http_port) for w in self.workers if w.node_id in want}
         alive = [w for w in self.workers if w.alive()]
         by_sql = self.required_workers is None or len(alive) >= self.required_workers
         last: Any = None
         while True:
             try:
-                seen = {urllib.parse.urlsplit(n.get("uri", "")).port for n in self.known_nodes()}
-                last = f"/v1/node ports {sorted(p for p in seen if p)}"
-                if ports <= seen:
+                uris = [urllib.parse.urlsplit(n.get("uri", "")) for n in self.known_nodes()]
+                seen = {(u.hostname, u.port) for u in uris}
+                last = f"/v1/node addresses {sorted(f'{h}:{p}' for h, p in seen if h and p)}"
+                if addresses <= seen:
                     if by_sql:
                         active = set(self.active_workers())
                         last = f"active workers {sorted(active)}"
@@ -916,6 +926,8 @@ def start_trino_cluster(
     timeout: float = 300.0,
     wait_for_workers: bool = True,
     die_with_parent: bool = True,
+    worker_hosts: Sequence[str] = (),
+    worker_port: int | None = None,
 ) -> TrinoCluster:
     """Start a coordinator and ``workers`` workers under ``workdir`` and wait until they are usable.
 
@@ -924,7 +936,12 @@ def start_trino_cluster(
     enough workers joined or ``required_workers_max_wait`` passed. On any failure the JVMs already started
     are ended before the error is raised. ``die_with_parent``: the JVMs are killed if the thread that
     started them exits (start from the main thread or a thread that outlives the cluster).
+
+    ``worker_hosts`` (HTTP only): worker ``i`` binds and announces ``worker_hosts[i]`` (a loopback address
+    other than 127.0.0.1, e.g. a kwok pod's IP), all on ``worker_port`` as the pods of one template.
     """
+    if worker_hosts and (https or len(worker_hosts) != workers or worker_port is None):
+        raise TrinoClusterError("worker_hosts needs plain HTTP, one address per worker and a worker_port")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     home = trino_home or find_trino()
@@ -952,7 +969,12 @@ def start_trino_cluster(
         cluster.shared_secret = secrets.token_urlsafe(32)
     cluster._write_shared()
     cluster.coordinator = cluster._new_node("coordinator", coordinator=True)
-    cluster.workers = [cluster._new_node(f"worker-{i + 1}", coordinator=False) for i in range(workers)]
+    cluster.workers = [
+        cluster._new_node(f"worker-{i + 1}", coordinator=False, host=worker_hosts[i], port=worker_port)
+        if worker_hosts
+        else cluster._new_node(f"worker-{i + 1}", coordinator=False)
+        for i in range(workers)
+    ]
     began = time.monotonic()
     try:
         for node in cluster.nodes:
