@@ -85,6 +85,10 @@ def _finite_at_least(name: str, value: float, low: float) -> None:
         raise ValueError(f"{name} must be a finite number >= {low:g}, not {value}")
 
 
+# Work figures that are whole seconds up to rounding still count as those seconds.
+_CPU_EPSILON = 1e-9
+
+
 @dataclass(frozen=True, slots=True)
 class WorkConfig:
     """Static facts about the cluster of the work model (see the module docstring).
@@ -244,7 +248,10 @@ class WorkCluster:
         self.killed = 0
         #: The queries killed, in the order they were.
         self.killed_queries: list[int] = []
+        #: CPU-seconds of the completed queries as Trino counts them (each cut to whole seconds).
         self.cpu_seconds_total = 0.0
+        #: Work of the completed queries, exactly.
+        self.work_done_total = 0.0
         #: Core-seconds of work done, killed queries' included (the integral of the busy cores).
         self.busy_core_seconds = 0.0
         self.worker_seconds = 0.0
@@ -519,7 +526,9 @@ class WorkCluster:
             q = heapq.heappop(tags)[1]
             end[q] = now
             self.completed += 1
-            self.cpu_seconds_total += work[q]
+            self.work_done_total += work[q]
+            # Trino's QueryManager adds each ended query's CPU cut to whole seconds (QueryManagerStats).
+            self.cpu_seconds_total += math.floor(work[q] + _CPU_EPSILON)
             if has_memory:
                 self._release(q)
             else:
