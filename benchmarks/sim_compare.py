@@ -163,7 +163,7 @@ def _outcome(doc: dict[str, Any]) -> Outcome:
             case["startup"],
             case["seed"],
             case["days"],
-            Path(case["policy"]),
+            tuple(Path(p) for p in case["policy"]),
             case["service"],
             tuple(case.get("only") or ()),
         ),
@@ -177,6 +177,38 @@ def _outcome(doc: dict[str, Any]) -> Outcome:
 
 def _fmt(values: Sequence[float], digits: int = 2) -> str:
     return mean_interval(values).format(digits)
+
+
+def _ratio_cell(found: list[dict[str, Any]]) -> str:
+    reached = [f["cost_ratio"] for f in found if f["cost_ratio"] is not None]
+    if not reached:
+        return "none"
+    cell = _fmt(reached)
+    return cell if len(reached) == len(found) else f"{cell} ({len(reached)}/{len(found)})"
+
+
+def summary(outcomes: list[Outcome]) -> None:
+    """One row per trace, start-up and policy: its figures and its cost ratio against each baseline."""
+    groups: dict[tuple[str, float], list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.case.trace.stem, o.case.startup), []).append(o)
+    baselines = list(next(iter(next(iter(outcomes)).iso.values())))
+    print(
+        "| trace | start-up s | policy | seeds | worker-hours | ÷ lower bound | p95 wait s | p95 latency s "
+        "| SLO misses | failed | " + " | ".join(f"vs {b}" for b in baselines) + " |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(baselines))
+    for (trace, startup), group in sorted(groups.items()):
+        for name in group[0].policies:
+            rows = [o.policies[name] for o in group]
+            ratios = " | ".join(_ratio_cell([o.iso[name][b] for o in group]) for b in baselines)
+            print(
+                f"| {trace} | {startup:g} | {name} | {len(group)} | "
+                f"{_fmt([r['worker_hours'] for r in rows], 0)} | "
+                f"{_fmt([o.policies[name]['worker_hours'] / o.lower for o in group])} | "
+                f"{_fmt([r['p95_wait'] for r in rows], 1)} | {_fmt([r['p95_latency'] for r in rows], 0)} | "
+                f"{_fmt([r['slo_misses'] for r in rows], 0)} | {_fmt([r['failed'] for r in rows], 0)} | {ratios} |"
+            )
 
 
 def report(outcomes: list[Outcome]) -> None:
@@ -248,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.load is not None:
         outcomes = [_outcome(json.loads(line)) for line in args.load.read_text().splitlines() if line]
+        summary(outcomes)
+        print()
         report(outcomes)
         return
     traces = sorted(args.traces.glob("*.csv"), key=lambda p: p.stem)
@@ -280,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(cases)} cases: {len(traces)} traces x start-up {args.startup} s x {args.seeds} seeds, "
         f"{args.days:g} days each; work {args.service} CPU-s; peak {PEAK_RATE:g} queries/s; {cluster}.\n"
     )
+    summary(outcomes)
+    print()
     report(outcomes)
     total = time.perf_counter() - started
     per_case = statistics.fmean(o.seconds for o in outcomes)
