@@ -48,6 +48,7 @@ __all__ = [
     "poisson",
     "query_memory",
     "read_shape_csv",
+    "read_shape_span",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -276,6 +277,17 @@ def read_shape_csv(path: str | Path) -> tuple[FloatArray, FloatArray]:
             values.append(v)
     order = np.argsort(np.asarray(ts), kind="stable")
     return np.asarray(ts)[order], np.asarray(values)[order]
+
+
+def read_shape_span(path: str | Path, days: float | None) -> tuple[FloatArray, FloatArray, float]:
+    """A ``ts,value`` shape file and the seconds to simulate: ``days`` or the whole shape, whichever is
+    shorter (its last sample lasting one sample step)."""
+    ts, values = read_shape_csv(path)
+    if len(ts) == 0:
+        raise ValueError(f"{path}: no samples")
+    step = float(ts[1] - ts[0]) if len(ts) > 1 else 60.0
+    full = float(ts[-1] - ts[0]) + step
+    return ts, values, full if days is None else min(days * 86400.0, full)
 
 
 def from_shape(

@@ -28,7 +28,7 @@ from autoscaler.sim.load import (
     ServiceSpec,
     from_arrivals_csv,
     from_trace_csv,
-    read_shape_csv,
+    read_shape_span,
 )
 from autoscaler.sim.run import Result, simulate
 from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, ScaleDownMode
@@ -131,13 +131,7 @@ def load_scenario(
     if is_arrivals_csv(trace):
         load = from_arrivals_csv(trace, duration=duration)
         return Scenario(load, 0.0, f"{trace.name}: {len(load.arrivals)} arrivals from the CSV")
-    ts, _ = read_shape_csv(trace)
-    if len(ts) == 0:
-        raise ValueError(f"{trace}: no samples")
-    step = float(ts[1] - ts[0]) if len(ts) > 1 else 60.0
-    full = float(ts[-1] - ts[0]) + step
-    if duration is not None:
-        duration = min(duration, full)
+    ts, _, duration = read_shape_span(trace, days)
     if rate_scale is None and mean_rate is None:
         mean_rate = DEFAULT_MEAN_RATE
     load = from_trace_csv(

@@ -26,7 +26,7 @@ from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import Family
 from autoscaler.sim.cli import RESERVED_KEYS
 from autoscaler.sim.iso_slo import IsoSlo, Point, cheapest_meeting
-from autoscaler.sim.load import read_shape_csv
+from autoscaler.sim.load import read_shape_span
 from autoscaler.sim.report import (
     COST_PNG,
     TIMESERIES_PNG,
@@ -118,13 +118,7 @@ def load_pool_scenario(
     if is_apps_csv(trace):
         load = from_apps_csv(trace, duration=duration)
         return PoolScenario(load, 0.0, f"{trace.name}: {load.app_count} applications from the CSV")
-    ts, values = read_shape_csv(trace)
-    if len(ts) == 0:
-        raise ValueError(f"{trace}: no samples")
-    step = float(ts[1] - ts[0]) if len(ts) > 1 else 60.0
-    full = float(ts[-1] - ts[0]) + step
-    if duration is not None:
-        duration = min(duration, full)
+    ts, values, duration = read_shape_span(trace, days)
     if rate_scale is None and mean_rate is None:
         mean_rate = DEFAULT_POOL_MEAN_RATE
     shape = AppShape(mean_task_seconds=mean_task_seconds)
