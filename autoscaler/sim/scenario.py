@@ -12,11 +12,16 @@ Two cluster models (see :mod:`autoscaler.sim.trino_work` and :mod:`autoscaler.si
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, Literal, Protocol, TextIO, TypeVar
+
+import numpy as np
 
 from adapter.errors import ConfigError
 from autoscaler.policy_models import ScalingPolicy
@@ -41,14 +46,19 @@ __all__ = [
     "STEP_SECONDS",
     "AnyConfig",
     "Progress",
+    "RunKey",
+    "Runs",
     "Scenario",
     "Sweep",
     "Watched",
     "cluster_config_for",
+    "default_jobs",
     "is_arrivals_csv",
     "load_scenario",
     "run_scenario",
     "run_sweep",
+    "scenario_keys",
+    "sweep_keys",
     "work_config_for",
 ]
 
@@ -232,8 +242,195 @@ class Watched(Generic[V, M]):
         return self.inner.desired(now, view)
 
 
-def _run(scenario: Scenario, policy: Policy, config: AnyConfig, seed: int) -> Result:
-    return simulate(scenario.load, policy, config, seed=seed, step_seconds=STEP_SECONDS)
+RunKey = tuple[str, str, float]
+"""A run: ``("baseline", name, setting)`` or ``("policy", name, index of the policy)``."""
+
+# The runs a parallel :class:`Runs` shares with its worker processes: set before they fork, read there.
+_SHARED: tuple[Scenario, tuple[ScalingPolicy, ...], AnyConfig, int] | None = None
+
+
+def default_jobs() -> int:
+    """Worker processes by default: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Runs:
+    """The simulator runs of one scenario: each policy, and each baseline at any setting, run at most once
+    (equal inputs give an equal run, so a sweep reuses the default setting's run and a bisection point two
+    policies share), in this process or, with ``jobs`` > 1, in that many worker processes.
+
+    Workers are forked so they share the load without copying it through a pipe; each builds its policy
+    there from the run's key, as policies hold lambdas.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        policies: Sequence[ScalingPolicy],
+        config: AnyConfig,
+        *,
+        seed: int = 0,
+        jobs: int = 1,
+    ) -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs must be >= 1, not {jobs}")
+        self.scenario = scenario
+        self.policies = tuple(policies)
+        self.config = config
+        self.seed = seed
+        self.jobs = jobs
+        self._done: dict[RunKey, Result] = {}
+        self._pending: dict[RunKey, Future[Result]] = {}
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Runs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        global _SHARED
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            _SHARED = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        global _SHARED
+        if self._pool is None:
+            if _SHARED is not None:
+                raise RuntimeError("one parallel Runs at a time")
+            _SHARED = (self.scenario, self.policies, self.config, self.seed)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"))
+        return self._pool
+
+    def policy(self, key: RunKey) -> Policy:
+        kind, name, setting = key
+        if kind == "policy":
+            policy = self.policies[int(setting)]
+            return QueuescalePolicy(policy, self.config, epoch_start=self.scenario.epoch_start)
+        return baseline(name, self.scenario.load, self.config).make(setting)
+
+    def start(self, keys: Sequence[RunKey]) -> None:
+        """Queue ``keys`` on the workers, in this order (nothing happens in-process until :meth:`get`)."""
+        if self.jobs == 1:
+            return
+        for key in keys:
+            if key not in self._done and key not in self._pending:
+                self._pending[key] = self._executor().submit(_run_key, key)
+
+    def get(self, key: RunKey, bar: Progress | None = None, offset: float = 0.0) -> Result:
+        """The run ``key`` (``bar``: shows the run's progress from ``offset`` on, or its end if it ran in a
+        worker)."""
+        if key in self._done:
+            return self._done[key]
+        if key not in self._pending and self.jobs > 1:
+            self.start([key])
+        future = self._pending.pop(key, None)
+        if future is not None:
+            result = future.result()
+            if bar is not None:
+                bar.show(key[1], offset + self.scenario.load.duration)
+        else:
+            policy = self.policy(key)
+            if bar is not None:
+                policy = Watched[ClusterView, ScaleDownMode](policy, bar, key[1], offset)
+            result = simulate(
+                self.scenario.load, policy, self.config, seed=self.seed, step_seconds=STEP_SECONDS
+            )
+        self._done[key] = result
+        return result
+
+    def refine_all(
+        self,
+        families: dict[str, Baseline],
+        points: dict[str, list[Point]],
+        references: dict[str, Result],
+        refine: int,
+    ) -> dict[str, list[tuple[IsoSlo, list[Point]]]]:
+        """Each family's cheapest setting at each reference's level (:func:`cheapest_meeting`), per family
+        the references in order, families side by side on the workers."""
+        if self.jobs == 1:
+            return {
+                name: _refine(self, family, points[name], references, refine)
+                for name, family in families.items()
+            }
+        # A bisection reads only the runs' figures, not their series: the workers get light copies.
+        light = {name: _light(r) for name, r in references.items()}
+        futures = {
+            name: self._executor().submit(
+                _refine_in_worker,
+                name,
+                [Point(p.setting, _light(p.result)) for p in points[name]],
+                light,
+                refine,
+            )
+            for name in families
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _light(result: Result) -> Result:
+    empty = np.empty(0, dtype=np.float64)
+    return replace(
+        result,
+        waits=empty,
+        t=empty,
+        arrival_rate=empty,
+        queued=empty,
+        running=empty,
+        desired=empty,
+        current=empty,
+        billed=empty,
+        queue_wait=empty,
+    )
+
+
+def _refine(
+    runs: Runs, family: Baseline, points: list[Point], references: dict[str, Result], refine: int
+) -> list[tuple[IsoSlo, list[Point]]]:
+    def run(setting: float) -> Result:
+        return runs.get(("baseline", family.name, setting))
+
+    # Each reference's bisection starts from the points the previous ones added, as it always has.
+    seen = list(points)
+    found: list[tuple[IsoSlo, list[Point]]] = []
+    for reference in references.values():
+        best, extra = cheapest_meeting(family, seen, reference, run, refine=refine)
+        seen.extend(extra)
+        found.append((best, extra))
+    return found
+
+
+def _worker_runs() -> Runs:
+    assert _SHARED is not None, "a worker forked from a parallel Runs"
+    scenario, policies, config, seed = _SHARED
+    return Runs(scenario, policies, config, seed=seed)
+
+
+def _run_key(key: RunKey) -> Result:
+    return _worker_runs().get(key)
+
+
+def _refine_in_worker(
+    name: str, points: list[Point], references: dict[str, Result], refine: int
+) -> list[tuple[IsoSlo, list[Point]]]:
+    runs = _worker_runs()
+    family = baseline(name, runs.scenario.load, runs.config)
+    return _refine(runs, family, points, references, refine)
+
+
+def scenario_keys(
+    scenario: Scenario, policies: Sequence[ScalingPolicy], baselines: Sequence[str], config: AnyConfig
+) -> list[RunKey]:
+    """The runs of :func:`run_scenario`, in the order of its results (baselines first)."""
+    keys: list[RunKey] = [("baseline", b, baseline(b, scenario.load, config).default) for b in baselines]
+    keys += [("policy", p.metadata.name or "queuescale", float(i)) for i, p in enumerate(policies)]
+    return keys
 
 
 def run_scenario(
@@ -245,22 +442,24 @@ def run_scenario(
     seed: int = 0,
     progress: bool = False,
     stream: TextIO | None = None,
+    runs: Runs | None = None,
+    then: Sequence[RunKey] = (),
 ) -> dict[str, Result]:
     """Every baseline (at its default setting) and every policy on the same load; keyed by policy name,
-    baselines first."""
-    runs: list[tuple[str, Policy]] = [(b, baseline(b, scenario.load, config).make()) for b in baselines]
-    for p in policies:
-        engine = QueuescalePolicy(p, config, epoch_start=scenario.epoch_start)
-        runs.append((engine.name, engine))
-    duration = scenario.load.duration
-    bar = Progress(stream or sys.stderr, progress, duration * len(runs))
-    results: dict[str, Result] = {}
-    for index, (name, policy) in enumerate(runs):
-        if name in results:
+    baselines first. ``runs``: where to run them (default: here, one after another); ``then``: runs to
+    queue on its workers behind these (a sweep's grid), so that no worker idles while these end."""
+    runs = runs if runs is not None else Runs(scenario, policies, config, seed=seed)
+    keys = scenario_keys(scenario, policies, baselines, config)
+    names = [k[1] for k in keys]
+    for index, name in enumerate(names):
+        if name in names[:index]:
             raise ConfigError(f"two policies are named {name!r}")
-        watched: Watched[ClusterView, ScaleDownMode] = Watched(policy, bar, name, index * duration)
-        results[name] = simulate(scenario.load, watched, config, seed=seed, step_seconds=STEP_SECONDS)
-    bar.show("done", duration * len(runs))
+    # The engine's runs take longest: first on the workers, so the others fill in around them.
+    runs.start([k for k in keys if k[0] == "policy"] + [k for k in keys if k[0] != "policy"] + list(then))
+    duration = scenario.load.duration
+    bar = Progress(stream or sys.stderr, progress, duration * len(keys))
+    results = {key[1]: runs.get(key, bar, index * duration) for index, key in enumerate(keys)}
+    bar.show("done", duration * len(keys))
     bar.end()
     return results
 
@@ -275,6 +474,12 @@ class Sweep:
     iso_slo: dict[str, dict[str, IsoSlo]]
 
 
+def sweep_keys(scenario: Scenario, baselines: Sequence[str], config: AnyConfig) -> list[RunKey]:
+    """The runs of a sweep's grid (before any refinement), to queue ahead with :meth:`Runs.start`."""
+    families = [baseline(b, scenario.load, config) for b in baselines]
+    return [("baseline", f.name, s) for f in families for s in f.sweep]
+
+
 def run_sweep(
     scenario: Scenario,
     policy_results: dict[str, Result],
@@ -283,23 +488,23 @@ def run_sweep(
     *,
     seed: int = 0,
     refine: int = 3,
+    runs: Runs | None = None,
 ) -> Sweep:
-    """Run every baseline over its sweep, then find its cheapest setting at each policy's level."""
+    """Run every baseline over its sweep, then find its cheapest setting at each policy's level.
+    ``runs``: where to run them (default: here, one after another)."""
+    runs = runs if runs is not None else Runs(scenario, (), config, seed=seed)
     families = {b: baseline(b, scenario.load, config) for b in baselines}
-    points: dict[str, list[Point]] = {}
-    for name, family in families.items():
-        points[name] = [Point(s, _run(scenario, family.make(s), config, seed)) for s in family.sweep]
-    iso: dict[str, dict[str, IsoSlo]] = {}
-    for policy_name, reference in policy_results.items():
-        iso[policy_name] = {}
-        for name, family in families.items():
-
-            def run(setting: float, family: Baseline = family) -> Result:
-                return _run(scenario, family.make(setting), config, seed)
-
-            found, extra = cheapest_meeting(family, points[name], reference, run, refine=refine)
+    runs.start(sweep_keys(scenario, baselines, config))
+    points: dict[str, list[Point]] = {
+        name: [Point(s, runs.get(("baseline", name, s))) for s in family.sweep]
+        for name, family in families.items()
+    }
+    found = runs.refine_all(families, points, policy_results, refine)
+    iso: dict[str, dict[str, IsoSlo]] = {policy_name: {} for policy_name in policy_results}
+    for name in families:
+        for policy_name, (best, extra) in zip(policy_results, found[name], strict=True):
             points[name].extend(extra)
-            iso[policy_name][name] = found
+            iso[policy_name][name] = best
     for name in points:
         seen: dict[float, Point] = {}
         for p in points[name]:
