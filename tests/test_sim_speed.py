@@ -4,6 +4,8 @@ ones, and the stepping loop deciding and sampling at exactly the steps a plain s
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +140,31 @@ def test_step_through_decides_and_samples_where_a_plain_scan_does(
     assert trace.steps == math.ceil(end / step)
     # The model is advanced before each decision and sample, in time order, and to the end.
     assert advanced == sorted(set(want_decided) | set(want_sampled))
+
+
+def test_the_command_writes_the_same_result_json_whatever_its_jobs(tmp_path: Path) -> None:
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "autoscaler", "simulate", "--policy", POLICY, "--trace", TRACE),
+                *("--days", "0.05", "--seed", "2", "--sweep", "--no-progress", "--jobs", jobs, "--out", out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append((out / "result.json").read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_jobs_must_be_positive() -> None:
+    policies = [p for p, _ in load_policies(POLICY)]
+    scenario = load_scenario(
+        TRACE, seed=1, days=0.01, rate_scale=None, mean_rate=0.3, service=parse_service("exp:10")
+    )
+    with pytest.raises(ValueError, match="jobs"):
+        Runs(scenario, policies, work_config_for(policies[0]), jobs=0)
