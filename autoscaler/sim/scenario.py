@@ -15,11 +15,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Generic, Literal, Protocol, TextIO, TypeVar
+from typing import Any, Generic, Literal, Protocol, TextIO, TypeVar
 
 import numpy as np
 
@@ -283,8 +284,15 @@ class Runs:
         self.seed = seed
         self.jobs = jobs
         self._done: dict[RunKey, Result] = {}
-        self._pending: dict[RunKey, Future[Result]] = {}
         self._pool: ProcessPoolExecutor | None = None
+        # Tasks for the workers by priority: bisections (the longest chains of runs) first, then the runs
+        # a caller waits for, then the runs started ahead. At most ``jobs`` are handed to the pool at a
+        # time (its own queue is first come, first served), so a task queued later can still go first.
+        self._levels: tuple[deque[RunKey], ...] = (deque(), deque(), deque())
+        self._tasks: dict[RunKey, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+        self._running: dict[RunKey, Future[Any]] = {}
+        self._finished: dict[RunKey, Future[Any]] = {}
+        self._refined: dict[str, list[tuple[IsoSlo, list[Point]]]] = {}
 
     def __enter__(self) -> Runs:
         return self
@@ -308,6 +316,35 @@ class Runs:
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"))
         return self._pool
 
+    def _queue(self, token: RunKey, level: int, fn: Callable[..., Any], *args: Any) -> None:
+        if token in self._running or token in self._finished:
+            return
+        if token in self._tasks:
+            for queue in self._levels:
+                if token in queue:
+                    queue.remove(token)
+        self._tasks[token] = (fn, args)
+        self._levels[level].append(token)
+
+    def _pump(self) -> None:
+        for token, future in list(self._running.items()):
+            if future.done():
+                self._finished[token] = self._running.pop(token)
+        while len(self._running) < self.jobs:
+            queue = next((q for q in self._levels if q), None)
+            if queue is None:
+                return
+            token = queue.popleft()
+            fn, args = self._tasks.pop(token)
+            self._running[token] = self._executor().submit(fn, *args)
+
+    def _wait(self, token: RunKey) -> Any:
+        while True:
+            self._pump()
+            if token in self._finished:
+                return self._finished.pop(token).result()
+            wait(self._running.values(), return_when=FIRST_COMPLETED)
+
     def policy(self, key: RunKey) -> Policy:
         kind, name, setting = key
         if kind == "policy":
@@ -320,19 +357,18 @@ class Runs:
         if self.jobs == 1:
             return
         for key in keys:
-            if key not in self._done and key not in self._pending:
-                self._pending[key] = self._executor().submit(_run_key, key)
+            if key not in self._done:
+                self._queue(key, 2, _run_key, key)
+        self._pump()
 
     def get(self, key: RunKey, bar: Progress | None = None, offset: float = 0.0) -> Result:
         """The run ``key`` (``bar``: shows the run's progress from ``offset`` on, or its end if it ran in a
         worker)."""
         if key in self._done:
             return self._done[key]
-        if key not in self._pending and self.jobs > 1:
-            self.start([key])
-        future = self._pending.pop(key, None)
-        if future is not None:
-            result = future.result()
+        if self.jobs > 1:
+            self._queue(key, 1, _run_key, key)
+            result: Result = self._wait(key)
             if bar is not None:
                 bar.show(key[1], offset + self.scenario.load.duration)
         else:
@@ -345,33 +381,25 @@ class Runs:
         self._done[key] = result
         return result
 
-    def refine_all(
-        self,
-        families: dict[str, Baseline],
-        points: dict[str, list[Point]],
-        references: dict[str, Result],
-        refine: int,
-    ) -> dict[str, list[tuple[IsoSlo, list[Point]]]]:
-        """Each family's cheapest setting at each reference's level (:func:`cheapest_meeting`), per family
-        the references in order, families side by side on the workers."""
+    def start_refining(
+        self, family: Baseline, points: list[Point], references: dict[str, Result], refine: int
+    ) -> None:
+        """Start finding ``family``'s cheapest setting at each reference's level (:func:`cheapest_meeting`,
+        the references in order); :meth:`refined` has the outcome."""
         if self.jobs == 1:
-            return {
-                name: _refine(self, family, points[name], references, refine)
-                for name, family in families.items()
-            }
+            self._refined[family.name] = _refine(self, family, points, references, refine)
+            return
         # A bisection reads only the runs' figures, not their series: the workers get light copies.
         light = {name: _light(r) for name, r in references.items()}
-        futures = {
-            name: self._executor().submit(
-                _refine_in_worker,
-                name,
-                [Point(p.setting, _light(p.result)) for p in points[name]],
-                light,
-                refine,
-            )
-            for name in families
-        }
-        return {name: future.result() for name, future in futures.items()}
+        heavy = [Point(p.setting, _light(p.result)) for p in points]
+        self._queue(("refine", family.name, 0.0), 0, _refine_in_worker, family.name, heavy, light, refine)
+        self._pump()
+
+    def refined(self, name: str) -> list[tuple[IsoSlo, list[Point]]]:
+        """Per reference, the cheapest setting of the family ``name`` and the extra points it ran."""
+        if name not in self._refined:
+            self._refined[name] = self._wait(("refine", name, 0.0))
+        return self._refined[name]
 
 
 def _light(result: Result) -> Result:
@@ -495,11 +523,12 @@ def run_sweep(
     runs = runs if runs is not None else Runs(scenario, (), config, seed=seed)
     families = {b: baseline(b, scenario.load, config) for b in baselines}
     runs.start(sweep_keys(scenario, baselines, config))
-    points: dict[str, list[Point]] = {
-        name: [Point(s, runs.get(("baseline", name, s))) for s in family.sweep]
-        for name, family in families.items()
-    }
-    found = runs.refine_all(families, points, policy_results, refine)
+    points: dict[str, list[Point]] = {}
+    for name, family in families.items():
+        points[name] = [Point(s, runs.get(("baseline", name, s))) for s in family.sweep]
+        # Bisections are chains of runs one after another: on the workers as soon as they can start.
+        runs.start_refining(family, points[name], policy_results, refine)
+    found = {name: runs.refined(name) for name in families}
     iso: dict[str, dict[str, IsoSlo]] = {policy_name: {} for policy_name in policy_results}
     for name in families:
         for policy_name, (best, extra) in zip(policy_results, found[name], strict=True):
