@@ -391,8 +391,8 @@ class Runs:
             return
         # A bisection reads only the runs' figures, not their series: the workers get light copies.
         light = {name: _light(r) for name, r in references.items()}
-        heavy = [Point(p.setting, _light(p.result)) for p in points]
-        self._queue(("refine", family.name, 0.0), 0, _refine_in_worker, family.name, heavy, light, refine)
+        grid = [Point(p.setting, _light(p.result)) for p in points]
+        self._queue(("refine", family.name, 0.0), 0, _refine_in_worker, family.name, grid, light, refine)
         self._pump()
 
     def refined(self, name: str) -> list[tuple[IsoSlo, list[Point]]]:
@@ -457,7 +457,7 @@ def scenario_keys(
 ) -> list[RunKey]:
     """The runs of :func:`run_scenario`, in the order of its results (baselines first)."""
     keys: list[RunKey] = [("baseline", b, baseline(b, scenario.load, config).default) for b in baselines]
-    keys += [("policy", p.metadata.name or "queuescale", float(i)) for i, p in enumerate(policies)]
+    keys += [("policy", QueuescalePolicy(p, config).name, float(i)) for i, p in enumerate(policies)]
     return keys
 
 
