@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from autoscaler.hpa_behavior import (
@@ -192,6 +193,22 @@ def recommend(
     ``AverageValue`` tolerances are judged against. Per-direction tolerances in ``behavior`` (KEP-4951)
     override ``tolerance``.
     """
+    try:
+        return _recommend_cached(
+            tuple(metric_values), current_replicas, ready_pods, tolerance, behavior, status_replicas
+        )
+    except TypeError:  # an unhashable value: nothing to look up, work it out
+        return _recommend(metric_values, current_replicas, ready_pods, tolerance, behavior, status_replicas)
+
+
+def _recommend(
+    metric_values: Sequence[tuple[ExternalTarget, float | None]],
+    current_replicas: int,
+    ready_pods: int,
+    tolerance: float,
+    behavior: Behavior | None,
+    status_replicas: int | None,
+) -> Recommendation:
     tolerances = tolerances_for(behavior, tolerance)
     status = current_replicas if status_replicas is None else status_replicas
     replicas = 0
@@ -237,6 +254,13 @@ def recommend(
     if invalid:
         reason += f" ({invalid} of {total} metrics unreadable: scaling up or holding only)"
     return Recommendation(replicas, VALID_METRIC_FOUND, reason, winner, tuple(proposals), invalid)
+
+
+# A pure function of hashable inputs that recur pass after pass (a simulated HPA sees the same few
+# metric values and replica counts again and again), and its result is immutable: one lookup instead of
+# the milli-unit arithmetic and the reason text. Equal keys give equal results: the arithmetic reads only
+# values that compare equal (0.0 and -0.0 both give 0 milli-units), and NaN keys never match.
+_recommend_cached = lru_cache(maxsize=16384)(_recommend)
 
 
 @dataclass(frozen=True, slots=True)

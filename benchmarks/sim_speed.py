@@ -1,47 +1,114 @@
-"""Simulator speed: 7 simulated days of one Trino cluster at 5 s steps, per baseline policy.
+"""Simulator speed: ``queuescale simulate --sweep`` on 90 days of a ``ts,value`` trace, by ``--jobs``.
 
-    python -m benchmarks.sim_speed [--days 7] [--rate 0.5] [--service 40] [--trace PATH]
+    python -m benchmarks.sim_speed [--days 90] [--rate 0.3] [--seed 1] [--jobs 2,1] [--trace PATH]
 
-The load follows a real trace's shape scaled to ``--rate`` queries/s. Prints one row per policy: steps,
-queries, wall seconds (load generation excluded, reported on its own line) and simulated seconds per wall
-second. The target is <= 10 s of wall time per policy for 7 days.
+The target: the whole command (the policies, every baseline, the sweep and its refinement runs) in under
+10 minutes per seed on a 2-core machine. The trace is built in a temporary directory by tiling ``--trace``
+(its ``ts,value`` rows repeated, timestamps continued) to ``--days`` and passed with ``--rate-scale`` set so
+the mean is ``--rate`` queries/s, as a user would run it.
+
+Prints one row per ``--jobs`` value: wall seconds, CPU seconds (user + system of the command and its worker
+processes: on a shared machine the CPU time is the figure to compare, wall time depends on the other load)
+and the load average before and after. ``--jobs 1`` runs everything one after another in one process: the
+CPU time of the runs themselves, without parallelism. ``--check`` asserts the result.json files of every
+``--jobs`` value are byte for byte the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-from autoscaler.sim import ClusterConfig, simulate
-from autoscaler.sim.baselines import BASELINES, make_baseline
-from autoscaler.sim.load import from_trace_csv
+import numpy as np
 
-DEFAULT_TRACE = "/work/shared/data/traces/crane-input0.csv"
+from autoscaler.sim.load import read_shape_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TRACE = "/work/shared/data/traces/crane-input15.csv"
+POLICY = ROOT / "benchmarks" / "policies" / "trino-workers.yaml"
+
+
+def tiled_trace(source: Path, days: float, out: Path) -> float:
+    """Write ``source`` repeated to ``days`` as a ``ts,value`` CSV at ``out``; returns its mean value."""
+    ts, values = read_shape_csv(source)
+    step = float(ts[1] - ts[0]) if len(ts) > 1 else 60.0
+    n = round(days * 86_400.0 / step)
+    tiled = np.resize(np.asarray(values, dtype=np.float64), n)
+    stamps = float(ts[0]) + step * np.arange(n, dtype=np.float64)
+    with out.open("w") as handle:
+        handle.write("ts,value\n")
+        for t, v in zip(stamps, tiled, strict=True):
+            handle.write(f"{int(t)},{v:.6f}\n")
+    return float(tiled.mean())
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the command's worker processes included) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--days", type=float, default=7.0)
-    parser.add_argument("--rate", type=float, default=0.5, help="mean arrivals per second")
-    parser.add_argument("--service", type=float, default=40.0, help="mean service time, slot-seconds")
-    parser.add_argument("--trace", default=DEFAULT_TRACE)
-    parser.add_argument("--step", type=float, default=5.0)
+    parser.add_argument("--days", type=float, default=90.0)
+    parser.add_argument("--rate", type=float, default=0.3, help="mean arrivals per second")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", default="2,1", help="comma-separated --jobs values to time, in order")
+    parser.add_argument("--trace", type=Path, default=Path(DEFAULT_TRACE))
+    parser.add_argument("--policy", type=Path, default=POLICY)
+    parser.add_argument("--check", action="store_true", help="assert equal result.json across --jobs")
     args = parser.parse_args(argv)
 
-    duration = args.days * 86_400
-    started = time.perf_counter()
-    load = from_trace_csv(
-        args.trace, mean_service_s=args.service, mean_rate=args.rate, seed=1, duration=duration
-    )
-    print(f"load: {load.count} queries over {duration:.0f} s in {time.perf_counter() - started:.2f} s")
-    config = ClusterConfig(slots_per_worker=4, startup_seconds=60, max_workers=200)
-    print(f"{'policy':<10} {'steps':>8} {'queries':>8} {'wall s':>8} {'sim s / wall s':>15}")
-    for name in BASELINES:
-        policy = make_baseline(name, load, config)
-        started = time.perf_counter()
-        result = simulate(load, policy, config, step_seconds=args.step)
-        wall = time.perf_counter() - started
-        print(f"{name:<10} {result.steps:>8} {result.arrived:>8} {wall:>8.2f} {duration / wall:>15,.0f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.csv"
+        mean = tiled_trace(args.trace, args.days, trace)
+        print(f"trace: {args.trace.name} tiled to {args.days:g} days, rate scale {args.rate / mean:.6g}")
+        print(f"{'jobs':>4} {'wall s':>8} {'CPU s':>8} {'load before':>12} {'load after':>11}", flush=True)
+        outputs: list[bytes] = []
+        for jobs in (int(j) for j in args.jobs.split(",")):
+            out = Path(tmp) / f"out-{jobs}"
+            load_before = os.getloadavg()[0]
+            wall, cpu = run(
+                [
+                    sys.executable,
+                    "-m",
+                    "autoscaler",
+                    "simulate",
+                    "--policy",
+                    str(args.policy),
+                    "--trace",
+                    str(trace),
+                    "--rate-scale",
+                    f"{args.rate / mean!r}",
+                    "--seed",
+                    str(args.seed),
+                    "--sweep",
+                    "--no-progress",
+                    "--jobs",
+                    str(jobs),
+                    "--out",
+                    str(out),
+                ]
+            )
+            load_after = os.getloadavg()[0]
+            print(f"{jobs:>4} {wall:>8.1f} {cpu:>8.1f} {load_before:>12.2f} {load_after:>11.2f}", flush=True)
+            outputs.append((out / "result.json").read_bytes())
+        if args.check:
+            assert all(o == outputs[0] for o in outputs), "result.json differs between --jobs values"
+            print("result.json identical for every --jobs value")
 
 
 if __name__ == "__main__":

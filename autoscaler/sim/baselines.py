@@ -227,15 +227,25 @@ class HpaQueue(HpaBaseline[ClusterView, TrinoMode]):
             ExternalTarget("AverageValue", per_pod_target, "trino_capacity_queued_queries"),
             ExternalTarget("AverageValue", 1.0, "trino_required_workers"),
         )
+        self._known: dict[tuple[tuple[int, int, int], tuple[int, int]], tuple[int | None]] = {}
 
     def _raw(self, view: ClusterView) -> int | None:
+        # The recommendation is a pure function of these counts (the targets and behaviour are fixed), and
+        # the same few recur pass after pass: a small table answers faster than hashing the targets.
+        key = (view.running, view.queued - view.limit_bound_queued, view.required_workers)
+        counts = (view.current_workers, view.ready_workers)
+        known = self._known.get((key, counts))
+        if known is not None:
+            return known[0]
         running, capacity, required = self.targets
-        values = [
+        values = (
             (running, float(view.running)),
             (capacity, _capacity_queued(view)),
             (required, float(view.required_workers)),
-        ]
-        return recommend(values, view.current_workers, view.ready_workers, behavior=self.behavior).replicas
+        )
+        replicas = recommend(values, *counts, behavior=self.behavior).replicas
+        self._known[(key, counts)] = (replicas,)
+        return replicas
 
 
 class Keda(HpaQueue):

@@ -39,10 +39,13 @@ from autoscaler.sim.scenario import (
     DEFAULT_MEAN_RATE,
     DEFAULT_SERVICE,
     AnyConfig,
+    Runs,
     cluster_config_for,
+    default_jobs,
     load_scenario,
     run_scenario,
     run_sweep,
+    sweep_keys,
     work_config_for,
 )
 from autoscaler.sim.spark_baselines import POOL_BASELINES
@@ -79,6 +82,13 @@ def _service(text: str) -> ServiceSpec:
         return parse_service(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _jobs(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
+    return value
 
 
 def _non_negative(text: str) -> float:
@@ -198,6 +208,13 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the work")
     parser.add_argument("--out", required=True, type=Path, help="output directory (created)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="runs side by side in worker processes (default: the CPUs available, "
+        f"{default_jobs()} here; 1: one after another in this process); the results do not depend on it",
+    )
     parser.set_defaults(func=cmd_simulate)
 
 
@@ -283,19 +300,31 @@ def cmd_simulate(args: argparse.Namespace) -> None:
             memory = np.minimum(memory, config.memory_per_worker_gb)
         scenario = replace(scenario, load=scenario.load.with_memory(memory))
     progress = not args.no_progress and sys.stderr.isatty()
-    try:
-        results = run_scenario(scenario, policies, baselines, config, seed=args.seed, progress=progress)
-    except ValueError as exc:
-        raise ConfigError(f"the simulation cannot run: {exc}") from exc
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    with Runs(scenario, policies, config, seed=args.seed, jobs=jobs) as runs:
+        try:
+            results = run_scenario(
+                scenario,
+                policies,
+                baselines,
+                config,
+                seed=args.seed,
+                progress=progress,
+                runs=runs,
+                then=sweep_keys(scenario, baselines, config) if args.sweep else (),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"the simulation cannot run: {exc}") from exc
+        sweep = None
+        if args.sweep:
+            policy_results = {p.metadata.name: results[p.metadata.name] for p in policies}
+            sweep = run_sweep(scenario, policy_results, baselines, config, seed=args.seed, runs=runs)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = dict(result_json(results))
     lower = lower_bound_worker_hours(scenario.load, config)
     document["lower_bound_worker_hours"] = round(lower, 6)
-    sweep = None
-    if args.sweep:
-        policy_results = {p.metadata.name: results[p.metadata.name] for p in policies}
-        sweep = run_sweep(scenario, policy_results, baselines, config, seed=args.seed)
+    if sweep is not None:
         document["sweep"] = {
             name: [{"setting": pt.setting, **result_json({name: pt.result})[name]} for pt in pts]
             for name, pts in sweep.points.items()

@@ -222,14 +222,37 @@ def step_through(
     next_eval = period
     points: list[tuple[float, float, Sample]] = []
     last_t, last_arrived = 0.0, 0
-    for k in range(1, steps + 1):
+
+    def decides(k: int) -> bool:
+        return min(k * step_seconds, end) + 1e-9 >= next_eval
+
+    def next_decision(k: int) -> int:
+        """The first step after ``k`` that reaches ``next_eval`` (``steps + 1``: none)."""
+        # A guess from the division, then corrected by the exact test the steps use: the step instants
+        # only grow with k, so this finds the same step a scan would.
+        guess = min(max(k + 1, math.ceil((next_eval - 1e-9) / step_seconds)), steps + 1)
+        while guess > k + 1 and decides(guess - 1):
+            guess -= 1
+        while guess <= steps and not decides(guess):
+            guess += 1
+        return guess
+
+    # The models process every event up to the instant they are advanced to whatever steps lie between,
+    # so only the steps that decide or sample need to advance them: the run is the same, with far fewer
+    # calls (a 15 s policy decides on one step in three, a static one on one in 720).
+    k = 0
+    decide_at = next_decision(0)
+    while k < steps:
+        sample_at = min(steps, (k // sample_every + 1) * sample_every)
+        k = min(decide_at, sample_at)
         now = min(k * step_seconds, end)
         advance(now)
-        if now + 1e-9 >= next_eval:
+        if k == decide_at:
             decide(now)
             while next_eval <= now + 1e-9:
                 next_eval += period
-        if k % sample_every == 0 or k == steps:
+            decide_at = next_decision(k)
+        if k == sample_at:
             point = sample(now)
             width = now - last_t
             points.append((now, (point.arrived - last_arrived) / width if width > 0 else 0.0, point))

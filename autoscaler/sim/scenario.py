@@ -12,11 +12,17 @@ Two cluster models (see :mod:`autoscaler.sim.trino_work` and :mod:`autoscaler.si
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Generic, Literal, Protocol, TextIO, TypeVar
+from typing import Any, Generic, Literal, Protocol, TextIO, TypeVar
+
+import numpy as np
 
 from adapter.errors import ConfigError
 from autoscaler.policy_models import ScalingPolicy
@@ -41,14 +47,19 @@ __all__ = [
     "STEP_SECONDS",
     "AnyConfig",
     "Progress",
+    "RunKey",
+    "Runs",
     "Scenario",
     "Sweep",
     "Watched",
     "cluster_config_for",
+    "default_jobs",
     "is_arrivals_csv",
     "load_scenario",
     "run_scenario",
     "run_sweep",
+    "scenario_keys",
+    "sweep_keys",
     "work_config_for",
 ]
 
@@ -226,8 +237,222 @@ class Watched(Generic[V, M]):
         return self.inner.desired(now, view)
 
 
-def _run(scenario: Scenario, policy: Policy, config: AnyConfig, seed: int) -> Result:
-    return simulate(scenario.load, policy, config, seed=seed, step_seconds=STEP_SECONDS)
+RunKey = tuple[str, str, float]
+"""A run: ``("baseline", name, setting)`` or ``("policy", name, index of the policy)``."""
+
+# The runs a parallel :class:`Runs` shares with its worker processes: set before they fork, read there.
+_SHARED: tuple[Scenario, tuple[ScalingPolicy, ...], AnyConfig, int] | None = None
+
+
+def default_jobs() -> int:
+    """Worker processes by default: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Runs:
+    """The simulator runs of one scenario: each policy, and each baseline at any setting, run at most once
+    (equal inputs give an equal run, so a sweep reuses the default setting's run and a bisection point two
+    policies share), in this process or, with ``jobs`` > 1, in that many worker processes.
+
+    Workers are forked so they share the load without copying it through a pipe; each builds its policy
+    there from the run's key, as policies hold lambdas.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        policies: Sequence[ScalingPolicy],
+        config: AnyConfig,
+        *,
+        seed: int = 0,
+        jobs: int = 1,
+    ) -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs must be >= 1, not {jobs}")
+        self.scenario = scenario
+        self.policies = tuple(policies)
+        self.config = config
+        self.seed = seed
+        self.jobs = jobs
+        self._done: dict[RunKey, Result] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        # Tasks for the workers by priority: bisections (the longest chains of runs) first, then the runs
+        # a caller waits for, then the runs started ahead. At most ``jobs`` are handed to the pool at a
+        # time (its own queue is first come, first served), so a task queued later can still go first.
+        self._levels: tuple[deque[RunKey], ...] = (deque(), deque(), deque())
+        self._tasks: dict[RunKey, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+        self._running: dict[RunKey, Future[Any]] = {}
+        self._finished: dict[RunKey, Future[Any]] = {}
+        self._refined: dict[str, list[tuple[IsoSlo, list[Point]]]] = {}
+
+    def __enter__(self) -> Runs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        global _SHARED
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            _SHARED = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        global _SHARED
+        if self._pool is None:
+            if _SHARED is not None:
+                raise RuntimeError("one parallel Runs at a time")
+            _SHARED = (self.scenario, self.policies, self.config, self.seed)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"))
+        return self._pool
+
+    def _queue(self, token: RunKey, level: int, fn: Callable[..., Any], *args: Any) -> None:
+        if token in self._running or token in self._finished:
+            return
+        if token in self._tasks:
+            for queue in self._levels:
+                if token in queue:
+                    queue.remove(token)
+        self._tasks[token] = (fn, args)
+        self._levels[level].append(token)
+
+    def _pump(self) -> None:
+        for token, future in list(self._running.items()):
+            if future.done():
+                self._finished[token] = self._running.pop(token)
+        while len(self._running) < self.jobs:
+            queue = next((q for q in self._levels if q), None)
+            if queue is None:
+                return
+            token = queue.popleft()
+            fn, args = self._tasks.pop(token)
+            self._running[token] = self._executor().submit(fn, *args)
+
+    def _wait(self, token: RunKey) -> Any:
+        while True:
+            self._pump()
+            if token in self._finished:
+                return self._finished.pop(token).result()
+            wait(self._running.values(), return_when=FIRST_COMPLETED)
+
+    def policy(self, key: RunKey) -> Policy:
+        kind, name, setting = key
+        if kind == "policy":
+            policy = self.policies[int(setting)]
+            return QueuescalePolicy(policy, self.config, epoch_start=self.scenario.epoch_start)
+        return baseline(name, self.scenario.load, self.config).make(setting)
+
+    def start(self, keys: Sequence[RunKey]) -> None:
+        """Queue ``keys`` on the workers, in this order (nothing happens in-process until :meth:`get`)."""
+        if self.jobs == 1:
+            return
+        for key in keys:
+            if key not in self._done:
+                self._queue(key, 2, _run_key, key)
+        self._pump()
+
+    def get(self, key: RunKey, bar: Progress | None = None, offset: float = 0.0) -> Result:
+        """The run ``key`` (``bar``: shows the run's progress from ``offset`` on, or its end if it ran in a
+        worker)."""
+        if key in self._done:
+            return self._done[key]
+        if self.jobs > 1:
+            self._queue(key, 1, _run_key, key)
+            result: Result = self._wait(key)
+            if bar is not None:
+                bar.show(key[1], offset + self.scenario.load.duration)
+        else:
+            policy = self.policy(key)
+            if bar is not None:
+                policy = Watched[ClusterView, ScaleDownMode](policy, bar, key[1], offset)
+            result = simulate(
+                self.scenario.load, policy, self.config, seed=self.seed, step_seconds=STEP_SECONDS
+            )
+        self._done[key] = result
+        return result
+
+    def start_refining(
+        self, family: Baseline, points: list[Point], references: dict[str, Result], refine: int
+    ) -> None:
+        """Start finding ``family``'s cheapest setting at each reference's level (:func:`cheapest_meeting`,
+        the references in order); :meth:`refined` has the outcome."""
+        if self.jobs == 1:
+            self._refined[family.name] = _refine(self, family, points, references, refine)
+            return
+        # A bisection reads only the runs' figures, not their series: the workers get light copies.
+        light = {name: _light(r) for name, r in references.items()}
+        grid = [Point(p.setting, _light(p.result)) for p in points]
+        self._queue(("refine", family.name, 0.0), 0, _refine_in_worker, family.name, grid, light, refine)
+        self._pump()
+
+    def refined(self, name: str) -> list[tuple[IsoSlo, list[Point]]]:
+        """Per reference, the cheapest setting of the family ``name`` and the extra points it ran."""
+        if name not in self._refined:
+            self._refined[name] = self._wait(("refine", name, 0.0))
+        return self._refined[name]
+
+
+def _light(result: Result) -> Result:
+    empty = np.empty(0, dtype=np.float64)
+    return replace(
+        result,
+        waits=empty,
+        t=empty,
+        arrival_rate=empty,
+        queued=empty,
+        running=empty,
+        desired=empty,
+        current=empty,
+        billed=empty,
+        queue_wait=empty,
+    )
+
+
+def _refine(
+    runs: Runs, family: Baseline, points: list[Point], references: dict[str, Result], refine: int
+) -> list[tuple[IsoSlo, list[Point]]]:
+    def run(setting: float) -> Result:
+        return runs.get(("baseline", family.name, setting))
+
+    # Each reference's bisection starts from the points the previous ones added, as it always has.
+    seen = list(points)
+    found: list[tuple[IsoSlo, list[Point]]] = []
+    for reference in references.values():
+        best, extra = cheapest_meeting(family, seen, reference, run, refine=refine)
+        seen.extend(extra)
+        found.append((best, extra))
+    return found
+
+
+def _worker_runs() -> Runs:
+    assert _SHARED is not None, "a worker forked from a parallel Runs"
+    scenario, policies, config, seed = _SHARED
+    return Runs(scenario, policies, config, seed=seed)
+
+
+def _run_key(key: RunKey) -> Result:
+    return _worker_runs().get(key)
+
+
+def _refine_in_worker(
+    name: str, points: list[Point], references: dict[str, Result], refine: int
+) -> list[tuple[IsoSlo, list[Point]]]:
+    runs = _worker_runs()
+    family = baseline(name, runs.scenario.load, runs.config)
+    return _refine(runs, family, points, references, refine)
+
+
+def scenario_keys(
+    scenario: Scenario, policies: Sequence[ScalingPolicy], baselines: Sequence[str], config: AnyConfig
+) -> list[RunKey]:
+    """The runs of :func:`run_scenario`, in the order of its results (baselines first)."""
+    keys: list[RunKey] = [("baseline", b, baseline(b, scenario.load, config).default) for b in baselines]
+    keys += [("policy", QueuescalePolicy(p, config).name, float(i)) for i, p in enumerate(policies)]
+    return keys
 
 
 def run_scenario(
@@ -239,22 +464,24 @@ def run_scenario(
     seed: int = 0,
     progress: bool = False,
     stream: TextIO | None = None,
+    runs: Runs | None = None,
+    then: Sequence[RunKey] = (),
 ) -> dict[str, Result]:
     """Every baseline (at its default setting) and every policy on the same load; keyed by policy name,
-    baselines first."""
-    runs: list[tuple[str, Policy]] = [(b, baseline(b, scenario.load, config).make()) for b in baselines]
-    for p in policies:
-        engine = QueuescalePolicy(p, config, epoch_start=scenario.epoch_start)
-        runs.append((engine.name, engine))
-    duration = scenario.load.duration
-    bar = Progress(stream or sys.stderr, progress, duration * len(runs))
-    results: dict[str, Result] = {}
-    for index, (name, policy) in enumerate(runs):
-        if name in results:
+    baselines first. ``runs``: where to run them (default: here, one after another); ``then``: runs to
+    queue on its workers behind these (a sweep's grid), so that no worker idles while these end."""
+    runs = runs if runs is not None else Runs(scenario, policies, config, seed=seed)
+    keys = scenario_keys(scenario, policies, baselines, config)
+    names = [k[1] for k in keys]
+    for index, name in enumerate(names):
+        if name in names[:index]:
             raise ConfigError(f"two policies are named {name!r}")
-        watched: Watched[ClusterView, ScaleDownMode] = Watched(policy, bar, name, index * duration)
-        results[name] = simulate(scenario.load, watched, config, seed=seed, step_seconds=STEP_SECONDS)
-    bar.show("done", duration * len(runs))
+    # The engine's runs take longest: first on the workers, so the others fill in around them.
+    runs.start([k for k in keys if k[0] == "policy"] + [k for k in keys if k[0] != "policy"] + list(then))
+    duration = scenario.load.duration
+    bar = Progress(stream or sys.stderr, progress, duration * len(keys))
+    results = {key[1]: runs.get(key, bar, index * duration) for index, key in enumerate(keys)}
+    bar.show("done", duration * len(keys))
     bar.end()
     return results
 
@@ -269,6 +496,12 @@ class Sweep:
     iso_slo: dict[str, dict[str, IsoSlo]]
 
 
+def sweep_keys(scenario: Scenario, baselines: Sequence[str], config: AnyConfig) -> list[RunKey]:
+    """The runs of a sweep's grid (before any refinement), to queue ahead with :meth:`Runs.start`."""
+    families = [baseline(b, scenario.load, config) for b in baselines]
+    return [("baseline", f.name, s) for f in families for s in f.sweep]
+
+
 def run_sweep(
     scenario: Scenario,
     policy_results: dict[str, Result],
@@ -277,28 +510,28 @@ def run_sweep(
     *,
     seed: int = 0,
     refine: int = 3,
+    runs: Runs | None = None,
     settings: dict[str, tuple[float, ...]] | None = None,
 ) -> Sweep:
     """Run every baseline over its sweep (``settings[name]`` instead where given), then find its cheapest
-    setting at each policy's level."""
+    setting at each policy's level. ``runs``: where to run them (default: here, one after another)."""
+    runs = runs if runs is not None else Runs(scenario, (), config, seed=seed)
     families = {b: baseline(b, scenario.load, config) for b in baselines}
     for name, values in (settings or {}).items():
         if name in families:
             families[name] = replace(families[name], sweep=tuple(values))
+    runs.start([("baseline", f.name, s) for f in families.values() for s in f.sweep])
     points: dict[str, list[Point]] = {}
     for name, family in families.items():
-        points[name] = [Point(s, _run(scenario, family.make(s), config, seed)) for s in family.sweep]
-    iso: dict[str, dict[str, IsoSlo]] = {}
-    for policy_name, reference in policy_results.items():
-        iso[policy_name] = {}
-        for name, family in families.items():
-
-            def run(setting: float, family: Baseline = family) -> Result:
-                return _run(scenario, family.make(setting), config, seed)
-
-            found, extra = cheapest_meeting(family, points[name], reference, run, refine=refine)
+        points[name] = [Point(s, runs.get(("baseline", name, s))) for s in family.sweep]
+        # Bisections are chains of runs one after another: on the workers as soon as they can start.
+        runs.start_refining(family, points[name], policy_results, refine)
+    found = {name: runs.refined(name) for name in families}
+    iso: dict[str, dict[str, IsoSlo]] = {policy_name: {} for policy_name in policy_results}
+    for name in families:
+        for policy_name, (best, extra) in zip(policy_results, found[name], strict=True):
             points[name].extend(extra)
-            iso[policy_name][name] = found
+            iso[policy_name][name] = best
     for name in points:
         seen: dict[float, Point] = {}
         for p in points[name]:

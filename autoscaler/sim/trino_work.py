@@ -683,7 +683,8 @@ class WorkCluster:
         """CPU-seconds the running queries have consumed by ``now``."""
         v = self._clock_at(now)
         work = self._work
-        return sum(work[q] - max(0.0, tag - v) for tag, q in self._tags)
+        # Every view reads this: a list summed in the same order, the branch in place of max(0.0, ...).
+        return sum([work[q] - (tag - v if tag > v else 0.0) for tag, q in self._tags])
 
     def view(self, now: float) -> ClusterView:
         """What a controller observes; ``slots_per_worker`` is 1 as this model has no query slots, and
