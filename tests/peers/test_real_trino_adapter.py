@@ -181,8 +181,9 @@ async def test_query_cpu_is_served_on_the_external_metrics_api(real_trino: Trino
             lambda: served_value(server.url), check=lambda v: v is not None and v > before, timeout=30.0
         )
         assert after == await asyncio.to_thread(consumed_cpu_on_trino, real_trino)
-        # Whole seconds of the one query that ended meanwhile (the poller's own requests run no SQL).
-        assert after - before == math.floor(spent), (after, before, spent)
+        # Whole seconds of the one query that ended meanwhile (the poller's own requests run no SQL), from the
+        # stats it had when it ended, which can lag the client's final figure (TRINO_FACTS.md §11: 10 for 11.26 s).
+        assert 0 < after - before <= math.floor(spent), (after, before, spent)
         assert during is not None
         assert 0 < during <= spent
         # Once it ended it is no longer running: its CPU is in the counter only.

@@ -256,5 +256,6 @@ async def test_consumed_cpu_counts_whole_seconds_when_a_query_ends(peer: Peer) -
     spent = seconds(query["queryStats"]["totalCpuTime"])
     assert spent >= 2.0, query["queryStats"]
     added = (await metrics(peer.coordinator))[CONSUMED_CPU] - before
-    # Counted when the query ended, from the stats it had then: whole seconds, never more than it spent.
-    assert added == math.floor(spent), (added, spent)
+    # Counted when the query ended, from the stats it had then (which can lag the final figure on a real
+    # Trino): whole seconds, never more than it spent.
+    assert 0 < added <= math.floor(spent), (added, spent)
