@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -181,8 +182,14 @@ async def test_worker_metrics_name_the_thread_per_driver_executor(peer: Peer) ->
     dedicated = "trino_execution_executor_dedicated_name_ThreadPerDriverTaskExecutor_"
     assert values[dedicated + "Tasks"] == 0
     assert values[dedicated + "TotalRunningSplits"] == 0
-    # Before 477 every node exports the node manager's view of the whole cluster.
-    assert values["trino_metadata_name_DiscoveryNodeManager_ActiveNodeCount"] == 3
+    # Before 477 every node exports the node manager's view of the whole cluster. A worker refreshes that view
+    # from discovery every few seconds, so after another test drained and restored a worker it may lag.
+    active = "trino_metadata_name_DiscoveryNodeManager_ActiveNodeCount"
+    deadline = time.monotonic() + 30.0
+    while values[active] != 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        values = await metrics(peer.workers[0])
+    assert values[active] == 3
     assert not any(name.startswith("trino_execution_name_QueryManager_") for name in values)
 
 
