@@ -169,7 +169,12 @@ class ControllerProcess:
 
     def forbidden(self) -> list[str]:
         """Log lines that tell of a call the server refused under our RBAC (403)."""
-        return [line for line in self.log_text().splitlines() if re.search(r"\b403\b|[Ff]orbidden", line)]
+        # 403 as a status, not inside a number (a log line's timestamp may end in .403).
+        return [
+            line
+            for line in self.log_text().splitlines()
+            if re.search(r"(?<![\d.])403(?![\d.])|[Ff]orbidden", line)
+        ]
 
     def problems(self) -> list[str]:
         """Log lines at warning level or above (an actuator error, a failed pass, a refused call)."""
