@@ -29,7 +29,7 @@ are packed perfectly); nothing can cost less.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -423,7 +423,9 @@ def baseline(name: str, load: Load, config: ClusterSizing, *, scale_down: TrinoM
             False,
             lambda s: HpaCpu(scale_down, s, max_replicas=top),
         )
-    if name == "hpa-queue":
+    if name in ("hpa-queue", "keda"):
+        # The example ScaledObject is the example HPA's triggers behind KEDA: one setting, one sweep.
+        example: type[HpaQueue] = HpaQueue if name == "hpa-queue" else Keda
         return Baseline(
             name,
             "queries per worker",
@@ -431,17 +433,7 @@ def baseline(name: str, load: Load, config: ClusterSizing, *, scale_down: TrinoM
             (1.0, 2.0, 4.0, 6.0, 8.0),
             "lower",
             False,
-            lambda s: HpaQueue(s, max_replicas=top, scale_down=scale_down),
-        )
-    if name == "keda":
-        return Baseline(
-            name,
-            "queries per worker",
-            4.0,
-            (1.0, 2.0, 4.0, 6.0, 8.0),
-            "lower",
-            False,
-            lambda s: Keda(s, max_replicas=top, scale_down=scale_down),
+            lambda s: example(s, max_replicas=top, scale_down=scale_down),
         )
     if name == "keda-chart":
         return Baseline(
@@ -458,8 +450,3 @@ def make_baseline(
 ) -> Policy:
     """A fresh baseline by name at its default setting."""
     return baseline(name, load, config, scale_down=scale_down).make()
-
-
-def sweep_settings(family: Family[P], values: Sequence[float] | None = None) -> tuple[float, ...]:
-    """The settings a sweep runs: ``values`` or the family's own."""
-    return tuple(values) if values is not None else family.sweep
