@@ -146,7 +146,10 @@ def test_the_engine_sizes_on_the_cpu_seconds_arriving() -> None:
         decision, state = decide(policy, _observe(t, 0.9 * t, 54.0 * t, 6), state)
     proposal = next(p for p in decision.proposals if p.type == "QueueWait")
     assert proposal.reason.startswith("work: λ=0.9/s × 60 CPU-s")
-    expected = workers_for_work(WorkLoad(0.9, 60.0, state.learned_query_share or 0.1, 20), 8, 10.0, 0.95)
+    queue_wait = policy.spec.metrics[0].queue_wait
+    assert queue_wait is not None
+    percentile = float(queue_wait.percentile) / 100
+    expected = workers_for_work(WorkLoad(0.9, 60.0, state.learned_query_share or 0.1, 20), 8, 10.0, percentile)
     assert proposal.replicas == expected.workers
 
 
