@@ -7,6 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY adapter ./adapter
 COPY autoscaler ./autoscaler
+COPY core ./core
 RUN pip install --prefix=/install .
 
 FROM python:3.11-slim

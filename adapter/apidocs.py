@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from adapter.errors import ApiError
-from adapter.quantity import format_quantity
 from adapter.store import Item
+from core.errors import ApiError
+from core.quantity import format_quantity
 
 GROUP = "external.metrics.k8s.io"
 VERSION = "v1beta1"

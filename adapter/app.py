@@ -17,7 +17,9 @@ from adapter import apidocs
 from adapter.auth import Authenticator, Authorizer, PathAuthorizer, UserInfo
 from adapter.auth.delegated import bearer_token
 from adapter.bytecache import ByteBoundedCache
-from adapter.errors import (
+from adapter.selfmetrics import SelfMetrics
+from adapter.store import SampleStore, SourceState
+from core.errors import (
     ApiError,
     BadRequest,
     InternalError,
@@ -26,9 +28,7 @@ from adapter.errors import (
     NotFound,
     Unauthorized,
 )
-from adapter.selectors import LabelSelectorError, Selector, parse_selector
-from adapter.selfmetrics import SelfMetrics
-from adapter.store import SampleStore, SourceState
+from core.selectors import LabelSelectorError, Selector, parse_selector
 
 log = logging.getLogger(__name__)
 

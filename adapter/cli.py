@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from adapter.errors import ConfigError
 from adapter.settings import Settings, load_settings
+from core.errors import ConfigError
 
 
 def add_adapter_arguments(parser: argparse.ArgumentParser) -> None:

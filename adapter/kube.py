@@ -10,7 +10,7 @@ import kubernetes.client
 import kubernetes.config
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapter.errors import ConfigError
+from core.errors import ConfigError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 

@@ -10,11 +10,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from adapter.errors import SourceError
 from adapter.samples import Collection
 from adapter.selfmetrics import SelfMetrics
 from adapter.sources.base import Source
 from adapter.store import SampleStore
+from core.errors import SourceError
 
 log = logging.getLogger(__name__)
 

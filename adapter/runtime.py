@@ -21,7 +21,6 @@ from adapter.auth.frontproxy import FrontProxyAuthenticator, FrontProxyProvider
 from adapter.auth.sar import SubjectAccessReviewAuthorizer
 from adapter.auth.tls import ServingTLS
 from adapter.connections import ConnectionGuard
-from adapter.errors import ConfigError
 from adapter.kube import api_client
 from adapter.listen import Listening, listen
 from adapter.poller import Poller, PollerThread
@@ -29,6 +28,7 @@ from adapter.selfmetrics import SelfMetrics
 from adapter.settings import Settings, split_host_port
 from adapter.sources.registry import build_sources, catalog_for
 from adapter.store import SampleStore
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from adapter.auth.settings import AuthSettings
 from adapter.connections import ConnectionLimits
-from adapter.errors import ConfigError
 from adapter.kube import KubeSettings
 from adapter.sources.prometheus import PrometheusSettings
 from adapter.sources.spark import SparkSettings
 from adapter.sources.trino import TrinoSettings
-from adapter.yamlfile import YamlDoc, explain, load_file
+from core.errors import ConfigError
+from core.yamlfile import YamlDoc, explain, load_file
 
 
 def split_host_port(listen: str) -> tuple[str, int]:

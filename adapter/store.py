@@ -16,10 +16,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from adapter.catalog import Catalog
-from adapter.errors import NotFound, Unavailable
 from adapter.samples import Collection, Sample
-from adapter.selectors import Selector
+from core.catalog import Catalog
+from core.errors import NotFound, Unavailable
+from core.selectors import Selector
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,6 @@ from adapter.cli import (
     overrides_from_args,
     run_with_signals,
 )
-from adapter.errors import ConfigError
-from adapter.quantity import milli_value
 from adapter.runtime import start_adapter
 from adapter.settings import Settings
 from autoscaler.controller.cli import add_controller_parser
@@ -27,6 +25,8 @@ from autoscaler.dashboards.cli import add_dashboards_parser
 from autoscaler.demo.cli import add_demo_parser
 from autoscaler.sim.cli import add_simulate_parser
 from autoscaler.validate import add_validate_parser
+from core.errors import ConfigError
+from core.quantity import milli_value
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 SHOWN = (

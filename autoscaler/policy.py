@@ -14,8 +14,6 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from adapter.errors import ConfigError
-from adapter.yamlfile import YamlDoc, explain, parse_documents
 from autoscaler.hpa import Behavior, ScalingRules
 from autoscaler.hpa import ScalingPolicy as HpaPolicy
 from autoscaler.policy_models import (
@@ -27,6 +25,8 @@ from autoscaler.policy_models import (
     ScalingPolicy,
     ScalingPolicySpec,
 )
+from core.errors import ConfigError
+from core.yamlfile import YamlDoc, explain, parse_documents
 
 __all__ = [
     "API_VERSION",

@@ -34,9 +34,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from adapter.catalog import DEFAULT_CATALOG
-from adapter.quantity import format_quantity, parse_quantity
-from adapter.selectors import (
+from core.catalog import DEFAULT_CATALOG
+from core.quantity import format_quantity, parse_quantity
+from core.selectors import (
     LabelSelectorError,
     Requirement,
     Selector,
@@ -446,7 +446,7 @@ class LabelSelector(Model):
         return out
 
     def to_selector(self) -> Selector:
-        """The selector as :mod:`adapter.selectors` evaluates it."""
+        """The selector as :mod:`core.selectors` evaluates it."""
         reqs = [Requirement(k, "=", (v,)) for k, v in self.match_labels.items()]
         reqs += [Requirement(e.key, _OPERATORS[e.operator], tuple(e.values)) for e in self.match_expressions]
         return Selector(tuple(reqs))

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from adapter.errors import ConfigError
 from autoscaler.policy import parse_policies
+from core.errors import ConfigError
 
 EXIT_OK = 0
 EXIT_INVALID = 1

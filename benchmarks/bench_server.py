@@ -19,7 +19,6 @@ from aiohttp import web
 from adapter import apidocs
 from adapter.app import AdapterParts, create_app
 from adapter.auth import AllowAll, Anonymous
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.listen import listen
 from adapter.poller import Poller, PollerThread
 from adapter.runtime import tune_gc
@@ -27,6 +26,7 @@ from adapter.samples import Sample
 from adapter.selfmetrics import SelfMetrics
 from adapter.sources.base import SourceSettings
 from adapter.store import Item, SampleStore
+from core.catalog import DEFAULT_CATALOG
 
 METRIC = "trino_resource_group_queued_queries"
 SELECTOR = "cluster=bench,resource_group=rg-7"

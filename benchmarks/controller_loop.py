@@ -66,7 +66,6 @@ import kubernetes.client
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.kube import KubeSettings, api_client
 from adapter.runtime import tune_gc
 from adapter.samples import Collection, Sample
@@ -82,6 +81,7 @@ from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.signals import Observation
 from benchmarks.controller_world import WorldSpec
+from core.catalog import DEFAULT_CATALOG
 
 TARGET_CPU_SECONDS = 1.0
 #: ``queuescale controller --period`` default.

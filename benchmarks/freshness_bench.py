@@ -17,10 +17,10 @@ import time
 import aiohttp
 import numpy as np
 
-from adapter.quantity import milli_value
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
 from autoscaler.sandbox.trino import TrinoCluster, TrinoSandbox
+from core.quantity import milli_value
 
 PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/trino_queued_queries"
 

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from adapter.app import CACHES
-from adapter.errors import SourceError
 from adapter.runtime import _read_token
 from adapter.samples import Sample
+from core.errors import SourceError
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
 from tests.helpers.wait import eventually

@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from adapter.catalog import DEFAULT_CATALOG
-from adapter.errors import SourceError
 from adapter.poller import Poller, next_delay
 from adapter.samples import Sample
 from adapter.selfmetrics import SelfMetrics
@@ -28,6 +26,8 @@ from adapter.sources.spark import SparkSettings, SparkSource
 from adapter.sources.trino import TrinoSettings, TrinoSource
 from adapter.store import SampleStore
 from autoscaler.sandbox.serve import serve
+from core.catalog import DEFAULT_CATALOG
+from core.errors import SourceError
 from tests.helpers.scripted import ScriptedSource
 
 MIB = 1 << 20

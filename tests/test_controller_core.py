@@ -16,11 +16,8 @@ import kubernetes.client
 import kubernetes_validate
 import pytest
 
-from adapter.catalog import DEFAULT_CATALOG
-from adapter.errors import SourceError
 from adapter.poller import Poller
 from adapter.samples import Sample
-from adapter.selectors import parse_selector
 from adapter.selfmetrics import SelfMetrics
 from adapter.sources.trino import TrinoSource
 from adapter.store import SampleStore
@@ -34,6 +31,9 @@ from autoscaler.engine import EngineConfig, EngineState, decide
 from autoscaler.policy import load_policies
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sandbox.trino import Query, ResourceGroupSpec
+from core.catalog import DEFAULT_CATALOG
+from core.errors import SourceError
+from core.selectors import parse_selector
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
 from tests.helpers.trino import trino_sandbox, trino_settings

@@ -106,7 +106,7 @@ async def _snapshot_size(source: CrdPolicySource) -> int:
 
 async def running(world: TrinoKubeWorld, adapter_url: str, count: int) -> None:
     """Wait until the adapter serves ``count`` running queries (it polls the coordinator on its own)."""
-    from adapter.selectors import parse_selector
+    from core.selectors import parse_selector
 
     async with ExternalApiReader(_client(adapter_url)) as reader:
         await eventually(

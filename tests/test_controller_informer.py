@@ -16,13 +16,13 @@ import kubernetes.client
 import pytest
 from aiohttp import web
 
-from adapter.selectors import parse_selector
 from autoscaler.controller.informer import Informer
 from autoscaler.sandbox.kube import KubeSandbox, client_for
 from autoscaler.sandbox.kube_crds import spark_operator_crds
 from autoscaler.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
 from autoscaler.sandbox.kube_workloads import workload_manifest
 from autoscaler.sandbox.serve import Served, serve
+from core.selectors import parse_selector
 from tests.helpers.kube import call, running_kube
 from tests.helpers.wait import eventually
 

@@ -14,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapter.poller import Poller
 from adapter.samples import Sample
-from adapter.selectors import Selector, parse_selector
 from autoscaler.controller.observe import observe, reads_of
 from autoscaler.controller.readings import ExternalApiReader, PassReads, Reading, StoreReader
 from autoscaler.policy import load_policies
+from core.selectors import Selector, parse_selector
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
 from tests.helpers.wait import eventually

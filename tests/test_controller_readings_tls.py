@@ -11,8 +11,8 @@ from pathlib import Path
 import kubernetes.client
 from aiohttp import web
 
-from adapter.selectors import parse_selector
 from autoscaler.controller.readings import ExternalApiReader
+from core.selectors import parse_selector
 from tests.helpers.certs import CertFactory, Issued
 
 TOKEN = "reader-token"

@@ -16,11 +16,11 @@ from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
-from adapter.catalog import BUILTIN, DEFAULT_CATALOG, Catalog, MetricSpec
 from adapter.exported import exported_name
 from autoscaler.cli import main
 from autoscaler.dashboards.parts import MissingMetric
 from autoscaler.dashboards.render import DASHBOARDS, render, render_all
+from core.catalog import BUILTIN, DEFAULT_CATALOG, Catalog, MetricSpec
 from tests.helpers.metric_names import SERIES_NAME, known_names
 
 ROOT = Path(__file__).resolve().parents[1]

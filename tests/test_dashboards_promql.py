@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.exported import exported_name
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
 from autoscaler.dashboards.render import DASHBOARDS, render
 from autoscaler.sandbox.world import SPARK_POOL, TRINO_CLUSTER, running_world
+from core.catalog import DEFAULT_CATALOG
 from tests.helpers.live_controller import (
     CLUSTER,
     LOCKED_POLICY,

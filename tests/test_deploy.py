@@ -20,12 +20,12 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.settings import Settings, load_settings, split_host_port
 from adapter.sources.spark import SparkSettings
 from adapter.sources.trino import TrinoSettings
 from autoscaler.controller.api_calls import DEFAULT_LEASE_NAME
 from autoscaler.policy import from_resource, load_policies
+from core.catalog import DEFAULT_CATALOG
 from tests.helpers.deploy import (
     DEPLOY,
     KUBECTL,

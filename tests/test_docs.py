@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapter.catalog import markdown_table
 from adapter.settings import Settings, load_settings
 from adapter.settings_doc import fields, reference
+from core.catalog import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,9 +15,7 @@ def test_readme_catalog_table_is_current() -> None:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("<!-- catalog:start -->\n") + len("<!-- catalog:start -->\n")
     end = readme.index("<!-- catalog:end -->")
-    assert readme[start:end] == markdown_table(), (
-        "run: python -m adapter.catalog --markdown, paste into README"
-    )
+    assert readme[start:end] == markdown_table(), "run: python -m core.catalog --markdown, paste into README"
 
 
 def test_configuration_reference_is_current() -> None:

@@ -6,11 +6,11 @@ import aiohttp
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapter.catalog import DEFAULT_CATALOG, MetricSpec
-from adapter.errors import SourceError
 from adapter.exported import CatalogExporter, exported_name
 from adapter.samples import Collection, Sample
 from adapter.store import SampleStore
+from core.catalog import DEFAULT_CATALOG, MetricSpec
+from core.errors import SourceError
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
 from tests.helpers.wait import eventually

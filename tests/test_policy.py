@@ -15,13 +15,13 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
-from adapter.errors import ConfigError
 from autoscaler import policy_schema
 from autoscaler.hpa import Behavior, ScalingRules, default_behavior
 from autoscaler.hpa import ScalingPolicy as HpaPolicy
 from autoscaler.hpa_behavior import resolve_behavior
 from autoscaler.policy import from_resource, load_policies, parse_policies, to_hpa_behavior
 from autoscaler.policy_models import HPABehavior, ScalingPolicy, Schedule
+from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

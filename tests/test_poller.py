@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.poller import Poller, next_delay
 from adapter.samples import Sample
 from adapter.selfmetrics import SelfMetrics
 from adapter.store import SampleStore
+from core.catalog import DEFAULT_CATALOG
 from tests.helpers.scripted import ScriptedSource
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from adapter.catalog import DEFAULT_CATALOG, Catalog
-from adapter.errors import SourceError
 from adapter.samples import Sample
 from adapter.sources.prometheus import PrometheusSettings, PrometheusSource, samples_from_result
+from core.catalog import DEFAULT_CATALOG, Catalog
+from core.errors import SourceError
 from tests.helpers.certs import CertFactory
 from tests.helpers.exporter import Exporter, gauge
 from tests.helpers.prometheus import (

@@ -9,7 +9,7 @@ from decimal import ROUND_CEILING, Decimal, localcontext
 
 import pytest
 
-from adapter.quantity import _parse, canonical_quantity, format_quantity, milli_value, parse_quantity
+from core.quantity import _parse, canonical_quantity, format_quantity, milli_value, parse_quantity
 
 SI, BIN, EXP = "DecimalSI", "BinarySI", "DecimalExponent"
 KI, MI, GI, TI, PI, EI = (1024**n for n in range(1, 7))

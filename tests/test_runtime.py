@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapter.errors import ConfigError
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
 from autoscaler.sandbox.trino import Fault
+from core.errors import ConfigError
 from tests.helpers.certs import CertFactory
 from tests.helpers.kube import running_kube
 from tests.helpers.trino import refused_url, trino_sandbox

@@ -18,9 +18,9 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from adapter.errors import ConfigError
 from adapter.kube import KubeSettings, api_client
 from autoscaler.sandbox.kube import KubeSandbox
+from core.errors import ConfigError
 from tests.helpers.kube import RunningKube, running_kube
 
 T = TypeVar("T")

@@ -46,14 +46,14 @@ from adapter.auth.frontproxy import (
 from adapter.auth.sar import SubjectAccessReviewAuthorizer
 from adapter.auth.settings import AuthSettings
 from adapter.auth.tls import ServingTLS
-from adapter.catalog import DEFAULT_CATALOG
-from adapter.errors import ApiError, ConfigError, Forbidden, InternalError
 from adapter.listen import Listening, listen
 from adapter.poller import Poller
 from adapter.samples import Sample
 from adapter.selfmetrics import SelfMetrics
 from adapter.store import SampleStore
 from autoscaler.sandbox.kube import client_for
+from core.catalog import DEFAULT_CATALOG
+from core.errors import ApiError, ConfigError, Forbidden, InternalError
 from tests.helpers.certs import CertFactory, Issued, write_atomically
 from tests.helpers.kube import RunningKube, running_kube
 from tests.helpers.scripted import ScriptedSource

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from adapter.selectors import (
+from core.selectors import (
     EVERYTHING,
     MAX_SELECTOR_LENGTH,
     LabelSelectorError,

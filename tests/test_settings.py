@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter.errors import ConfigError
 from adapter.settings import load_settings
+from core.errors import ConfigError
 
 FILE = """\
 server:

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from adapter.catalog import DEFAULT_CATALOG
-from adapter.errors import SourceError
 from adapter.sources.spark import (
     APP_METRICS,
     POOL_METRICS,
@@ -23,6 +21,8 @@ from adapter.sources.spark import (
 from autoscaler.sandbox.kube import KubeSandbox, client_for
 from autoscaler.sandbox.serve import serve
 from autoscaler.sandbox.spark import AppSpec, DynamicAllocation, SparkPool, SparkSandbox, StageSpec
+from core.catalog import DEFAULT_CATALOG
+from core.errors import SourceError
 from tests.helpers.spark import (
     Fault,
     Front,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from adapter.catalog import DEFAULT_CATALOG
-from adapter.errors import NotFound, Unavailable
 from adapter.samples import Collection, Sample
-from adapter.selectors import parse_selector
 from adapter.store import SampleStore
+from core.catalog import DEFAULT_CATALOG
+from core.errors import NotFound, Unavailable
+from core.selectors import parse_selector
 
 Q = "trino_queued_queries"
 RG = "trino_resource_group_queued_queries"

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from adapter.catalog import DEFAULT_CATALOG
-from adapter.errors import SourceError
 from adapter.samples import Sample
 from adapter.sources.trino import (
     TrinoSource,
@@ -29,6 +27,8 @@ from autoscaler.sandbox.trino import (
     node_metric_families,
     render_openmetrics,
 )
+from core.catalog import DEFAULT_CATALOG
+from core.errors import SourceError
 from tests.helpers.trino import refused_url, trino_sandbox, trino_settings
 from tests.helpers.trino import sample_value as _value
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 
-from adapter.errors import ConfigError
 from autoscaler.engine import EngineState, Observation, TrinoSnapshot, decide
 from autoscaler.policy import load_policies, parse_policies
 from autoscaler.queueing import GroupLoad, QueueObservation
@@ -28,6 +27,7 @@ from autoscaler.work_sizing import (
     wait_exceeds,
     workers_for_work,
 )
+from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_POLICY = ROOT / "benchmarks" / "policies" / "trino-workers-work.yaml"
@@ -149,7 +149,9 @@ def test_the_engine_sizes_on_the_cpu_seconds_arriving() -> None:
     queue_wait = policy.spec.metrics[0].queue_wait
     assert queue_wait is not None
     percentile = float(queue_wait.percentile) / 100
-    expected = workers_for_work(WorkLoad(0.9, 60.0, state.learned_query_share or 0.1, 20), 8, 10.0, percentile)
+    expected = workers_for_work(
+        WorkLoad(0.9, 60.0, state.learned_query_share or 0.1, 20), 8, 10.0, percentile
+    )
     assert proposal.replicas == expected.workers
 
 

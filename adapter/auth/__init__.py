@@ -24,15 +24,15 @@ class UserInfo:
 
 class Authenticator(Protocol):
     async def authenticate(self, request: web.Request) -> UserInfo:
-        """Return the caller or raise ``adapter.errors.Unauthorized``."""
+        """Return the caller or raise ``core.errors.Unauthorized``."""
         ...
 
 
 class Authorizer(Protocol):
     async def authorize(self, user: UserInfo, metric: str, namespace: str) -> None:
-        """Return if ``user`` may read ``metric`` in ``namespace``; else raise ``adapter.errors.Forbidden``.
+        """Return if ``user`` may read ``metric`` in ``namespace``; else raise ``core.errors.Forbidden``.
 
-        Raise ``adapter.errors.InternalError`` when the decision cannot be made (never allow then).
+        Raise ``core.errors.InternalError`` when the decision cannot be made (never allow then).
         """
         ...
 

@@ -25,7 +25,7 @@ from adapter.auth import UserInfo
 from adapter.auth.frontproxy import FrontProxyAuthenticator
 from adapter.auth.review_cache import ReviewCache
 from adapter.auth.sar import SubjectAccessReviewAuthorizer
-from adapter.errors import InternalError, Unauthorized
+from core.errors import InternalError, Unauthorized
 
 log = logging.getLogger(__name__)
 

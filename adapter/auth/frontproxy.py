@@ -35,7 +35,7 @@ from multidict import MultiMapping
 
 from adapter.auth import UserInfo
 from adapter.auth.settings import AuthSettings
-from adapter.errors import ConfigError, Unauthorized
+from core.errors import ConfigError, Unauthorized
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from adapter.auth import UserInfo
 from adapter.auth.review_cache import ReviewCache
 from adapter.auth.settings import AuthSettings
-from adapter.errors import Forbidden, InternalError
+from core.errors import Forbidden, InternalError
 
 log = logging.getLogger(__name__)
 

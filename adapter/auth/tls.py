@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from adapter.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ class SourceSettings(BaseModel):
 
 
 class Source(Protocol):
-    """A backend polled in the background. ``collect`` raises :class:`adapter.errors.SourceError`."""
+    """A backend polled in the background. ``collect`` raises :class:`core.errors.SourceError`."""
 
     @property
     def settings(self) -> SourceSettings: ...

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapter.errors import SourceError
+from core.errors import SourceError
 
 T = TypeVar("T")
 

@@ -26,11 +26,11 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from adapter.catalog import DEFAULT_CATALOG, MetricSpec
-from adapter.errors import SourceError
 from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
 from adapter.sources.http import HttpEndpoint, new_session, off_loop, read_capped
+from core.catalog import DEFAULT_CATALOG, MetricSpec
+from core.errors import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import kubernetes.client
 
-from adapter.catalog import DEFAULT_CATALOG, Catalog
 from adapter.sources.base import Source
 from adapter.sources.prometheus import PrometheusSource
 from adapter.sources.spark import SparkSource
 from adapter.sources.trino import TrinoSource
+from core.catalog import DEFAULT_CATALOG, Catalog
 
 if TYPE_CHECKING:
     from adapter.settings import Settings

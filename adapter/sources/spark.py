@@ -31,7 +31,7 @@ answers 404 for its application, or the master's proxy answers 403 (the master n
 application). Its application finished between the listing and the fetch, so it is skipped. A fixed
 driver URL that refuses connections or answers 404 at the first request of a poll is a failure, not a
 finished application. Everything else — the master or the Kubernetes API failing, a timeout, an HTTP
-error status, a document that is not what Spark sends — raises :class:`~adapter.errors.SourceError`.
+error status, a document that is not what Spark sends — raises :class:`~core.errors.SourceError`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ import aiohttp
 import kubernetes.client
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapter.errors import SourceError
 from adapter.kube import KubeSettings, api_client
 from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
@@ -59,6 +58,7 @@ from adapter.sources.http import (
     parse_json,
     read_capped,
 )
+from core.errors import SourceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

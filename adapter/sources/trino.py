@@ -42,10 +42,10 @@ from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field, field_validator
 
-from adapter.errors import SourceError
 from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
 from adapter.sources.http import HttpEndpoint, decode, fetch, new_session, off_loop, parse_json
+from core.errors import SourceError
 
 log = logging.getLogger(__name__)
 

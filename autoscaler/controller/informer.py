@@ -28,7 +28,7 @@ import kubernetes.watch
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from adapter.selectors import Operator, Selector
+from core.selectors import Operator, Selector
 
 __all__ = ["Informer"]
 

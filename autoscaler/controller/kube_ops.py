@@ -30,9 +30,9 @@ from typing import Any, Literal, TypeVar
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from adapter.selectors import Selector, parse_selector
 from autoscaler.controller.actuator import ActuatorError
 from autoscaler.controller.informer import Informer
+from core.selectors import Selector, parse_selector
 
 __all__ = ["KubeOps", "Scale", "WorkloadKind"]
 

@@ -17,12 +17,12 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from adapter.selectors import Requirement, Selector
 from autoscaler.controller.readings import MetricReader, Reading
 from autoscaler.policy_models import ExternalMetric, ScalingPolicy
 from autoscaler.queueing import GroupLoad
 from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
 from autoscaler.spark_sizing import AppDemand
+from core.selectors import Requirement, Selector
 
 __all__ = ["Observed", "observe", "reads_of"]
 

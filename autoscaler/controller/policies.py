@@ -21,10 +21,10 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from adapter.errors import ConfigError
-from adapter.yamlfile import explain
 from autoscaler.policy import from_resource, load_policies
 from autoscaler.policy_models import ScalingPolicy
+from core.errors import ConfigError
+from core.yamlfile import explain
 
 __all__ = ["CrdPolicySource", "FilePolicySource", "PolicyEntry", "PolicyKey", "PolicySource"]
 

@@ -20,10 +20,10 @@ from urllib.parse import quote
 import aiohttp
 import kubernetes.client
 
-from adapter.errors import NotFound, Unavailable
-from adapter.quantity import parse_quantity
-from adapter.selectors import Selector
 from adapter.store import SampleStore
+from core.errors import NotFound, Unavailable
+from core.quantity import parse_quantity
+from core.selectors import Selector
 
 __all__ = ["ExternalApiReader", "MetricReader", "PassReads", "Reading", "Series", "StoreReader"]
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapter.catalog import DEFAULT_CATALOG, Catalog
 from autoscaler.dashboards.render import stale_files, write_configmaps, write_json
+from core.catalog import DEFAULT_CATALOG, Catalog
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from adapter.catalog import Catalog
 from autoscaler.dashboards.parts import (
     Board,
     Query,
@@ -18,6 +17,7 @@ from autoscaler.dashboards.parts import (
     stat,
     timeseries,
 )
+from core.catalog import Catalog
 
 UID = "queuescale-controller"
 FILTER = {"namespace": "$namespace", "policy": "$policy"}

@@ -30,9 +30,9 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from adapter.catalog import Catalog, MetricSpec
 from adapter.exported import exported_name
 from autoscaler.controller.metrics import METRIC_NAMES as CONTROLLER_METRICS
+from core.catalog import Catalog, MetricSpec
 
 TAG = "queuescale"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")

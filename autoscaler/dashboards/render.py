@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from adapter.catalog import DEFAULT_CATALOG, Catalog
 from autoscaler.dashboards import adapter_health, controller, spark, trino
 from autoscaler.dashboards.parts import Board
+from core.catalog import DEFAULT_CATALOG, Catalog
 
 # The label Grafana's dashboard sidecar (kiwigrid/k8s-sidecar, the Grafana chart's default) watches for.
 SIDECAR_LABEL = {"grafana_dashboard": "1"}

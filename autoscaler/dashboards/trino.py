@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from adapter.catalog import Catalog
 from autoscaler.dashboards.parts import (
     Board,
     Query,
@@ -17,6 +16,7 @@ from autoscaler.dashboards.parts import (
     sum_by,
     timeseries,
 )
+from core.catalog import Catalog
 
 UID = "queuescale-trino-capacity"
 FILTER = {"cluster": "$cluster"}

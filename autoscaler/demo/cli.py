@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TextIO
 
 from adapter.cli import run_with_signals
-from adapter.errors import ConfigError
 from autoscaler.demo.policies import DEFAULT_SPARK_POLICY, DEFAULT_TRINO_POLICY
 from autoscaler.demo.report import write_report
 from autoscaler.demo.run import DemoOptions, Urls, run_demo
@@ -28,6 +27,7 @@ from autoscaler.demo.scenario import (
     LoadSettings,
     TimeScale,
 )
+from core.errors import ConfigError
 
 __all__ = ["add_demo_parser", "cmd_demo", "options_from_args"]
 

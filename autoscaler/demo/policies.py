@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapter.errors import ConfigError
 from autoscaler.hpa_behavior import default_behavior, resolve_behavior
 from autoscaler.policy import load_policies, to_hpa_behavior
 from autoscaler.policy_models import ScalingPolicy
+from core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SPARK_POLICY",

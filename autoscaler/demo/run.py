@@ -23,7 +23,6 @@ from typing import Any, TextIO
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapter.errors import ConfigError
 from adapter.kube import KubeSettings
 from adapter.runtime import start_adapter
 from adapter.settings import Settings, load_settings
@@ -60,6 +59,7 @@ from autoscaler.sandbox.spark_model import (
 from autoscaler.sandbox.trino_model import GiB, NodeState, Query, QueryState, ResourceGroupSpec
 from autoscaler.sim.spark import PoolConfig
 from autoscaler.sim.spark_cli import pool_config_for
+from core.errors import ConfigError
 
 __all__ = ["DemoOptions", "LiveRun", "Sample", "Urls", "run_demo"]
 

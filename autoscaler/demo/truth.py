@@ -99,7 +99,7 @@ def judge(
 
 def parse_served(doc: Any) -> tuple[float, float]:
     """``(sum of the values, timestamp)`` of an ExternalMetricValueList; ValueError when malformed."""
-    from adapter.quantity import milli_value
+    from core.quantity import milli_value
 
     items = doc.get("items") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not items:

@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapter.selectors import LabelSelectorError, validate_label_key, validate_label_value
 from autoscaler.sandbox.kube_schema import Cause
 from autoscaler.sandbox.kube_selectors import from_label_selector
 from autoscaler.sandbox.kube_types import (
@@ -27,6 +26,7 @@ from autoscaler.sandbox.kube_types import (
     parse_time,
     rfc3339,
 )
+from core.selectors import LabelSelectorError, validate_label_key, validate_label_value
 
 Obj = dict[str, Any]
 

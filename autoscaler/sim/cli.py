@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from adapter.errors import ConfigError
 from autoscaler.policy import load_policies
 from autoscaler.sim.baselines import BASELINES, lower_bound_worker_hours
 from autoscaler.sim.load import ServiceSpec, parse_service, query_memory
@@ -51,6 +50,7 @@ from autoscaler.sim.scenario import (
 from autoscaler.sim.spark_baselines import POOL_BASELINES
 from autoscaler.sim.spark_load import DEFAULT_APP_RATE
 from autoscaler.sim.trino import ClusterConfig
+from core.errors import ConfigError
 
 __all__ = ["RESERVED_KEYS", "add_simulate_parser"]
 

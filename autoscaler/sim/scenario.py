@@ -24,7 +24,6 @@ from typing import Any, Generic, Literal, Protocol, TextIO, TypeVar
 
 import numpy as np
 
-from adapter.errors import ConfigError
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import Baseline, baseline
 from autoscaler.sim.engine_policy import QueuescalePolicy
@@ -39,6 +38,7 @@ from autoscaler.sim.load import (
 from autoscaler.sim.run import Result, simulate
 from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, ScaleDownMode
 from autoscaler.sim.trino_work import WorkConfig
+from core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MEAN_RATE",

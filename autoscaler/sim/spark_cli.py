@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from adapter.errors import ConfigError
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import Family
 from autoscaler.sim.cli import RESERVED_KEYS
@@ -48,6 +47,7 @@ from autoscaler.sim.spark_baselines import (
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
 from autoscaler.sim.spark_load import DEFAULT_APP_RATE, AppShape, SparkLoad, from_apps_csv, from_shape
 from autoscaler.sim.spark_run import SparkResult, simulate_pool
+from core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_POOL_MEAN_RATE",

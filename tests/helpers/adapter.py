@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from adapter.app import AdapterParts, create_app
 from adapter.auth import AllowAll, Anonymous
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.listen import Listening, listen
 from adapter.poller import Poller, PollerThread
 from adapter.selfmetrics import SelfMetrics
 from adapter.sources.base import Source
 from adapter.store import SampleStore
+from core.catalog import DEFAULT_CATALOG
 
 
 @contextlib.asynccontextmanager

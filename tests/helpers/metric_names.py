@@ -6,12 +6,12 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.exported import exported_name
 from adapter.samples import Collection, Sample
 from adapter.selfmetrics import SelfMetrics
 from adapter.store import SampleStore
 from autoscaler.controller.metrics import METRIC_NAMES, ControllerMetrics
+from core.catalog import DEFAULT_CATALOG
 
 SERIES_NAME = re.compile(r"\b(queuescale_[a-z0-9_]+)")
 

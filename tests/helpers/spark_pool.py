@@ -25,7 +25,6 @@ import aiohttp
 import kubernetes_validate
 from aiohttp import web
 
-from adapter.catalog import DEFAULT_CATALOG
 from adapter.samples import Collection
 from adapter.sources.spark import SparkSource
 from adapter.store import SampleStore
@@ -42,6 +41,7 @@ from autoscaler.sandbox.kube_types import PODS, STATEFULSETS
 from autoscaler.sandbox.serve import Served, serve
 from autoscaler.sandbox.spark_http import SparkSandbox, master_json
 from autoscaler.sandbox.spark_model import DEAD, SparkPool
+from core.catalog import DEFAULT_CATALOG
 from tests.helpers.spark import free_port
 
 NAMESPACE = "spark"

@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 import aiohttp
 import pytest
 
-from adapter.quantity import parse_quantity
 from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.trino import TrinoSettings, TrinoSource
+from core.quantity import parse_quantity
 from tests.helpers.adapter import running_adapter
 from tests.helpers.trino import sample_value as value
 from tests.helpers.wait import eventually

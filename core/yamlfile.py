@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from adapter.errors import ConfigError
+from core.errors import ConfigError
 
 Path_ = tuple[str | int, ...]
 
