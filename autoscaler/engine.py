@@ -60,7 +60,7 @@ from autoscaler.policy import to_hpa_behavior
 from autoscaler.policy_models import SPARK_APPLICATION_KINDS, MetricSpec, ScalingPolicy, Schedule
 from autoscaler.queueing import QueueObservation, TrinoLoad, TrinoTarget, estimate_rates, trino_workers_needed
 from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
-from autoscaler.spark_sizing import AppDemand, executors_needed, pool_workers_needed
+from autoscaler.spark_sizing import AppDemand, pool_workers_needed
 from autoscaler.work_sizing import (
     DEFAULT_SHARE,
     WorkLoad,
@@ -69,6 +69,7 @@ from autoscaler.work_sizing import (
     query_share,
     workers_for_work,
 )
+from core.spark_executors import executors_needed
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -28,6 +28,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.resource_groups import GroupCounts, at_limit, split_queued
+
 __all__ = [
     "GroupLoad",
     "QueueObservation",
@@ -342,28 +344,28 @@ class GroupLoad:
 
     @property
     def limit_bound(self) -> bool:
-        return self.queued > 0 and self.running >= self.hard_concurrency_limit
+        return at_limit(self.queued, self.running, self.hard_concurrency_limit)
 
 
 def limit_bound_queued(groups: Sequence[GroupLoad]) -> tuple[int, tuple[GroupLoad, ...]]:
     """Queued queries that more workers would not start, and the limit-bound groups holding them.
 
     Counts are taken from leaf groups (a parent's counts include its children's); a leaf's queued queries
-    are limit-bound when the leaf or any listed ancestor is at its limit with a queue, as in the adapter's
-    ``trino_capacity_queued_queries``.
+    are limit-bound when the leaf or any listed ancestor is at its limit with a queue: the formula of the
+    adapter's ``trino_capacity_queued_queries`` (:func:`core.resource_groups.split_queued`), a group being a
+    leaf when no other listed id nests under it.
     """
-    by_id = {g.id: g for g in groups}
-    bound_groups = tuple(g for g in groups if g.limit_bound)
-    held = 0
-    for group in groups:
-        is_parent = any(other.id.startswith(group.id + ".") for other in groups)
-        if is_parent or group.queued == 0:
-            continue
-        parts = group.id.split(".")
-        path = [".".join(parts[:n]) for n in range(1, len(parts) + 1)]
-        if any(by_id[p].limit_bound for p in path if p in by_id):
-            held += group.queued
-    return held, bound_groups
+    counts = [
+        GroupCounts(
+            tuple(g.id.split(".")),
+            g.queued,
+            g.running,
+            g.hard_concurrency_limit,
+            leaf=not any(other.id.startswith(g.id + ".") for other in groups),
+        )
+        for g in groups
+    ]
+    return split_queued(counts).held, tuple(g for g in groups if g.limit_bound)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,9 @@ from adapter.selfmetrics import SelfMetrics
 from adapter.sources.base import SourceSettings
 from adapter.store import Item, SampleStore
 from core.catalog import DEFAULT_CATALOG
+from core.metric_names import TRINO_RESOURCE_GROUP_QUEUED_QUERIES
 
-METRIC = "trino_resource_group_queued_queries"
+METRIC = TRINO_RESOURCE_GROUP_QUEUED_QUERIES
 SELECTOR = "cluster=bench,resource_group=rg-7"
 PATH = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/default/{METRIC}"
 

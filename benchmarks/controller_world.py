@@ -46,6 +46,7 @@ from autoscaler.sandbox.serve import Served, serve
 from autoscaler.sandbox.spark import DEAD, SparkPool, master_app
 from autoscaler.sandbox.tls import self_signed
 from autoscaler.sandbox.trino import Faults, ResourceGroupSpec, TrinoAuth, TrinoCluster, create_node_app
+from core.metric_names import SPARK_WAITING_APPS, TRINO_QUEUED_QUERIES
 
 Obj = dict[str, Any]
 GROUP, VERSION = "queuescale.io", "v1alpha1"
@@ -249,7 +250,7 @@ class World:
                     "type": "External",
                     "external": {
                         "metric": {
-                            "name": "trino_queued_queries",
+                            "name": TRINO_QUEUED_QUERIES,
                             "selector": {"matchLabels": {"cluster": f"c{cluster:02d}"}},
                         },
                         "target": {"type": "AverageValue", "averageValue": "4"},
@@ -387,7 +388,7 @@ class World:
                         "type": "External",
                         "external": {
                             "metric": {
-                                "name": "spark_waiting_apps",
+                                "name": SPARK_WAITING_APPS,
                                 "selector": {"matchLabels": {"pool": f"pool-{p:02d}"}},
                             },
                             "target": {"type": "Value", "value": 1},

@@ -36,6 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from core.metric_names import TRINO_QUEUED_QUERIES
 from tests.peers.kube_adapter import AggregatedAdapter, SandboxThread, apply_objects, wait_for
 from tests.peers.kube_cluster import KubeCluster, ensure_built, start_cluster
 
@@ -154,7 +155,7 @@ def _objects(arm: str) -> list[dict[str, Any]]:
                     "type": "External",
                     "external": {
                         "metric": {
-                            "name": "trino_queued_queries",
+                            "name": TRINO_QUEUED_QUERIES,
                             "selector": {"matchLabels": {"cluster": arm}},
                         },
                         "target": {"type": "AverageValue", "averageValue": "4"},

@@ -12,6 +12,35 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from core.metric_names import (
+    SPARK_EXECUTORS,
+    SPARK_EXECUTORS_NEEDED,
+    SPARK_NEXT_WAVE_TASKS,
+    SPARK_PENDING_TASKS,
+    SPARK_POOL_CORES,
+    SPARK_POOL_CORES_USED,
+    SPARK_POOL_WORKERS,
+    SPARK_REMAINING_TASKS,
+    SPARK_RUNNING_TASKS,
+    SPARK_TASK_SLOTS,
+    SPARK_WAITING_APPS,
+    TRINO_BLOCKED_QUERIES,
+    TRINO_CAPACITY_QUEUED_QUERIES,
+    TRINO_CLUSTER_MEMORY_BYTES,
+    TRINO_COMPLETED_QUERIES_TOTAL,
+    TRINO_CONSUMED_CPU_SECONDS_TOTAL,
+    TRINO_NODES,
+    TRINO_QUEUED_QUERIES,
+    TRINO_REQUIRED_WORKERS,
+    TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
+    TRINO_RESOURCE_GROUP_LIMIT_BOUND,
+    TRINO_RESOURCE_GROUP_QUEUED_QUERIES,
+    TRINO_RESOURCE_GROUP_RUNNING_QUERIES,
+    TRINO_RUNNING_QUERIES,
+    TRINO_RUNNING_QUERIES_CPU_SECONDS,
+    TRINO_STARTED_QUERIES_TOTAL,
+)
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,199}$")
 
 
@@ -36,55 +65,55 @@ _APP = ("app", "app_name")
 _RG = ("resource_group",)
 
 BUILTIN: tuple[MetricSpec, ...] = (
-    _trino("trino_queued_queries", (), "queries", "Queries waiting in a resource-group queue."),
+    _trino(TRINO_QUEUED_QUERIES, (), "queries", "Queries waiting in a resource-group queue."),
     _trino(
-        "trino_running_queries",
+        TRINO_RUNNING_QUERIES,
         (),
         "queries",
         "Queries running (QueryManager): fully blocked ones included since Trino 430, left out before.",
     ),
     _trino(
-        "trino_blocked_queries",
+        TRINO_BLOCKED_QUERIES,
         (),
         "queries",
         "Running queries fully blocked waiting for memory or data (QueryManager FullyBlockedQueries "
         "since Trino 470, counted from the running queries before).",
     ),
     _trino(
-        "trino_required_workers",
+        TRINO_REQUIRED_WORKERS,
         (),
         "workers",
         "The configured query-manager.required-workers while a query waits for workers, else 0; a waiting "
         "query is neither queued nor running. Scales a cluster from zero.",
     ),
     _trino(
-        "trino_nodes",
+        TRINO_NODES,
         ("state",),
         "nodes",
         "Nodes by state: active, inactive, draining, drained, shutting_down.",
     ),
     _trino(
-        "trino_cluster_memory_bytes",
+        TRINO_CLUSTER_MEMORY_BYTES,
         (),
         "bytes",
         "Memory of the cluster (ClusterMemoryManager): the coordinator and every node active, draining, "
         "drained or shutting down, until it has left; percentage softMemoryLimits follow it.",
     ),
     _trino(
-        "trino_capacity_queued_queries",
+        TRINO_CAPACITY_QUEUED_QUERIES,
         (),
         "queries",
         "Queued queries that more workers would start: excludes groups held at their concurrency limit.",
     ),
     _trino(
-        "trino_started_queries_total",
+        TRINO_STARTED_QUERIES_TOTAL,
         (),
         "queries",
         "Queries that began running since the coordinator started (QueryManager StartedQueries): a counter "
         "that restarts from 0 with the coordinator, for rates and queue models; never an HPA target.",
     ),
     _trino(
-        "trino_completed_queries_total",
+        TRINO_COMPLETED_QUERIES_TOTAL,
         (),
         "queries",
         "Queries that ended since the coordinator started, finished or failed, including those failed or "
@@ -92,7 +121,7 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "coordinator, for rates and queue models; never an HPA target.",
     ),
     _trino(
-        "trino_consumed_cpu_seconds_total",
+        TRINO_CONSUMED_CPU_SECONDS_TOTAL,
         (),
         "seconds",
         "CPU-seconds of the queries that ended since the coordinator started, finished, failed or cancelled "
@@ -101,48 +130,48 @@ BUILTIN: tuple[MetricSpec, ...] = (
         "rate; never an HPA target.",
     ),
     _trino(
-        "trino_running_queries_cpu_seconds",
+        TRINO_RUNNING_QUERIES_CPU_SECONDS,
         (),
         "seconds",
         "CPU-seconds the running queries have spent so far (queryStats.totalCpuTime over /v1/query): Trino "
         "moves it in steps of seconds as task statuses arrive, and a query leaves it when it ends, for "
         "trino_consumed_cpu_seconds_total to count. Only with the source's running_query_cpu.",
     ),
-    _trino("trino_resource_group_queued_queries", _RG, "queries", "Queries queued in one resource group."),
-    _trino("trino_resource_group_running_queries", _RG, "queries", "Queries running in one resource group."),
+    _trino(TRINO_RESOURCE_GROUP_QUEUED_QUERIES, _RG, "queries", "Queries queued in one resource group."),
+    _trino(TRINO_RESOURCE_GROUP_RUNNING_QUERIES, _RG, "queries", "Queries running in one resource group."),
     _trino(
-        "trino_resource_group_hard_concurrency_limit",
+        TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
         _RG,
         "queries",
         "The group's hardConcurrencyLimit: a fixed count that more workers do not raise.",
     ),
     _trino(
-        "trino_resource_group_limit_bound",
+        TRINO_RESOURCE_GROUP_LIMIT_BOUND,
         _RG,
         "bool",
         "1 when the group queues because it is at its concurrency limit (adding workers will not help).",
     ),
     _spark(
-        "spark_remaining_tasks",
+        SPARK_REMAINING_TASKS,
         _APP,
         "tasks",
         "Tasks of active stages not yet complete (pending + running): Spark's own demand figure.",
     ),
-    _spark("spark_pending_tasks", _APP, "tasks", "Tasks of active stages not yet started."),
-    _spark("spark_running_tasks", _APP, "tasks", "Tasks running now."),
-    _spark("spark_next_wave_tasks", _APP, "tasks", "Tasks of stages submitted but waiting on parents."),
-    _spark("spark_task_slots", _APP, "slots", "Task slots of the application's live executors."),
-    _spark("spark_executors", _APP, "executors", "Live executors of the application (driver excluded)."),
+    _spark(SPARK_PENDING_TASKS, _APP, "tasks", "Tasks of active stages not yet started."),
+    _spark(SPARK_RUNNING_TASKS, _APP, "tasks", "Tasks running now."),
+    _spark(SPARK_NEXT_WAVE_TASKS, _APP, "tasks", "Tasks of stages submitted but waiting on parents."),
+    _spark(SPARK_TASK_SLOTS, _APP, "slots", "Task slots of the application's live executors."),
+    _spark(SPARK_EXECUTORS, _APP, "executors", "Live executors of the application (driver excluded)."),
     _spark(
-        "spark_executors_needed",
+        SPARK_EXECUTORS_NEEDED,
         _APP,
         "executors",
         "ceil(remaining x allocationRatio / tasksPerExecutor), clamped like dynamic allocation.",
     ),
-    _spark("spark_pool_workers", ("state",), "workers", "Standalone workers by state (alive, dead, ...)."),
-    _spark("spark_pool_cores", (), "cores", "Cores of the standalone pool's alive workers."),
-    _spark("spark_pool_cores_used", (), "cores", "Cores in use on the standalone pool."),
-    _spark("spark_waiting_apps", (), "applications", "Applications waiting for cores on the master."),
+    _spark(SPARK_POOL_WORKERS, ("state",), "workers", "Standalone workers by state (alive, dead, ...)."),
+    _spark(SPARK_POOL_CORES, (), "cores", "Cores of the standalone pool's alive workers."),
+    _spark(SPARK_POOL_CORES_USED, (), "cores", "Cores in use on the standalone pool."),
+    _spark(SPARK_WAITING_APPS, (), "applications", "Applications waiting for cores on the master."),
 )
 
 

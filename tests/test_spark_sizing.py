@@ -1,16 +1,12 @@
-"""Spark executors from the backlog and pool workers from executors (autoscaler.spark_sizing)."""
+"""Spark executors from the backlog (core.spark_executors) and pool workers from executors
+(autoscaler.spark_sizing)."""
 
 from __future__ import annotations
 
 import pytest
 
-from autoscaler.spark_sizing import (
-    AppDemand,
-    executors_needed,
-    max_executors_needed,
-    pool_workers_needed,
-    tasks_per_executor,
-)
+from autoscaler.spark_sizing import AppDemand, pool_workers_needed
+from core.spark_executors import executors_needed, max_executors_needed, tasks_per_executor
 
 # Ported as data from apache/spark ExecutorAllocationManagerSuite, "executionAllocationRatio is correctly
 # handled": one stage of 20 tasks, minExecutors 3, maxExecutors 15; the target after the ramp.

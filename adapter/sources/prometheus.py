@@ -31,6 +31,24 @@ from adapter.sources.base import SourceSettings
 from adapter.sources.http import HttpEndpoint, new_session, off_loop, read_capped
 from core.catalog import DEFAULT_CATALOG, MetricSpec
 from core.errors import SourceError
+from core.metric_names import (
+    SPARK_EXECUTORS,
+    SPARK_EXECUTORS_NEEDED,
+    SPARK_POOL_CORES,
+    SPARK_POOL_CORES_USED,
+    SPARK_POOL_WORKERS,
+    SPARK_RUNNING_TASKS,
+    SPARK_TASK_SLOTS,
+    SPARK_WAITING_APPS,
+    TRINO_CLUSTER_MEMORY_BYTES,
+    TRINO_COMPLETED_QUERIES_TOTAL,
+    TRINO_CONSUMED_CPU_SECONDS_TOTAL,
+    TRINO_NODES,
+    TRINO_QUEUED_QUERIES,
+    TRINO_REQUIRED_WORKERS,
+    TRINO_RUNNING_QUERIES,
+    TRINO_STARTED_QUERIES_TOTAL,
+)
 
 log = logging.getLogger(__name__)
 
@@ -243,36 +261,36 @@ def trino_preset(c: str) -> list[PrometheusQuery]:
     )
     return [
         PrometheusQuery(
-            metric="trino_queued_queries",
+            metric=TRINO_QUEUED_QUERIES,
             query=_trino_either("sum", "execution", "QueryManager", "QueuedQueries", c),
         ),
         PrometheusQuery(
-            metric="trino_running_queries",
+            metric=TRINO_RUNNING_QUERIES,
             query=_trino_either("sum", "execution", "QueryManager", "RunningQueries", c),
         ),
         PrometheusQuery(
-            metric="trino_required_workers",
+            metric=TRINO_REQUIRED_WORKERS,
             query=_trino_either("max", "execution", "ClusterSizeMonitor", "RequiredWorkers", c),
         ),
         PrometheusQuery(
-            metric="trino_cluster_memory_bytes",
+            metric=TRINO_CLUSTER_MEMORY_BYTES,
             query=_trino_either("max", "memory", "ClusterMemoryManager", "ClusterMemoryBytes", c),
         ),
-        PrometheusQuery(metric="trino_nodes", query=nodes),
+        PrometheusQuery(metric=TRINO_NODES, query=nodes),
         PrometheusQuery(
-            metric="trino_started_queries_total",
+            metric=TRINO_STARTED_QUERIES_TOTAL,
             query=_trino_either(
                 "sum", "execution", "QueryManager", "StartedQueries", c, "StartedQueries_TotalCount"
             ),
         ),
         PrometheusQuery(
-            metric="trino_completed_queries_total",
+            metric=TRINO_COMPLETED_QUERIES_TOTAL,
             query=_trino_either(
                 "sum", "execution", "QueryManager", "CompletedQueries", c, "CompletedQueries_TotalCount"
             ),
         ),
         PrometheusQuery(
-            metric="trino_consumed_cpu_seconds_total",
+            metric=TRINO_CONSUMED_CPU_SECONDS_TOTAL,
             query=_trino_either(
                 "sum", "execution", "QueryManager", "ConsumedCpuTimeSecs", c, "ConsumedCpuTimeSecs_TotalCount"
             ),
@@ -338,17 +356,17 @@ def spark_preset(c: str) -> list[PrometheusQuery]:
     executors = _spark_executor_series('metrics_executor_totalCores_Count{executor_id!="driver"}')
     return [
         PrometheusQuery(
-            metric="spark_running_tasks",
+            metric=SPARK_RUNNING_TASKS,
             query=f"sum by ({app_keys}) ({_spark_executor_series('metrics_executor_activeTasks_Count')})",
             labels=keep_app,
         ),
         PrometheusQuery(
-            metric="spark_task_slots",
+            metric=SPARK_TASK_SLOTS,
             query=f"sum by ({app_keys}) ({_spark_executor_series('metrics_executor_maxTasks_Count')})",
             labels=keep_app,
         ),
         PrometheusQuery(
-            metric="spark_executors",
+            metric=SPARK_EXECUTORS,
             query=(
                 # The driver row is the executor only in local mode; it is never counted as one.
                 f"count by ({app_keys}) ({executors})"
@@ -357,19 +375,17 @@ def spark_preset(c: str) -> list[PrometheusQuery]:
             labels=keep_app,
         ),
         PrometheusQuery(
-            metric="spark_executors_needed",
+            metric=SPARK_EXECUTORS_NEEDED,
             query=_spark_driver_gauge("numberMaxNeededExecutors", c),
             labels=keep_app,
         ),
-        PrometheusQuery(metric="spark_pool_workers", query=workers),
+        PrometheusQuery(metric=SPARK_POOL_WORKERS, query=workers),
         PrometheusQuery(
-            metric="spark_pool_cores",
+            metric=SPARK_POOL_CORES,
             query=f"{cores_used} + sum by ({c}) (metrics_worker_coresFree_Value)",
         ),
-        PrometheusQuery(metric="spark_pool_cores_used", query=cores_used),
-        PrometheusQuery(
-            metric="spark_waiting_apps", query=f"max by ({c}) (metrics_master_waitingApps_Value)"
-        ),
+        PrometheusQuery(metric=SPARK_POOL_CORES_USED, query=cores_used),
+        PrometheusQuery(metric=SPARK_WAITING_APPS, query=f"max by ({c}) (metrics_master_waitingApps_Value)"),
     ]
 
 

@@ -59,20 +59,34 @@ from adapter.sources.http import (
     read_capped,
 )
 from core.errors import SourceError
+from core.metric_names import (
+    SPARK_EXECUTORS,
+    SPARK_EXECUTORS_NEEDED,
+    SPARK_NEXT_WAVE_TASKS,
+    SPARK_PENDING_TASKS,
+    SPARK_POOL_CORES,
+    SPARK_POOL_CORES_USED,
+    SPARK_POOL_WORKERS,
+    SPARK_REMAINING_TASKS,
+    SPARK_RUNNING_TASKS,
+    SPARK_TASK_SLOTS,
+    SPARK_WAITING_APPS,
+)
+from core.spark_executors import executors_needed, max_executors_needed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 APP_METRICS = (
-    "spark_remaining_tasks",
-    "spark_pending_tasks",
-    "spark_running_tasks",
-    "spark_next_wave_tasks",
-    "spark_task_slots",
-    "spark_executors",
-    "spark_executors_needed",
+    SPARK_REMAINING_TASKS,
+    SPARK_PENDING_TASKS,
+    SPARK_RUNNING_TASKS,
+    SPARK_NEXT_WAVE_TASKS,
+    SPARK_TASK_SLOTS,
+    SPARK_EXECUTORS,
+    SPARK_EXECUTORS_NEEDED,
 )
-POOL_METRICS = ("spark_pool_workers", "spark_pool_cores", "spark_pool_cores_used", "spark_waiting_apps")
+POOL_METRICS = (SPARK_POOL_WORKERS, SPARK_POOL_CORES, SPARK_POOL_CORES_USED, SPARK_WAITING_APPS)
 WORKER_STATES = ("alive", "dead", "decommissioned", "unknown")
 
 OPERATOR_GROUP = "sparkoperator.k8s.io"
@@ -172,12 +186,14 @@ class AllocationConf:
     max_executors: int | None
 
     def executors_needed(self, remaining: int) -> int:
-        """ExecutorAllocationManager's maxNumExecutorsNeeded, then its clamp to [min, max]."""
-        needed = math.ceil(remaining * self.ratio / self.tasks_per_executor)
+        """ExecutorAllocationManager's maxNumExecutorsNeeded, clamped to [min, max] under dynamic allocation
+        (:func:`core.spark_executors.executors_needed`; an executor here is ``tasks_per_executor`` one-CPU
+        slots, and the speculative and excluded-executor terms are 0: the REST API reports neither)."""
         if not self.dynamic:
-            return needed
-        needed = max(needed, self.min_executors)
-        return needed if self.max_executors is None else min(needed, self.max_executors)
+            return max_executors_needed(remaining, self.tasks_per_executor, 1, self.ratio)
+        return executors_needed(
+            remaining, self.tasks_per_executor, 1, self.ratio, self.min_executors, self.max_executors
+        )
 
 
 def allocation_conf(properties: Mapping[str, str], settings: SparkSettings) -> AllocationConf:
@@ -201,20 +217,25 @@ def allocation_conf(properties: Mapping[str, str], settings: SparkSettings) -> A
         ratio = float(raw_ratio) if raw_ratio is not None else settings.executor_allocation_ratio
     except ValueError:
         raise SourceError(f"executorAllocationRatio={raw_ratio!r} is not a number") from None
-    if not (math.isfinite(ratio) and ratio > 0):
-        raise SourceError(f"executorAllocationRatio={ratio} must be positive")
+    if not (math.isfinite(ratio) and 0 < ratio <= 1):
+        raise SourceError(f"executorAllocationRatio={ratio} must be in (0, 1], as Spark requires")
     master = properties.get("spark.master", "")
     # Spark ignores dynamic allocation in local mode unless testing it (Utils.isDynamicAllocationEnabled).
     local = master == "local" or master.startswith("local[")
     enabled = properties.get("spark.dynamicAllocation.enabled", "false").strip().lower() == "true"
     testing = properties.get("spark.dynamicAllocation.testing", "false").strip().lower() == "true"
     max_raw = number("spark.dynamicAllocation.maxExecutors", -1)
+    min_executors = max(0, number("spark.dynamicAllocation.minExecutors", 0))
+    if 0 <= max_raw < min_executors:
+        raise SourceError(
+            f"minExecutors={min_executors} is above maxExecutors={max_raw}, which Spark refuses"
+        )
     return AllocationConf(
         # Spark refuses executor cores below task cpus; a floor of 1 keeps the division defined anyway.
         tasks_per_executor=max(1, cores // cpus),
         ratio=ratio,
         dynamic=enabled and (not local or testing),
-        min_executors=max(0, number("spark.dynamicAllocation.minExecutors", 0)),
+        min_executors=min_executors,
         max_executors=None if max_raw < 0 else max_raw,
     )
 
@@ -412,21 +433,21 @@ class SparkSource:
         for f in sorted(apps, key=lambda f: f.app_id):
             labels = {"pool": name, "app": f.app_id, "app_name": f.name}
             out += [
-                Sample("spark_remaining_tasks", labels, float(f.remaining)),
-                Sample("spark_pending_tasks", labels, float(f.pending)),
-                Sample("spark_running_tasks", labels, float(f.running)),
-                Sample("spark_next_wave_tasks", labels, float(f.next_wave)),
-                Sample("spark_task_slots", labels, float(f.slots)),
-                Sample("spark_executors", labels, float(f.executors)),
-                Sample("spark_executors_needed", labels, float(f.executors_needed)),
+                Sample(SPARK_REMAINING_TASKS, labels, float(f.remaining)),
+                Sample(SPARK_PENDING_TASKS, labels, float(f.pending)),
+                Sample(SPARK_RUNNING_TASKS, labels, float(f.running)),
+                Sample(SPARK_NEXT_WAVE_TASKS, labels, float(f.next_wave)),
+                Sample(SPARK_TASK_SLOTS, labels, float(f.slots)),
+                Sample(SPARK_EXECUTORS, labels, float(f.executors)),
+                Sample(SPARK_EXECUTORS_NEEDED, labels, float(f.executors_needed)),
             ]
         if pool is not None:
             for state, count in sorted(pool.workers_by_state.items()):
-                out.append(Sample("spark_pool_workers", {"pool": name, "state": state}, float(count)))
+                out.append(Sample(SPARK_POOL_WORKERS, {"pool": name, "state": state}, float(count)))
             out += [
-                Sample("spark_pool_cores", {"pool": name}, float(pool.cores)),
-                Sample("spark_pool_cores_used", {"pool": name}, float(pool.cores_used)),
-                Sample("spark_waiting_apps", {"pool": name}, float(pool.waiting_apps)),
+                Sample(SPARK_POOL_CORES, {"pool": name}, float(pool.cores)),
+                Sample(SPARK_POOL_CORES_USED, {"pool": name}, float(pool.cores_used)),
+                Sample(SPARK_WAITING_APPS, {"pool": name}, float(pool.waiting_apps)),
             ]
         return out
 

@@ -46,6 +46,24 @@ from adapter.samples import Sample
 from adapter.sources.base import SourceSettings
 from adapter.sources.http import HttpEndpoint, decode, fetch, new_session, off_loop, parse_json
 from core.errors import SourceError
+from core.metric_names import (
+    TRINO_BLOCKED_QUERIES,
+    TRINO_CAPACITY_QUEUED_QUERIES,
+    TRINO_CLUSTER_MEMORY_BYTES,
+    TRINO_COMPLETED_QUERIES_TOTAL,
+    TRINO_CONSUMED_CPU_SECONDS_TOTAL,
+    TRINO_NODES,
+    TRINO_QUEUED_QUERIES,
+    TRINO_REQUIRED_WORKERS,
+    TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
+    TRINO_RESOURCE_GROUP_LIMIT_BOUND,
+    TRINO_RESOURCE_GROUP_QUEUED_QUERIES,
+    TRINO_RESOURCE_GROUP_RUNNING_QUERIES,
+    TRINO_RUNNING_QUERIES,
+    TRINO_RUNNING_QUERIES_CPU_SECONDS,
+    TRINO_STARTED_QUERIES_TOTAL,
+)
+from core.resource_groups import GroupCounts, at_limit, split_queued
 
 log = logging.getLogger(__name__)
 
@@ -74,23 +92,23 @@ NODE_STATES = {
 }
 
 CLUSTER_METRICS = (
-    "trino_blocked_queries",
-    "trino_capacity_queued_queries",
-    "trino_cluster_memory_bytes",
-    "trino_completed_queries_total",
-    "trino_consumed_cpu_seconds_total",
-    "trino_nodes",
-    "trino_queued_queries",
-    "trino_required_workers",
-    "trino_running_queries",
-    "trino_started_queries_total",
+    TRINO_BLOCKED_QUERIES,
+    TRINO_CAPACITY_QUEUED_QUERIES,
+    TRINO_CLUSTER_MEMORY_BYTES,
+    TRINO_COMPLETED_QUERIES_TOTAL,
+    TRINO_CONSUMED_CPU_SECONDS_TOTAL,
+    TRINO_NODES,
+    TRINO_QUEUED_QUERIES,
+    TRINO_REQUIRED_WORKERS,
+    TRINO_RUNNING_QUERIES,
+    TRINO_STARTED_QUERIES_TOTAL,
 )
-RUNNING_CPU_METRIC = "trino_running_queries_cpu_seconds"
+RUNNING_CPU_METRIC = TRINO_RUNNING_QUERIES_CPU_SECONDS
 RESOURCE_GROUP_METRICS = (
-    "trino_resource_group_hard_concurrency_limit",
-    "trino_resource_group_limit_bound",
-    "trino_resource_group_queued_queries",
-    "trino_resource_group_running_queries",
+    TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
+    TRINO_RESOURCE_GROUP_LIMIT_BOUND,
+    TRINO_RESOURCE_GROUP_QUEUED_QUERIES,
+    TRINO_RESOURCE_GROUP_RUNNING_QUERIES,
 )
 
 # Trino nests resource groups a few levels deep; anything deeper is a loop or a broken answer.
@@ -175,7 +193,7 @@ class ResourceGroupState:
     @property
     def limit_bound(self) -> bool:
         """Queued because it is at its concurrency limit: more workers will not start these queries."""
-        return self.queued > 0 and self.running >= self.hard_concurrency_limit
+        return at_limit(self.queued, self.running, self.hard_concurrency_limit)
 
 
 @dataclass(frozen=True)
@@ -341,20 +359,12 @@ def _group_id(url: str, value: Any) -> tuple[str, ...]:
 
 
 def capacity_queued(groups: Sequence[ResourceGroupState]) -> int:
-    """Queued queries that more workers would start.
-
-    A query queued in a leaf counts unless that leaf or a polled ancestor is limit-bound: a group at its
-    ``hardConcurrencyLimit`` stays there however many workers join.
-    """
-    by_id = {g.id: g for g in groups}
-    total = 0
-    for group in groups:
-        if group.children or group.queued == 0:
-            continue
-        path = [group.id[:n] for n in range(1, len(group.id) + 1)]
-        if not any(by_id[p].limit_bound for p in path if p in by_id):
-            total += group.queued
-    return total
+    """Queued queries that more workers would start (:func:`core.resource_groups.split_queued`; a group
+    is a leaf when Trino lists no sub-groups under it)."""
+    counts = [
+        GroupCounts(g.id, g.queued, g.running, g.hard_concurrency_limit, leaf=not g.children) for g in groups
+    ]
+    return split_queued(counts).capacity
 
 
 class TrinoSource:
@@ -428,22 +438,21 @@ class TrinoSource:
     ) -> list[Sample]:
         cluster = {"cluster": self._settings.name}
         samples = [
-            Sample("trino_queued_queries", cluster, metrics.queued),
-            Sample("trino_running_queries", cluster, metrics.running),
-            Sample("trino_blocked_queries", cluster, float(blocked)),
-            Sample("trino_required_workers", cluster, metrics.required_workers),
-            Sample("trino_cluster_memory_bytes", cluster, metrics.cluster_memory_bytes),
+            Sample(TRINO_QUEUED_QUERIES, cluster, metrics.queued),
+            Sample(TRINO_RUNNING_QUERIES, cluster, metrics.running),
+            Sample(TRINO_BLOCKED_QUERIES, cluster, float(blocked)),
+            Sample(TRINO_REQUIRED_WORKERS, cluster, metrics.required_workers),
+            Sample(TRINO_CLUSTER_MEMORY_BYTES, cluster, metrics.cluster_memory_bytes),
         ]
         if running_cpu is not None:
             samples.append(Sample(RUNNING_CPU_METRIC, cluster, running_cpu))
         samples += [
-            Sample("trino_nodes", {**cluster, "state": state}, count)
-            for state, count in metrics.nodes.items()
+            Sample(TRINO_NODES, {**cluster, "state": state}, count) for state, count in metrics.nodes.items()
         ]
         counters = {
-            STARTED: ("trino_started_queries_total", metrics.started_total),
-            COMPLETED: ("trino_completed_queries_total", metrics.completed_total),
-            CONSUMED_CPU: ("trino_consumed_cpu_seconds_total", metrics.consumed_cpu_seconds_total),
+            STARTED: (TRINO_STARTED_QUERIES_TOTAL, metrics.started_total),
+            COMPLETED: (TRINO_COMPLETED_QUERIES_TOTAL, metrics.completed_total),
+            CONSUMED_CPU: (TRINO_CONSUMED_CPU_SECONDS_TOTAL, metrics.consumed_cpu_seconds_total),
         }
         samples += [Sample(name, cluster, value) for name, value in counters.values() if value is not None]
         missing = [source for source, (_, value) in counters.items() if value is None]
@@ -455,18 +464,18 @@ class TrinoSource:
                 ", ".join(missing),
             )
         if self._roots:
-            samples.append(Sample("trino_capacity_queued_queries", cluster, float(capacity_queued(groups))))
+            samples.append(Sample(TRINO_CAPACITY_QUEUED_QUERIES, cluster, float(capacity_queued(groups))))
         else:
-            samples.append(Sample("trino_capacity_queued_queries", cluster, metrics.queued))
+            samples.append(Sample(TRINO_CAPACITY_QUEUED_QUERIES, cluster, metrics.queued))
         for group in groups:
             labels = {**cluster, "resource_group": group.dotted}
             samples += [
-                Sample("trino_resource_group_queued_queries", labels, float(group.queued)),
-                Sample("trino_resource_group_running_queries", labels, float(group.running)),
+                Sample(TRINO_RESOURCE_GROUP_QUEUED_QUERIES, labels, float(group.queued)),
+                Sample(TRINO_RESOURCE_GROUP_RUNNING_QUERIES, labels, float(group.running)),
                 Sample(
-                    "trino_resource_group_hard_concurrency_limit", labels, float(group.hard_concurrency_limit)
+                    TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT, labels, float(group.hard_concurrency_limit)
                 ),
-                Sample("trino_resource_group_limit_bound", labels, 1.0 if group.limit_bound else 0.0),
+                Sample(TRINO_RESOURCE_GROUP_LIMIT_BOUND, labels, 1.0 if group.limit_bound else 0.0),
             ]
         return samples
 

@@ -22,6 +22,20 @@ from autoscaler.policy_models import ExternalMetric, ScalingPolicy
 from autoscaler.queueing import GroupLoad
 from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
 from autoscaler.spark_sizing import AppDemand
+from core.metric_names import (
+    SPARK_NEXT_WAVE_TASKS,
+    SPARK_POOL_WORKERS,
+    SPARK_REMAINING_TASKS,
+    TRINO_COMPLETED_QUERIES_TOTAL,
+    TRINO_CONSUMED_CPU_SECONDS_TOTAL,
+    TRINO_QUEUED_QUERIES,
+    TRINO_REQUIRED_WORKERS,
+    TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
+    TRINO_RESOURCE_GROUP_QUEUED_QUERIES,
+    TRINO_RESOURCE_GROUP_RUNNING_QUERIES,
+    TRINO_RUNNING_QUERIES,
+    TRINO_STARTED_QUERIES_TOTAL,
+)
 from core.selectors import Requirement, Selector
 
 __all__ = ["Observed", "observe", "reads_of"]
@@ -55,10 +69,10 @@ def _count(value: float | None) -> int:
 
 
 _COUNTERS = (
-    "trino_started_queries_total",
-    "trino_completed_queries_total",
+    TRINO_STARTED_QUERIES_TOTAL,
+    TRINO_COMPLETED_QUERIES_TOTAL,
     # QueueWait sizing Work reads the CPU-seconds of the ended queries; other policies ignore it.
-    "trino_consumed_cpu_seconds_total",
+    TRINO_CONSUMED_CPU_SECONDS_TOTAL,
 )
 _TRINO_TYPES = frozenset({"QueueWait", "RequiredWorkers"})
 
@@ -70,12 +84,12 @@ def _counter(reading: Reading) -> float | None:
 
 
 _TRINO_METRICS = (
-    "trino_queued_queries",
-    "trino_running_queries",
-    "trino_required_workers",
-    "trino_resource_group_queued_queries",
-    "trino_resource_group_running_queries",
-    "trino_resource_group_hard_concurrency_limit",
+    TRINO_QUEUED_QUERIES,
+    TRINO_RUNNING_QUERIES,
+    TRINO_REQUIRED_WORKERS,
+    TRINO_RESOURCE_GROUP_QUEUED_QUERIES,
+    TRINO_RESOURCE_GROUP_RUNNING_QUERIES,
+    TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
 )
 
 
@@ -94,25 +108,25 @@ async def _trino(
             return TrinoSnapshot(0, 0, stale=True), problems
         return None, problems
     groups: list[GroupLoad] = []
-    limits = _by_label(got["trino_resource_group_hard_concurrency_limit"], "resource_group")
-    queued = _by_label(got["trino_resource_group_queued_queries"], "resource_group")
-    running = _by_label(got["trino_resource_group_running_queries"], "resource_group")
+    limits = _by_label(got[TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT], "resource_group")
+    queued = _by_label(got[TRINO_RESOURCE_GROUP_QUEUED_QUERIES], "resource_group")
+    running = _by_label(got[TRINO_RESOURCE_GROUP_RUNNING_QUERIES], "resource_group")
     for group, limit in sorted(limits.items()):
         groups.append(GroupLoad(group, _count(queued.get(group)), _count(running.get(group)), _count(limit)))
     snap = TrinoSnapshot(
-        queued=_count(got["trino_queued_queries"].total),
-        running=_count(got["trino_running_queries"].total),
-        required_workers=_count(got["trino_required_workers"].total),
+        queued=_count(got[TRINO_QUEUED_QUERIES].total),
+        running=_count(got[TRINO_RUNNING_QUERIES].total),
+        required_workers=_count(got[TRINO_REQUIRED_WORKERS].total),
         groups=tuple(groups),
-        started_total=_counter(got["trino_started_queries_total"]),
-        completed_total=_counter(got["trino_completed_queries_total"]),
-        cpu_seconds_total=_counter(got["trino_consumed_cpu_seconds_total"]),
+        started_total=_counter(got[TRINO_STARTED_QUERIES_TOTAL]),
+        completed_total=_counter(got[TRINO_COMPLETED_QUERIES_TOTAL]),
+        cpu_seconds_total=_counter(got[TRINO_CONSUMED_CPU_SECONDS_TOTAL]),
     )
     return snap, problems
 
 
-_SPARK_APP_METRICS = ("spark_remaining_tasks", "spark_next_wave_tasks")
-_SPARK_METRICS = (*_SPARK_APP_METRICS, "spark_pool_workers")
+_SPARK_APP_METRICS = (SPARK_REMAINING_TASKS, SPARK_NEXT_WAVE_TASKS)
+_SPARK_METRICS = (*_SPARK_APP_METRICS, SPARK_POOL_WORKERS)
 
 
 async def _spark(
@@ -123,17 +137,17 @@ async def _spark(
     readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in names))
     got = dict(zip(names, readings, strict=True))
     problems = [f"{n}: {r.error}" for n, r in got.items() if r.series is None and r.error]
-    remaining = got["spark_remaining_tasks"]
+    remaining = got[SPARK_REMAINING_TASKS]
     if remaining.series is None:
         return (SparkSnapshot(stale=True) if remaining.stale else None), problems
-    next_wave = _by_label(got["spark_next_wave_tasks"], "app")
+    next_wave = _by_label(got[SPARK_NEXT_WAVE_TASKS], "app")
     apps = tuple(
         AppDemand(app_id=app, remaining_tasks=_count(value), next_wave_tasks=_count(next_wave.get(app)))
         for app, value in sorted(_by_label(remaining, "app").items())
         if value > 0 or app in next_wave
     )
     alive: int | None = None
-    workers = got["spark_pool_workers"]
+    workers = got[SPARK_POOL_WORKERS]
     if workers.series is not None:
         alive = _count(sum(s.value for s in workers.series if s.labels.get("state") == "alive"))
     return SparkSnapshot(apps=apps, workers_alive=alive), problems

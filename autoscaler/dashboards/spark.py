@@ -17,6 +17,19 @@ from autoscaler.dashboards.parts import (
     timeseries,
 )
 from core.catalog import Catalog
+from core.metric_names import (
+    SPARK_EXECUTORS,
+    SPARK_EXECUTORS_NEEDED,
+    SPARK_NEXT_WAVE_TASKS,
+    SPARK_PENDING_TASKS,
+    SPARK_POOL_CORES,
+    SPARK_POOL_CORES_USED,
+    SPARK_POOL_WORKERS,
+    SPARK_REMAINING_TASKS,
+    SPARK_RUNNING_TASKS,
+    SPARK_TASK_SLOTS,
+    SPARK_WAITING_APPS,
+)
 
 UID = "queuescale-spark-backlog"
 FILTER = {"pool": "$pool"}
@@ -56,28 +69,26 @@ def build(catalog: Catalog) -> Board:
         stat(
             "Remaining tasks",
             "Tasks of active stages not yet complete: Spark's own demand figure.",
-            total(per_app("spark_remaining_tasks")),
+            total(per_app(SPARK_REMAINING_TASKS)),
         )
     )
     board.panel(
-        stat(
-            "Pending tasks", "Tasks of active stages not yet started.", total(per_app("spark_pending_tasks"))
-        )
+        stat("Pending tasks", "Tasks of active stages not yet started.", total(per_app(SPARK_PENDING_TASKS)))
     )
-    board.panel(stat("Task slots", "Slots of the live executors.", total(per_app("spark_task_slots"))))
+    board.panel(stat("Task slots", "Slots of the live executors.", total(per_app(SPARK_TASK_SLOTS))))
     board.panel(
         stat(
             "Executors needed",
             "What dynamic allocation would ask for now.",
-            total(per_app("spark_executors_needed")),
+            total(per_app(SPARK_EXECUTORS_NEEDED)),
         )
     )
-    board.panel(stat("Executors", "Live executors.", total(per_app("spark_executors"))))
+    board.panel(stat("Executors", "Live executors.", total(per_app(SPARK_EXECUTORS))))
     board.panel(
         stat(
             "Waiting applications",
             "Applications waiting for cores on the master.",
-            total(max_by(["pool"], spark("spark_waiting_apps"))),
+            total(max_by(["pool"], spark(SPARK_WAITING_APPS))),
         )
     )
 
@@ -86,8 +97,8 @@ def build(catalog: Catalog) -> Board:
             "Remaining and pending tasks per application",
             "Remaining = pending + running: scale on it, since a fast scheduler drains pending to ~0.",
             [
-                Query(per_app("spark_remaining_tasks"), "{{pool}} {{app_name}} remaining"),
-                Query(per_app("spark_pending_tasks"), "{{pool}} {{app_name}} pending"),
+                Query(per_app(SPARK_REMAINING_TASKS), "{{pool}} {{app_name}} remaining"),
+                Query(per_app(SPARK_PENDING_TASKS), "{{pool}} {{app_name}} pending"),
             ],
             axis_label="tasks",
         )
@@ -97,8 +108,8 @@ def build(catalog: Catalog) -> Board:
             "Running tasks vs task slots per application",
             "Running tasks below the slots of live executors mean idle executors.",
             [
-                Query(per_app("spark_running_tasks"), "{{pool}} {{app_name}} running"),
-                Query(per_app("spark_task_slots"), "{{pool}} {{app_name}} slots"),
+                Query(per_app(SPARK_RUNNING_TASKS), "{{pool}} {{app_name}} running"),
+                Query(per_app(SPARK_TASK_SLOTS), "{{pool}} {{app_name}} slots"),
             ],
             axis_label="tasks",
         )
@@ -109,8 +120,8 @@ def build(catalog: Catalog) -> Board:
             "ceil(remaining x allocationRatio / tasksPerExecutor), clamped like dynamic allocation, "
             "against the live executors.",
             [
-                Query(per_app("spark_executors_needed"), "{{pool}} {{app_name}} needed"),
-                Query(per_app("spark_executors"), "{{pool}} {{app_name}} present"),
+                Query(per_app(SPARK_EXECUTORS_NEEDED), "{{pool}} {{app_name}} needed"),
+                Query(per_app(SPARK_EXECUTORS), "{{pool}} {{app_name}} present"),
             ],
             axis_label="executors",
         )
@@ -120,10 +131,10 @@ def build(catalog: Catalog) -> Board:
             "Backlog per pool",
             "Every application of the pool added up; next wave: tasks of stages waiting on parents.",
             [
-                Query(per_pool("spark_remaining_tasks"), "{{pool}} remaining"),
-                Query(per_pool("spark_pending_tasks"), "{{pool}} pending"),
-                Query(per_pool("spark_next_wave_tasks"), "{{pool}} next wave"),
-                Query(per_pool("spark_task_slots"), "{{pool}} slots"),
+                Query(per_pool(SPARK_REMAINING_TASKS), "{{pool}} remaining"),
+                Query(per_pool(SPARK_PENDING_TASKS), "{{pool}} pending"),
+                Query(per_pool(SPARK_NEXT_WAVE_TASKS), "{{pool}} next wave"),
+                Query(per_pool(SPARK_TASK_SLOTS), "{{pool}} slots"),
             ],
             axis_label="tasks",
         )
@@ -133,8 +144,8 @@ def build(catalog: Catalog) -> Board:
             "Pool cores: total vs used",
             "Cores of the standalone pool's alive workers and those in use.",
             [
-                Query(max_by(["pool"], spark("spark_pool_cores")), "{{pool}} cores"),
-                Query(max_by(["pool"], spark("spark_pool_cores_used")), "{{pool}} used"),
+                Query(max_by(["pool"], spark(SPARK_POOL_CORES)), "{{pool}} cores"),
+                Query(max_by(["pool"], spark(SPARK_POOL_CORES_USED)), "{{pool}} used"),
             ],
             axis_label="cores",
         )
@@ -143,7 +154,7 @@ def build(catalog: Catalog) -> Board:
         timeseries(
             "Pool workers by state",
             "Standalone workers by state; decommissioned workers were removed without losing work.",
-            [Query(max_by(["pool", "state"], spark("spark_pool_workers")), "{{pool}} {{state}}")],
+            [Query(max_by(["pool", "state"], spark(SPARK_POOL_WORKERS)), "{{pool}} {{state}}")],
             stack=True,
             axis_label="workers",
         )
@@ -152,7 +163,7 @@ def build(catalog: Catalog) -> Board:
         timeseries(
             "Waiting applications",
             "Applications the master cannot give cores to.",
-            [Query(max_by(["pool"], spark("spark_waiting_apps")), "{{pool}}")],
+            [Query(max_by(["pool"], spark(SPARK_WAITING_APPS)), "{{pool}}")],
             axis_label="applications",
         )
     )

@@ -17,6 +17,19 @@ from autoscaler.dashboards.parts import (
     timeseries,
 )
 from core.catalog import Catalog
+from core.metric_names import (
+    TRINO_BLOCKED_QUERIES,
+    TRINO_CAPACITY_QUEUED_QUERIES,
+    TRINO_CLUSTER_MEMORY_BYTES,
+    TRINO_NODES,
+    TRINO_QUEUED_QUERIES,
+    TRINO_REQUIRED_WORKERS,
+    TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
+    TRINO_RESOURCE_GROUP_LIMIT_BOUND,
+    TRINO_RESOURCE_GROUP_QUEUED_QUERIES,
+    TRINO_RESOURCE_GROUP_RUNNING_QUERIES,
+    TRINO_RUNNING_QUERIES,
+)
 
 UID = "queuescale-trino-capacity"
 FILTER = {"cluster": "$cluster"}
@@ -44,8 +57,8 @@ def build(catalog: Catalog) -> Board:
     )
     board.variable(namespace_variable())
 
-    queued = per_cluster("trino_queued_queries")
-    queue_bound = per_cluster("trino_capacity_queued_queries")
+    queued = per_cluster(TRINO_QUEUED_QUERIES)
+    queue_bound = per_cluster(TRINO_CAPACITY_QUEUED_QUERIES)
     # The two figures come from different Trino endpoints read moments apart: never show a negative.
     limit_bound = f"clamp_min({queued} - {queue_bound}, 0)"
 
@@ -67,19 +80,19 @@ def build(catalog: Catalog) -> Board:
             total(limit_bound),
         )
     )
-    board.panel(stat("Running", "Queries running.", total(per_cluster("trino_running_queries"))))
+    board.panel(stat("Running", "Queries running.", total(per_cluster(TRINO_RUNNING_QUERIES))))
     board.panel(
         stat(
             "Required workers",
             "Workers that queries wait for (query-manager.required-workers).",
-            total(per_cluster("trino_required_workers")),
+            total(per_cluster(TRINO_REQUIRED_WORKERS)),
         )
     )
     board.panel(
         stat(
             "Active workers",
             "Nodes in state active.",
-            total(per_cluster("trino_nodes", state="active")),
+            total(per_cluster(TRINO_NODES, state="active")),
         )
     )
 
@@ -89,8 +102,8 @@ def build(catalog: Catalog) -> Board:
             "Blocked queries are running but waiting for memory or data.",
             [
                 Query(queued, "{{cluster}} queued"),
-                Query(per_cluster("trino_running_queries"), "{{cluster}} running"),
-                Query(per_cluster("trino_blocked_queries"), "{{cluster}} blocked"),
+                Query(per_cluster(TRINO_RUNNING_QUERIES), "{{cluster}} running"),
+                Query(per_cluster(TRINO_BLOCKED_QUERIES), "{{cluster}} blocked"),
             ],
             axis_label="queries",
         )
@@ -115,8 +128,8 @@ def build(catalog: Catalog) -> Board:
             "query-manager.required-workers against the active nodes: a cluster below its requirement "
             "holds queries in WAITING_FOR_RESOURCES.",
             [
-                Query(per_cluster("trino_required_workers"), "{{cluster}} required"),
-                Query(per_cluster("trino_nodes", state="active"), "{{cluster}} active"),
+                Query(per_cluster(TRINO_REQUIRED_WORKERS), "{{cluster}} required"),
+                Query(per_cluster(TRINO_NODES, state="active"), "{{cluster}} active"),
             ],
             axis_label="workers",
         )
@@ -126,7 +139,7 @@ def build(catalog: Catalog) -> Board:
             "Workers by state",
             "Nodes by state: active, inactive, draining, drained, shutting_down. Draining workers are "
             "being removed without killing queries.",
-            [Query(max_by(["cluster", "state"], trino("trino_nodes")), "{{cluster}} {{state}}")],
+            [Query(max_by(["cluster", "state"], trino(TRINO_NODES)), "{{cluster}} {{state}}")],
             stack=True,
             axis_label="nodes",
         )
@@ -139,11 +152,11 @@ def build(catalog: Catalog) -> Board:
             "Per resource group (sub-groups included in their parents' figures).",
             [
                 Query(
-                    max_by(groups, trino("trino_resource_group_queued_queries")),
+                    max_by(groups, trino(TRINO_RESOURCE_GROUP_QUEUED_QUERIES)),
                     "{{cluster}} {{resource_group}} queued",
                 ),
                 Query(
-                    max_by(groups, trino("trino_resource_group_running_queries")),
+                    max_by(groups, trino(TRINO_RESOURCE_GROUP_RUNNING_QUERIES)),
                     "{{cluster}} {{resource_group}} running",
                 ),
             ],
@@ -156,15 +169,15 @@ def build(catalog: Catalog) -> Board:
             "Running queries against hardConcurrencyLimit; a group at its limit with a queue is limit-bound.",
             [
                 Query(
-                    max_by(groups, trino("trino_resource_group_running_queries")),
+                    max_by(groups, trino(TRINO_RESOURCE_GROUP_RUNNING_QUERIES)),
                     "{{cluster}} {{resource_group}} running",
                 ),
                 Query(
-                    max_by(groups, trino("trino_resource_group_hard_concurrency_limit")),
+                    max_by(groups, trino(TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT)),
                     "{{cluster}} {{resource_group}} limit",
                 ),
                 Query(
-                    sum_by(["cluster"], max_by(groups, trino("trino_resource_group_limit_bound"))),
+                    sum_by(["cluster"], max_by(groups, trino(TRINO_RESOURCE_GROUP_LIMIT_BOUND))),
                     "{{cluster}} groups limit-bound",
                 ),
             ],
@@ -175,7 +188,7 @@ def build(catalog: Catalog) -> Board:
         timeseries(
             "Cluster memory",
             "Total memory of the cluster's worker pools.",
-            [Query(per_cluster("trino_cluster_memory_bytes"), "{{cluster}}")],
+            [Query(per_cluster(TRINO_CLUSTER_MEMORY_BYTES), "{{cluster}}")],
             unit="bytes",
         )
     )

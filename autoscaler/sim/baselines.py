@@ -39,6 +39,7 @@ from autoscaler.hpa import ExternalTarget, HpaState, recommend, step
 from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
 from autoscaler.sim.load import Load
 from autoscaler.sim.trino import DRAIN, ClusterView, Policy, ScaleDownMode
+from core.metric_names import TRINO_CAPACITY_QUEUED_QUERIES, TRINO_REQUIRED_WORKERS, TRINO_RUNNING_QUERIES
 
 __all__ = [
     "BASELINES",
@@ -223,9 +224,9 @@ class HpaQueue(HpaBaseline[ClusterView, TrinoMode]):
             min_replicas, max_replicas, initial_replicas, behavior=behavior, scale_down=scale_down
         )
         self.targets = (
-            ExternalTarget("AverageValue", per_pod_target, "trino_running_queries"),
-            ExternalTarget("AverageValue", per_pod_target, "trino_capacity_queued_queries"),
-            ExternalTarget("AverageValue", 1.0, "trino_required_workers"),
+            ExternalTarget("AverageValue", per_pod_target, TRINO_RUNNING_QUERIES),
+            ExternalTarget("AverageValue", per_pod_target, TRINO_CAPACITY_QUEUED_QUERIES),
+            ExternalTarget("AverageValue", 1.0, TRINO_REQUIRED_WORKERS),
         )
         self._known: dict[tuple[tuple[int, int, int], tuple[int, int]], tuple[int | None]] = {}
 
@@ -326,7 +327,7 @@ class KedaChart(KedaScaler[ClusterView, TrinoMode]):
     def __init__(self, max_replicas: int = 100, *, scale_down: TrinoMode = "shutdown"):
         super().__init__(
             lambda view: float(view.required_workers),
-            "trino_required_workers",
+            TRINO_REQUIRED_WORKERS,
             1.0,
             max_replicas,
             0,

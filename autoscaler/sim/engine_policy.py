@@ -15,6 +15,7 @@ from autoscaler.queueing import GroupLoad
 from autoscaler.signals import Observation, TrinoSnapshot, ValueReading
 from autoscaler.sim.trino import DRAIN, ClusterConfig, ClusterView, ScaleDownMode
 from autoscaler.sim.trino_work import WorkConfig
+from core.metric_names import TRINO_NODES, TRINO_QUEUED_QUERIES, TRINO_REQUIRED_WORKERS, TRINO_RUNNING_QUERIES
 
 __all__ = ["LOOP_SECONDS", "QueuescalePolicy"]
 
@@ -23,13 +24,13 @@ LOOP_SECONDS = 15.0
 
 def _catalog_value(name: str, view: ClusterView) -> float | None:
     """The simulated value of a catalog metric, None when the simulator has no such figure."""
-    if name == "trino_queued_queries":
+    if name == TRINO_QUEUED_QUERIES:
         return float(view.queued)
-    if name == "trino_running_queries":
+    if name == TRINO_RUNNING_QUERIES:
         return float(view.running)
-    if name == "trino_required_workers":
+    if name == TRINO_REQUIRED_WORKERS:
         return float(view.required_workers)
-    if name == "trino_nodes":
+    if name == TRINO_NODES:
         return float(view.ready_workers)
     return None
 

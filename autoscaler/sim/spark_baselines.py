@@ -48,6 +48,7 @@ from autoscaler.sim.baselines import Family, HpaBaseline, HpaCpu, KedaScaler
 from autoscaler.sim.spark import DECOMMISSION, PoolConfig, PoolPolicy, PoolScaleDown, PoolView
 from autoscaler.sim.spark_engine_policy import catalog_value
 from autoscaler.sim.spark_load import SparkLoad, unconstrained_demand
+from core.metric_names import SPARK_EXECUTORS_NEEDED, SPARK_WAITING_APPS
 
 __all__ = [
     "EXAMPLE_POOL_HPA_BEHAVIOR",
@@ -76,7 +77,7 @@ EXAMPLE_POOL_HPA_BEHAVIOR = Behavior(
 
 def executors_needed(view: PoolView, config: PoolConfig) -> float:
     """``spark_executors_needed`` summed over the pool's applications, as the adapter computes each one."""
-    value = catalog_value("spark_executors_needed", view, config)
+    value = catalog_value(SPARK_EXECUTORS_NEEDED, view, config)
     assert value is not None
     return value
 
@@ -105,8 +106,8 @@ class HpaQueue(HpaBaseline[PoolView, PoolScaleDown]):
         )
         self.config = config
         self.targets = (
-            ExternalTarget("AverageValue", executors_per_worker, "spark_executors_needed"),
-            ExternalTarget("AverageValue", 1.0, "spark_waiting_apps"),
+            ExternalTarget("AverageValue", executors_per_worker, SPARK_EXECUTORS_NEEDED),
+            ExternalTarget("AverageValue", 1.0, SPARK_WAITING_APPS),
         )
 
     def _raw(self, view: PoolView) -> int | None:
@@ -152,7 +153,7 @@ class Keda(KedaScaler[PoolView, PoolScaleDown]):
     ):
         super().__init__(
             lambda view: executors_needed(view, config),
-            "spark_executors_needed",
+            SPARK_EXECUTORS_NEEDED,
             executors_per_worker,
             max_replicas,
             min_replicas,

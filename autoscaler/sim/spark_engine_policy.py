@@ -17,7 +17,20 @@ from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.signals import Observation, SparkSnapshot, ValueReading
 from autoscaler.sim.spark import DECOMMISSION, WAIT_IDLE, PoolConfig, PoolScaleDown, PoolView
-from autoscaler.spark_sizing import AppDemand, executors_needed
+from autoscaler.spark_sizing import AppDemand
+from core.metric_names import (
+    SPARK_EXECUTORS,
+    SPARK_EXECUTORS_NEEDED,
+    SPARK_NEXT_WAVE_TASKS,
+    SPARK_PENDING_TASKS,
+    SPARK_POOL_CORES,
+    SPARK_POOL_CORES_USED,
+    SPARK_REMAINING_TASKS,
+    SPARK_RUNNING_TASKS,
+    SPARK_TASK_SLOTS,
+    SPARK_WAITING_APPS,
+)
+from core.spark_executors import executors_needed
 
 __all__ = ["LOOP_SECONDS", "SparkQueuescalePolicy", "catalog_value"]
 
@@ -26,25 +39,25 @@ LOOP_SECONDS = 15.0
 
 def catalog_value(name: str, view: PoolView, config: PoolConfig) -> float | None:
     """The simulated pool-wide value of a ``spark_*`` catalog metric; None when the model has no such figure."""
-    if name == "spark_waiting_apps":
+    if name == SPARK_WAITING_APPS:
         return float(view.waiting_apps)
-    if name == "spark_pending_tasks":
+    if name == SPARK_PENDING_TASKS:
         return float(view.pending_tasks)
-    if name == "spark_running_tasks":
+    if name == SPARK_RUNNING_TASKS:
         return float(view.running_tasks)
-    if name == "spark_remaining_tasks":
+    if name == SPARK_REMAINING_TASKS:
         return float(view.remaining_tasks)
-    if name == "spark_next_wave_tasks":
+    if name == SPARK_NEXT_WAVE_TASKS:
         return float(view.next_wave_tasks)
-    if name == "spark_executors":
+    if name == SPARK_EXECUTORS:
         return float(view.executors)
-    if name == "spark_task_slots":
+    if name == SPARK_TASK_SLOTS:
         return float(view.executors * config.slots_per_executor)
-    if name == "spark_pool_cores":
+    if name == SPARK_POOL_CORES:
         return float(view.ready_cores)
-    if name == "spark_pool_cores_used":
+    if name == SPARK_POOL_CORES_USED:
         return float(view.cores_used)
-    if name == "spark_executors_needed":
+    if name == SPARK_EXECUTORS_NEEDED:
         alloc = config.allocation
         return float(
             sum(
