@@ -26,8 +26,8 @@ from typing import Any
 
 import kubernetes.watch
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
+from autoscaler.controller.kube_api import Gone, KubeError, translated
 from core.selectors import Operator, Selector
 
 __all__ = ["Informer"]
@@ -61,7 +61,7 @@ class _JsonWatch(kubernetes.watch.Watch):
 
     Overriding ``unmarshal_event`` instead of passing ``deserialize=False`` keeps the client's handling of
     ERROR events, which ``deserialize=False`` breaks in kubernetes 37.0.2 (it reads an absent
-    ``raw_object`` key and raises KeyError instead of ApiException).
+    ``raw_object`` key and raises KeyError instead of the client's ApiException).
     """
 
     def unmarshal_event(self, data: str, return_type: Any) -> Obj | None:
@@ -311,9 +311,10 @@ class Informer:
     def _run(self, namespace: str, space: _Space) -> None:
         while not self._closing.is_set():
             try:
-                version = self._relist(namespace, space)
-                while True:
-                    version = self._watch(namespace, space, version)
+                with translated():
+                    version = self._relist(namespace, space)
+                    while True:
+                        version = self._watch(namespace, space, version)
             except _Closing:
                 return
             except Exception as exc:
@@ -335,10 +336,10 @@ class Informer:
         # works again, so an API server that is down (or a watch that is refused) does not flood the log.
         level = logging.WARNING if failures == 0 else logging.DEBUG
         where = f"{self.resource} in {namespace}"
-        if isinstance(exc, ApiException):
-            if exc.status == 410:
+        if isinstance(exc, KubeError):
+            if isinstance(exc, Gone):
                 level = logging.INFO if failures == 0 else logging.DEBUG
-            log.log(level, "%s: list/watch failed: %s %s; listing again", where, exc.status, exc.reason)
+            log.log(level, "%s: list/watch failed: %s; listing again", where, exc.brief)
         elif isinstance(exc, _ShortWatch):
             log.log(level, "%s: the server ended the watch at once; listing again", where)
         elif isinstance(exc, urllib3.exceptions.HTTPError):

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import kubernetes.client
-from kubernetes.client.exceptions import ApiException
 
 from autoscaler.controller.actuator import ActuatorError
 from autoscaler.controller.informer import Informer
+from autoscaler.controller.kube_api import Conflict, KubeError, NotFound
+from autoscaler.controller.kube_api import call as kube_call
 from core.selectors import Selector, parse_selector
 
 __all__ = ["KubeOps", "Scale", "WorkloadKind"]
@@ -165,13 +166,11 @@ class KubeOps:
             found = workloads.get(name)
             return None if found is None else _scale_of_workload(found)
         try:
-            obj = await asyncio.to_thread(self._read_scale, kind, namespace, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise ActuatorError(
-                "get_scale", f"reading {kind} {namespace}/{name} scale: {exc.status} {exc.reason}"
-            ) from exc
+            obj = await kube_call(self._read_scale, kind, namespace, name)
+        except NotFound:
+            return None
+        except KubeError as exc:
+            raise ActuatorError("get_scale", f"reading {kind} {namespace}/{name} scale: {exc.brief}") from exc
         return _scale_of(obj)
 
     async def set_replicas(self, kind: WorkloadKind, namespace: str, name: str, replicas: int) -> Scale:
@@ -179,18 +178,18 @@ class KubeOps:
         self._forget_pods(namespace)
         for _ in range(_CONFLICT_RETRIES):
             try:
-                obj = await asyncio.to_thread(self._read_scale, kind, namespace, name)
+                obj = await kube_call(self._read_scale, kind, namespace, name)
                 obj.setdefault("spec", {})["replicas"] = replicas
-                written = await asyncio.to_thread(self._replace_scale, kind, namespace, name, obj)
+                written = await kube_call(self._replace_scale, kind, namespace, name, obj)
                 scale = _scale_of(written)
                 self._wrote_replicas(kind, namespace, name, scale)
                 return scale
-            except ApiException as exc:
-                if exc.status == 409:
-                    continue
+            except Conflict:
+                continue
+            except KubeError as exc:
                 raise ActuatorError(
                     "set_replicas",
-                    f"scaling {kind} {namespace}/{name} to {replicas}: {exc.status} {exc.reason}",
+                    f"scaling {kind} {namespace}/{name} to {replicas}: {exc.brief}",
                 ) from exc
         raise ActuatorError(
             "set_replicas",
@@ -200,12 +199,10 @@ class KubeOps:
     async def list_pods(self, namespace: str, selector: str) -> list[Any]:
         """The pods as official-client models."""
         try:
-            result = await asyncio.to_thread(
-                self.core.list_namespaced_pod, namespace, label_selector=selector
-            )
-        except ApiException as exc:
+            result = await kube_call(self.core.list_namespaced_pod, namespace, label_selector=selector)
+        except KubeError as exc:
             raise ActuatorError(
-                "list_pods", f"listing pods {selector!r} in {namespace}: {exc.status} {exc.reason}"
+                "list_pods", f"listing pods {selector!r} in {namespace}: {exc.brief}"
             ) from exc
         return list(result.items)
 
@@ -254,7 +251,7 @@ class KubeOps:
         """Stop the informers' watches (their threads join within a few seconds)."""
         informers, self._informers = list(self._informers.values()), {}
         for informer in informers:
-            await asyncio.to_thread(informer.close)
+            await asyncio.to_thread(informer.close)  # not an API call
         if self._watch_api is not None:
             self._watch_api.close()  # type: ignore[no-untyped-call]
             self._watch_api = None
@@ -286,17 +283,15 @@ class KubeOps:
         return await asyncio.shield(shared)
 
     async def _list_workloads(self, kind: WorkloadKind, namespace: str) -> dict[str, dict[str, Any]]:
-        call = (
+        lister = (
             self.apps.list_namespaced_deployment
             if kind == "Deployment"
             else self.apps.list_namespaced_stateful_set
         )
         try:
-            result = await asyncio.to_thread(_json, call, namespace)
-        except ApiException as exc:
-            raise ActuatorError(
-                "get_scale", f"listing {kind}s in {namespace}: {exc.status} {exc.reason}"
-            ) from exc
+            result = await kube_call(_json, lister, namespace)
+        except KubeError as exc:
+            raise ActuatorError("get_scale", f"listing {kind}s in {namespace}: {exc.brief}") from exc
         items = result.get("items") if isinstance(result, dict) else None
         return {str((w.get("metadata") or {}).get("name")): w for w in items or [] if isinstance(w, dict)}
 
@@ -334,12 +329,10 @@ class KubeOps:
 
     async def _list_pods_json(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         try:
-            result = await asyncio.to_thread(
-                _json, self.core.list_namespaced_pod, namespace, label_selector=selector
-            )
-        except ApiException as exc:
+            result = await kube_call(_json, self.core.list_namespaced_pod, namespace, label_selector=selector)
+        except KubeError as exc:
             raise ActuatorError(
-                "list_pods", f"listing pods {selector!r} in {namespace}: {exc.status} {exc.reason}"
+                "list_pods", f"listing pods {selector!r} in {namespace}: {exc.brief}"
             ) from exc
         items = result.get("items") if isinstance(result, dict) else None
         return [p for p in items or [] if isinstance(p, dict)]
@@ -351,11 +344,9 @@ class KubeOps:
         self._forget_pods(namespace)
         patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
         try:
-            answer = await asyncio.to_thread(_json, self.core.patch_namespaced_pod, name, namespace, patch)
-        except ApiException as exc:
-            raise ActuatorError(
-                "patch_pod", f"annotating pod {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
+            answer = await kube_call(_json, self.core.patch_namespaced_pod, name, namespace, patch)
+        except KubeError as exc:
+            raise ActuatorError("patch_pod", f"annotating pod {namespace}/{name}: {exc.brief}") from exc
         self._wrote_pod(namespace, name, answer)
         return patch
 
@@ -363,7 +354,7 @@ class KubeOps:
         """JSON-merge-patch a pod (``None`` removes a key); returns the pod as answered (JSON form)."""
         self._forget_pods(namespace)
         try:
-            pod = await asyncio.to_thread(
+            pod = await kube_call(
                 _json,
                 self.core.patch_namespaced_pod,
                 name,
@@ -371,10 +362,8 @@ class KubeOps:
                 patch,
                 _content_type="application/merge-patch+json",
             )
-        except ApiException as exc:
-            raise ActuatorError(
-                "patch_pod", f"patching pod {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
+        except KubeError as exc:
+            raise ActuatorError("patch_pod", f"patching pod {namespace}/{name}: {exc.brief}") from exc
         self._wrote_pod(namespace, name, pod)
         return _object(pod, "patch_pod")
 
@@ -399,25 +388,21 @@ class KubeOps:
 
     async def _read_secret(self, namespace: str, name: str) -> dict[str, Any]:
         try:
-            secret = await asyncio.to_thread(_json, self.core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            raise ActuatorError(
-                "read_secret", f"reading secret {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
+            secret = await kube_call(_json, self.core.read_namespaced_secret, name, namespace)
+        except KubeError as exc:
+            raise ActuatorError("read_secret", f"reading secret {namespace}/{name}: {exc.brief}") from exc
         return _object(secret, "read_secret")
 
     async def delete_pod(self, namespace: str, name: str) -> bool:
         """Delete a pod (its controller recreates it); False when it was already gone."""
         self._forget_pods(namespace)
         try:
-            answer = await asyncio.to_thread(_json, self.core.delete_namespaced_pod, name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                self._wrote_pod(namespace, name, None, deleting=True)
-                return False
-            raise ActuatorError(
-                "delete_pod", f"deleting pod {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
+            answer = await kube_call(_json, self.core.delete_namespaced_pod, name, namespace)
+        except NotFound:
+            self._wrote_pod(namespace, name, None, deleting=True)
+            return False
+        except KubeError as exc:
+            raise ActuatorError("delete_pod", f"deleting pod {namespace}/{name}: {exc.brief}") from exc
         # Deleted with a grace period, the answer is the pod, terminating.
         self._wrote_pod(namespace, name, answer, deleting=True)
         return True
@@ -427,14 +412,14 @@ class KubeOps:
     ) -> dict[str, Any] | None:
         """A namespaced custom object, None when it does not exist."""
         try:
-            obj = await asyncio.to_thread(
+            obj = await kube_call(
                 self.custom.get_namespaced_custom_object, group, version, namespace, plural, name
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
+        except NotFound:
+            return None
+        except KubeError as exc:
             raise ActuatorError(
-                "get_custom", f"reading {plural}.{group} {namespace}/{name}: {exc.status} {exc.reason}"
+                "get_custom", f"reading {plural}.{group} {namespace}/{name}: {exc.brief}"
             ) from exc
         return _object(obj, "get_custom")
 
@@ -444,7 +429,7 @@ class KubeOps:
         """Merge-patch a namespaced custom object and return it as written; None on 409 Conflict (a
         ``metadata.resourceVersion`` in the patch no longer matches): re-read and decide again."""
         try:
-            obj = await asyncio.to_thread(
+            obj = await kube_call(
                 self.custom.patch_namespaced_custom_object,
                 group,
                 version,
@@ -454,11 +439,11 @@ class KubeOps:
                 patch,
                 _content_type="application/merge-patch+json",
             )
-        except ApiException as exc:
-            if exc.status == 409:
-                return None
+        except Conflict:
+            return None
+        except KubeError as exc:
             raise ActuatorError(
-                "patch_custom", f"patching {plural}.{group} {namespace}/{name}: {exc.status} {exc.reason}"
+                "patch_custom", f"patching {plural}.{group} {namespace}/{name}: {exc.brief}"
             ) from exc
         return _object(obj, "patch_custom")
 

@@ -41,8 +41,10 @@ from typing import Any, Literal, TextIO
 
 import kubernetes.client
 import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
+
+from autoscaler.controller.kube_api import Conflict, KubeError, NotFound, call_here
+from autoscaler.controller.kube_api import call as kube_call
 
 __all__ = [
     "Decision",
@@ -68,7 +70,7 @@ JITTER_FACTOR = 1.2
 Action = Literal["create", "acquire", "renew", "wait"]
 
 #: Failures of one round trip that the next retry may not meet (API errors, connection, bad body).
-_TRANSIENT = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+_TRANSIENT = (KubeError, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +309,7 @@ class LeaseElector:
 
     async def observe(self) -> Observed:
         """Read the Lease and fold it into what this replica has seen."""
-        lease = await asyncio.to_thread(self._read)
+        lease = await kube_call(self._read)
         # Taken after the answer arrived, hence after the holder's write: expiry never starts early.
         return self._fold(lease, self.clock())
 
@@ -325,12 +327,10 @@ class LeaseElector:
             started = self.clock()
             try:
                 if decision.action == "create":
-                    written = await asyncio.to_thread(self._create, body)
+                    written = await kube_call(self._create, body)
                 else:
-                    written = await asyncio.to_thread(self._replace, body)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
+                    written = await kube_call(self._replace, body)
+            except Conflict as exc:
                 log.info(
                     "Lease %s/%s: %s lost a race (%s)", self.namespace, self.name, self.identity, exc.reason
                 )
@@ -352,19 +352,17 @@ class LeaseElector:
             deadline = self.clock() + self.renew_deadline
             while self.clock() < deadline:
                 try:
-                    lease = await asyncio.to_thread(self._read)
+                    lease = await kube_call(self._read)
                     if lease is None or record_of(lease).holder != self.identity:
                         return False
                     record = released(record_of(lease), self.wall_clock())
                     body = lease_body(self.namespace, self.name, record, lease.get("metadata"))
-                    await asyncio.to_thread(self._replace, body)
+                    await kube_call(self._replace, body)
                     log.info("Lease %s/%s released by %s", self.namespace, self.name, self.identity)
                     return True
-                except ApiException as exc:
+                except Conflict:
                     # A renew whose task was cancelled mid-request can still land: read again.
-                    if exc.status != 409:
-                        log.warning("releasing Lease %s/%s: %s", self.namespace, self.name, _describe(exc))
-                        return False
+                    continue
                 except _TRANSIENT as exc:
                     log.warning("releasing Lease %s/%s: %s", self.namespace, self.name, _describe(exc))
                     return False
@@ -415,13 +413,15 @@ class LeaseElector:
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            resp = self.coordination.read_namespaced_lease(
-                self.name, self.namespace, _preload_content=False, _request_timeout=self.renew_deadline
+            resp = call_here(
+                self.coordination.read_namespaced_lease,
+                self.name,
+                self.namespace,
+                _preload_content=False,
+                _request_timeout=self.renew_deadline,
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         return _json_of(resp)
 
     # The bodies are plain JSON documents (exact MicroTime text); the typed signature asks for V1Lease.
@@ -449,8 +449,8 @@ def _json_of(resp: Any) -> dict[str, Any]:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, ApiException):
-        return f"{exc.status} {exc.reason}"
+    if isinstance(exc, KubeError):
+        return exc.brief
     return f"{type(exc).__name__}: {exc}"
 
 

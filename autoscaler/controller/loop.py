@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes.client
-from kubernetes.client.exceptions import ApiException
 
 from autoscaler.controller.actuator import (
     Actuator,
@@ -28,6 +27,8 @@ from autoscaler.controller.actuator import (
     TargetState,
     spread_interval,
 )
+from autoscaler.controller.kube_api import KubeError
+from autoscaler.controller.kube_api import call as kube_call
 from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe, reads_of
 from autoscaler.controller.policies import PolicyEntry, PolicyKey, PolicySource
@@ -101,9 +102,9 @@ class HpaIndex:
     async def targets(self) -> dict[tuple[str, str, str], str]:
         """``{(namespace, kind, name): hpa name}``; empty when the list fails (logged)."""
         try:
-            result = await asyncio.to_thread(self.v2.list_horizontal_pod_autoscaler_for_all_namespaces)
-        except ApiException as exc:
-            log.warning("listing HorizontalPodAutoscalers failed: %s %s", exc.status, exc.reason)
+            result = await kube_call(self.v2.list_horizontal_pod_autoscaler_for_all_namespaces)
+        except KubeError as exc:
+            log.warning("listing HorizontalPodAutoscalers failed: %s", exc.brief)
             return {}
         out: dict[tuple[str, str, str], str] = {}
         for hpa in result.items or []:

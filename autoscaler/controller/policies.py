@@ -18,9 +18,9 @@ from typing import Any, Protocol, cast
 import kubernetes.client
 import kubernetes.watch
 import urllib3
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from autoscaler.controller.kube_api import KubeError, translated
 from autoscaler.policy import from_resource, load_policies
 from autoscaler.policy_models import ScalingPolicy
 from core.errors import ConfigError
@@ -139,20 +139,21 @@ class CrdPolicySource:
     def _run(self, namespace: str) -> None:
         while not self._stop.is_set():
             try:
-                listed = self._list(namespace)
-                entries = {e.key: e for e in map(entry_from_resource, listed.get("items") or [])}
-                with self._lock:
-                    self._entries[namespace] = entries
-                    self._synced[namespace] = True
-                version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
-                self._watch(namespace, version)
+                with translated():
+                    listed = self._list(namespace)
+                    entries = {e.key: e for e in map(entry_from_resource, listed.get("items") or [])}
+                    with self._lock:
+                        self._entries[namespace] = entries
+                        self._synced[namespace] = True
+                    version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+                    self._watch(namespace, version)
             except Exception as exc:
                 if self._stop.is_set():
                     # Closing: the server going away under the watch is expected, not worth a log line.
                     return
                 where = namespace or "all namespaces"
-                if isinstance(exc, ApiException):
-                    log.warning("scalingpolicy list/watch in %s failed: %s %s", where, exc.status, exc.reason)
+                if isinstance(exc, KubeError):
+                    log.warning("scalingpolicy list/watch in %s failed: %s", where, exc.brief)
                 elif isinstance(exc, urllib3.exceptions.HTTPError):
                     # A stream the server closed mid-chunk (restart, a proxy's timeout): relist.
                     log.warning("scalingpolicy watch in %s broke: %s", where, exc)

@@ -8,7 +8,6 @@ from turning into a thousand writes per pass.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -19,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import kubernetes.client
-from kubernetes.client.exceptions import ApiException
 
 from autoscaler.controller.actuator import ActuatorEvent
+from autoscaler.controller.kube_api import KubeError
+from autoscaler.controller.kube_api import call as kube_call
 from autoscaler.controller.policies import GROUP, PLURAL, VERSION, PolicyEntry
 
 __all__ = ["Cond", "EventRecorder", "StatusWriter", "build_status", "event_body", "rfc3339", "status_changed"]
@@ -192,9 +192,9 @@ class EventRecorder:
         model = kubernetes.client.CoreV1Event.from_dict(body)
         assert model is not None
         try:
-            await asyncio.to_thread(self._create, self.core, entry.key[0], model)
-        except ApiException as exc:
-            log.warning("event for %s/%s not written: %s %s", *entry.key, exc.status, exc.reason)
+            await kube_call(self._create, self.core, entry.key[0], model)
+        except KubeError as exc:
+            log.warning("event for %s/%s not written: %s", *entry.key, exc.brief)
             return
         self.written.append(body)
 
@@ -217,9 +217,9 @@ class StatusWriter:
         namespace, name = entry.key
         body = {"status": dict(status)}
         try:
-            await asyncio.to_thread(self._patch, namespace, name, body)
-        except ApiException as exc:
-            log.warning("status of %s/%s not written: %s %s", namespace, name, exc.status, exc.reason)
+            await kube_call(self._patch, namespace, name, body)
+        except KubeError as exc:
+            log.warning("status of %s/%s not written: %s", namespace, name, exc.brief)
             return False
         return True
 
