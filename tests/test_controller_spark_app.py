@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from autoscaler.controller.kube_ops import KubeOps
-from autoscaler.controller.spark_app_actuator import SparkApplicationActuator
+from autoscaler.controller.targets.spark_application.actuator import SparkApplicationActuator
 from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sandbox.kube import KubeSandbox, client_for

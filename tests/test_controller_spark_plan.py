@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION
-from autoscaler.controller.spark_app_patch import (
+from autoscaler.controller.targets.spark_application.plan import (
     application_patch,
     application_state,
     edit_refusal,
@@ -17,7 +17,7 @@ from autoscaler.controller.spark_app_patch import (
     scheduled_patch,
     sizing_fragment,
 )
-from autoscaler.controller.spark_pool_plan import (
+from autoscaler.controller.targets.spark_pool.plan import (
     DECOMMISSIONED_ANNOTATION,
     MasterWorker,
     PoolPod,

@@ -16,8 +16,8 @@ import kubernetes_validate
 
 from adapter.sources.spark import SparkSource
 from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION
-from autoscaler.controller.spark_master import SparkMasterClient
-from autoscaler.controller.spark_pool_actuator import MASTER_CHECK_SECONDS, SparkPoolActuator
+from autoscaler.controller.targets.spark_pool.actuator import MASTER_CHECK_SECONDS, SparkPoolActuator
+from autoscaler.controller.targets.spark_pool.master_api import SparkMasterClient
 from autoscaler.sandbox.kube import KubeSandbox
 from autoscaler.sandbox.kube_types import PODS
 from autoscaler.sandbox.spark_model import AppSpec, DynamicAllocation, SparkPool, StageSpec

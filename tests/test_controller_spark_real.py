@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from adapter.sources.spark import SparkSource
-from autoscaler.controller.spark_master import SparkMasterClient
-from autoscaler.controller.spark_pool_actuator import SparkPoolActuator
+from autoscaler.controller.targets.spark_pool.actuator import SparkPoolActuator
+from autoscaler.controller.targets.spark_pool.master_api import SparkMasterClient
 from tests.helpers.spark import BackgroundJob, free_port, java_available, settings, spark_session, wait_until
 from tests.helpers.spark_pool import (
     NAMESPACE,

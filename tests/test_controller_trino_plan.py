@@ -6,14 +6,17 @@ from typing import Any
 
 import pytest
 
-from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION, POD_DELETION_COST
-from autoscaler.controller.drain_plan import (
+from autoscaler.controller.actuator import (
+    DRAIN_STARTED_ANNOTATION,
+    POD_DELETION_COST,
+    format_time,
+    parse_time,
+)
+from autoscaler.controller.targets.trino_workers.plan import (
     DRAIN_KEPT_ANNOTATION,
     DrainPlan,
     DrainSettings,
     WorkerView,
-    format_time,
-    parse_time,
     plan_drain,
 )
 from autoscaler.policy_models import Drain

@@ -9,9 +9,13 @@ import aiohttp
 import pytest
 
 from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION, POD_DELETION_COST, ActuatorError
-from autoscaler.controller.drain_plan import DRAIN_KEPT_ANNOTATION
-from autoscaler.controller.trino_actuator import pod_ordinal, worker_url, worker_view
-from autoscaler.controller.trino_workers import TrinoWorkerClient, auth_headers, parse_tasks
+from autoscaler.controller.targets.trino_workers.actuator import pod_ordinal, worker_url, worker_view
+from autoscaler.controller.targets.trino_workers.plan import DRAIN_KEPT_ANNOTATION
+from autoscaler.controller.targets.trino_workers.worker_api import (
+    TrinoWorkerClient,
+    auth_headers,
+    parse_tasks,
+)
 from autoscaler.sandbox.trino import Fault, TrinoAuth
 from tests.helpers.trino import refused_url, trino_sandbox
 

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.controller.trino_workers import parse_tasks
+from autoscaler.controller.targets.trino_workers.worker_api import parse_tasks
 from autoscaler.sandbox.trino import (
     Burst,
     Fault,

@@ -10,6 +10,7 @@ memory, so a restarted controller resumes a drain instead of starting over or sc
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -21,6 +22,8 @@ __all__ = [
     "DrainEnd",
     "Outcome",
     "TargetState",
+    "format_time",
+    "parse_time",
     "spread_interval",
 ]
 
@@ -31,6 +34,22 @@ EventType = Literal["Normal", "Warning"]
 DRAIN_STARTED_ANNOTATION = "queuescale.io/drain-started"
 #: The Kubernetes annotation a ReplicaSet ranks pods by on scale-down (lowest cost goes first).
 POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def format_time(unix_seconds: float) -> str:
+    """A Unix time as the drain annotations carry it (milliseconds)."""
+    return f"{unix_seconds:.3f}"
+
+
+def parse_time(text: str | None) -> float | None:
+    """An annotation's Unix time; None when absent or not a finite number."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 class ActuatorError(Exception):

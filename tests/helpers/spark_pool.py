@@ -3,7 +3,7 @@ Spark standalone workers, emulated (:class:`EmulatedWorld`) or real processes fr
 (:class:`RealCluster`), and the controller's pipeline on a real Spark source (:class:`Pipeline`).
 
 Pods get their worker's host as pod IP: the worker's ``--host`` is the pod IP, the matching rule of
-:mod:`autoscaler.controller.spark_pool_plan`. Real workers need distinct bindable hosts (the master
+:mod:`autoscaler.controller.targets.spark_pool.plan`. Real workers need distinct bindable hosts (the master
 decommissions by host), so each pod gets its own loopback address ``127.0.0.<base + ordinal>``.
 """
 
@@ -32,8 +32,8 @@ from autoscaler.controller.actuator import Outcome, TargetState
 from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.observe import observe
 from autoscaler.controller.readings import StoreReader
-from autoscaler.controller.spark_pool_actuator import SparkPoolActuator
-from autoscaler.controller.spark_pool_plan import ordinal_of
+from autoscaler.controller.targets.spark_pool.actuator import SparkPoolActuator
+from autoscaler.controller.targets.spark_pool.plan import ordinal_of
 from autoscaler.engine import Decision, EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sandbox.kube import KubeSandbox, client_for

@@ -1,6 +1,6 @@
 """The actuator of a ``SparkWorkerPool``: a StatefulSet of Spark standalone workers.
 
-Scaling up writes the replicas at once. Scaling down follows :mod:`autoscaler.controller.spark_pool_plan`:
+Scaling up writes the replicas at once. Scaling down follows :mod:`autoscaler.controller.targets.spark_pool.plan`:
 the leavers (highest ordinals) are decommissioned on the master when the policy asks for it, or watched
 until idle otherwise, and replicas drop past those whose workers run no executor any more. Each pass reads
 the scale subresource, the pods and the master's ``/json``, asks a decommissioned worker itself what it
@@ -23,12 +23,12 @@ from autoscaler.controller.actuator import (
     ActuatorEvent,
     Outcome,
     TargetState,
+    parse_time,
     spread_interval,
 )
-from autoscaler.controller.drain_plan import parse_time
 from autoscaler.controller.kube_ops import KubeOps
-from autoscaler.controller.spark_master import Decommission, SparkMasterClient
-from autoscaler.controller.spark_pool_plan import (
+from autoscaler.controller.targets.spark_pool.master_api import Decommission, SparkMasterClient
+from autoscaler.controller.targets.spark_pool.plan import (
     DECOMMISSIONED,
     DECOMMISSIONED_ANNOTATION,
     MasterWorker,

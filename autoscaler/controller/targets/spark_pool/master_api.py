@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from autoscaler.controller.actuator import ActuatorError
-from autoscaler.controller.spark_pool_plan import (
+from autoscaler.controller.targets.spark_pool.plan import (
     MasterWorker,
     WorkerLoad,
     parse_master_workers,

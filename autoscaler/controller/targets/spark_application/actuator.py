@@ -3,7 +3,7 @@
 
 No external API resizes a running application, and spark-operator kills and resubmits a running
 ``SparkApplication`` whose spec changes, so this actuator only ever writes what a *future* run reads
-(:mod:`autoscaler.controller.spark_app_patch`): a ``ScheduledSparkApplication``'s ``spec.template`` at any
+(:mod:`autoscaler.controller.targets.spark_application.plan`): a ``ScheduledSparkApplication``'s ``spec.template`` at any
 time, a ``SparkApplication`` only while no run of it exists. The engine gives the count (the peak the
 previous runs needed); a write is a merge patch guarded by ``metadata.resourceVersion``, and a conflict is
 decided again on a fresh read, so an application the operator submitted in between is left alone.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from autoscaler.controller.actuator import ActuatorError, Outcome, TargetState
 from autoscaler.controller.kube_ops import KubeOps
-from autoscaler.controller.spark_app_patch import (
+from autoscaler.controller.targets.spark_application.plan import (
     INT32_MAX,
     application_patch,
     application_state,

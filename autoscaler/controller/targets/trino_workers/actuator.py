@@ -1,7 +1,7 @@
 """The TrinoWorkers actuator: scale a Deployment or StatefulSet of Trino workers without killing queries.
 
 Each pass reads the scale subresource and the workload's pods (by the scale's selector), asks every
-running pod's Trino worker for its state and its tasks, lets :func:`~autoscaler.controller.drain_plan.plan_drain`
+running pod's Trino worker for its state and its tasks, lets :func:`~autoscaler.controller.targets.trino_workers.plan.plan_drain`
 decide, then carries the plan out: annotations before a drain starts (so a restart resumes it), Trino
 state changes, and the replica count last. Up is one write of the scale subresource; down happens over
 several passes as the leavers drain.
@@ -34,20 +34,20 @@ from autoscaler.controller.actuator import (
     DrainEnd,
     Outcome,
     TargetState,
+    parse_time,
     spread_interval,
 )
-from autoscaler.controller.drain_plan import (
+from autoscaler.controller.kube_ops import KubeOps, WorkloadKind
+from autoscaler.controller.targets.trino_workers.plan import (
     DRAIN_KEPT_ANNOTATION,
     DrainPlan,
     DrainSettings,
     Ended,
     PodChange,
     WorkerView,
-    parse_time,
     plan_drain,
 )
-from autoscaler.controller.kube_ops import KubeOps, WorkloadKind
-from autoscaler.controller.trino_workers import TrinoWorkerClient, auth_headers
+from autoscaler.controller.targets.trino_workers.worker_api import TrinoWorkerClient, auth_headers
 from autoscaler.policy_models import Drain, ScalingPolicy, TrinoTarget, TrinoWorkerTls, WorkloadRef
 
 __all__ = ["CREDENTIALS_CHECK_SECONDS", "TrinoWorkersActuator", "pod_ordinal", "worker_url", "worker_view"]

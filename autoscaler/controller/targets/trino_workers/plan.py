@@ -45,7 +45,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION, POD_DELETION_COST
+from autoscaler.controller.actuator import (
+    DRAIN_STARTED_ANNOTATION,
+    POD_DELETION_COST,
+    format_time,
+)
 from autoscaler.policy_models import Drain
 
 __all__ = [
@@ -57,8 +61,6 @@ __all__ = [
     "Ended",
     "PodChange",
     "WorkerView",
-    "format_time",
-    "parse_time",
     "plan_drain",
 ]
 
@@ -75,21 +77,6 @@ COST_STEP = 1000
 WorkloadKind = Literal["Deployment", "StatefulSet"]
 ChangeKind = Literal["start", "resume", "undrain", "release", "annotate"]
 Outcome = Literal["completed", "aborted", "timeout_removed", "timeout_kept"]
-
-
-def format_time(unix_seconds: float) -> str:
-    return f"{unix_seconds:.3f}"
-
-
-def parse_time(text: str | None) -> float | None:
-    """An annotation's Unix time; None when absent or not a finite number."""
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,8 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION, ActuatorEvent, DrainEnd
-from autoscaler.controller.drain_plan import format_time
+from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION, ActuatorEvent, DrainEnd, format_time
 
 __all__ = [
     "ALIVE",
