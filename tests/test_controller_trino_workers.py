@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION, POD_DELETION_COST, ActuatorError
+from autoscaler.controller.pods import pod_view
 from autoscaler.controller.targets.trino_workers.actuator import pod_ordinal, worker_url, worker_view
 from autoscaler.controller.targets.trino_workers.plan import DRAIN_KEPT_ANNOTATION
 from autoscaler.controller.targets.trino_workers.worker_api import (
@@ -104,19 +105,19 @@ def _pod(name: str = "w-1", **status: Any) -> dict[str, Any]:
 
 
 def test_worker_url_from_the_named_port() -> None:
-    assert worker_url(_pod()) == "http://10.0.0.7:8081"
+    assert worker_url(pod_view(_pod())) == "http://10.0.0.7:8081"
     # https coordinator: the port named https, 8443 when none is
-    assert worker_url(_pod(), "https") == "https://10.0.0.7:8443"
+    assert worker_url(pod_view(_pod()), "https") == "https://10.0.0.7:8443"
     # no IP yet: no URL
-    assert worker_url(_pod(podIP=None)) is None
+    assert worker_url(pod_view(_pod(podIP=None))) is None
     # IPv6 pod addresses are bracketed
-    assert worker_url(_pod(podIP="fd00::5")) == "http://[fd00::5]:8081"
+    assert worker_url(pod_view(_pod(podIP="fd00::5"))) == "http://[fd00::5]:8081"
 
 
 def test_worker_url_default_port() -> None:
     pod = _pod()
     pod["spec"]["containers"] = [{"name": "trino"}]
-    assert worker_url(pod) == "http://10.0.0.7:8080"
+    assert worker_url(pod_view(pod)) == "http://10.0.0.7:8080"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +142,7 @@ def test_worker_view_reads_the_annotations() -> None:
             DRAIN_KEPT_ANNOTATION: "1699999000",
         }
     )
-    view = worker_view(pod, "DRAINING", 2, 1, now=1700000100.0)
+    view = worker_view(pod_view(pod), "DRAINING", 2, 1, now=1700000100.0)
     assert (view.pod, view.ordinal, view.running, view.ready, view.state, view.work) == (
         "w-1",
         1,
@@ -160,14 +161,14 @@ def test_worker_view_reads_the_annotations() -> None:
 
 def test_worker_view_unreadable_start_counts_from_now() -> None:
     view = worker_view(
-        _pod(annotations={DRAIN_STARTED_ANNOTATION: "yesterday"}), "DRAINING", 0, None, now=5.0
+        pod_view(_pod(annotations={DRAIN_STARTED_ANNOTATION: "yesterday"})), "DRAINING", 0, None, now=5.0
     )
     assert (view.drain_started, view.started_invalid) == (5.0, True)
 
 
 def test_worker_view_pending_pod_has_no_trino() -> None:
     pod = _pod(phase="Pending", podIP=None, conditions=[])
-    view = worker_view(pod, None, None, None, now=0.0)
+    view = worker_view(pod_view(pod), None, None, None, now=0.0)
     assert (view.running, view.ready, view.state, view.work) == (False, False, None, 0)
 
 

@@ -27,6 +27,7 @@ from autoscaler.controller.actuator import (
     spread_interval,
 )
 from autoscaler.controller.kube_ops import KubeOps
+from autoscaler.controller.pods import pod_view
 from autoscaler.controller.targets.spark_pool.master_api import Decommission, SparkMasterClient
 from autoscaler.controller.targets.spark_pool.plan import (
     DECOMMISSIONED,
@@ -51,25 +52,18 @@ MASTER_CHECK_SECONDS = 60.0
 def pool_pods(pods: list[dict[str, Any]], set_name: str) -> list[PoolPod]:
     """The pods (JSON form) of StatefulSet ``set_name`` as the planner sees them."""
     out = []
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        name = str(meta.get("name") or "")
-        ordinal = ordinal_of(name, set_name)
+    for pod in map(pod_view, pods):
+        ordinal = ordinal_of(pod.name, set_name)
         if ordinal is None:
             continue
-        status = pod.get("status") or {}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-        )
-        annotations = meta.get("annotations") or {}
         out.append(
             PoolPod(
-                name=name,
+                name=pod.name,
                 ordinal=ordinal,
-                ip=str(status.get("podIP") or ""),
-                ready=ready and not meta.get("deletionTimestamp"),
-                drain_started=parse_time(annotations.get(DRAIN_STARTED_ANNOTATION)),
-                decommissioned=parse_time(annotations.get(DECOMMISSIONED_ANNOTATION)),
+                ip=pod.ip,
+                ready=pod.ready and not pod.deleting,
+                drain_started=parse_time(pod.annotations.get(DRAIN_STARTED_ANNOTATION)),
+                decommissioned=parse_time(pod.annotations.get(DECOMMISSIONED_ANNOTATION)),
             )
         )
     return sorted(out, key=lambda p: p.ordinal)

@@ -38,6 +38,7 @@ from autoscaler.controller.actuator import (
     spread_interval,
 )
 from autoscaler.controller.kube_ops import KubeOps, WorkloadKind
+from autoscaler.controller.pods import PodView, pod_view
 from autoscaler.controller.targets.trino_workers.plan import (
     DRAIN_KEPT_ANNOTATION,
     DrainPlan,
@@ -55,38 +56,12 @@ __all__ = ["CREDENTIALS_CHECK_SECONDS", "TrinoWorkersActuator", "pod_ordinal", "
 log = logging.getLogger(__name__)
 
 
-def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    return pod.get("metadata") or {}
-
-
-def _annotations(pod: Mapping[str, Any]) -> Mapping[str, str]:
-    return _meta(pod).get("annotations") or {}
-
-
-def _is_ready(pod: Mapping[str, Any]) -> bool:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return bool(cond.get("status") == "True")
-    return False
-
-
-def _is_running(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    return status.get("phase") == "Running" and bool(status.get("podIP"))
-
-
 #: How often (at least; see ``spread_interval``) a steady target's Trino credentials are re-read to report
 #: a missing or broken Secret.
 CREDENTIALS_CHECK_SECONDS = 60.0
 
 #: Annotations this actuator writes: a pod carrying one is part of a drain in flight or just finished.
 _OURS = frozenset({DRAIN_STARTED_ANNOTATION, DRAIN_KEPT_ANNOTATION, POD_DELETION_COST})
-
-
-def _in_play(pod: Mapping[str, Any]) -> bool:
-    """Not being deleted and not finished: a pod the workload still counts."""
-    phase = (pod.get("status") or {}).get("phase")
-    return not _meta(pod).get("deletionTimestamp") and phase not in ("Succeeded", "Failed")
 
 
 def pod_ordinal(pod_name: str, set_name: str) -> int | None:
@@ -96,18 +71,14 @@ def pod_ordinal(pod_name: str, set_name: str) -> int | None:
     return int(tail) if tail.isdigit() and (tail == "0" or not tail.startswith("0")) else None
 
 
-def worker_url(pod: Mapping[str, Any], scheme: str = "http") -> str | None:
-    """The worker's base URL from the pod, None while it has no IP."""
-    ip = (pod.get("status") or {}).get("podIP")
-    if not ip:
+def worker_url(pod: PodView, scheme: str = "http") -> str | None:
+    """The worker's base URL from the pod (its port named ``http``/``https``, else Trino's default), None
+    while it has no IP."""
+    if not pod.ip:
         return None
     port_name, default = ("https", 8443) if scheme == "https" else ("http", 8080)
-    port = default
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for entry in container.get("ports") or []:
-            if entry.get("name") == port_name and entry.get("containerPort"):
-                port = int(entry["containerPort"])
-    host = f"[{ip}]" if ":" in ip else ip
+    port = pod.ports.get(port_name, default)
+    host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
     return f"{scheme}://{host}:{port}"
 
 
@@ -121,19 +92,19 @@ def _cost(text: str | None) -> int | None:
 
 
 def worker_view(
-    pod: Mapping[str, Any], state: str | None, work: int | None, ordinal: int | None, now: float
+    pod: PodView, state: str | None, work: int | None, ordinal: int | None, now: float
 ) -> WorkerView:
     """What the planner needs of one pod; an unreadable drain-started time counts from ``now``."""
-    notes = _annotations(pod)
+    notes = pod.annotations
     raw_started = notes.get(DRAIN_STARTED_ANNOTATION)
     started = parse_time(raw_started)
     invalid = raw_started is not None and started is None
-    running = _is_running(pod)
+    running = pod.running
     return WorkerView(
-        pod=str(_meta(pod).get("name")),
+        pod=pod.name,
         ordinal=ordinal,
         running=running,
-        ready=_is_ready(pod),
+        ready=pod.ready,
         state=state if running else None,
         work=work if running else 0,
         drain_started=now if invalid else started,
@@ -149,7 +120,7 @@ class _Pass:
 
     replicas: int
     selector: str
-    pods: dict[str, dict[str, Any]]
+    pods: dict[str, PodView]
     views: tuple[WorkerView, ...]
     headers: dict[str, str]
     credentials_error: ActuatorError | None
@@ -181,7 +152,7 @@ class TrinoWorkersActuator:
         self._timeout = request_timeout_seconds
         self._session: aiohttp.ClientSession | None = None
         self._ssl_context: tuple[str, ssl.SSLContext] | None = None
-        self._observed: tuple[float, int, list[dict[str, Any]]] | None = None
+        self._observed: tuple[float, int, list[PodView]] | None = None
         self._credentials_checked_at = -math.inf
         self._credentials_every = spread_interval(CREDENTIALS_CHECK_SECONDS, namespace, workload.name)
 
@@ -208,12 +179,12 @@ class TrinoWorkersActuator:
             return TargetState(
                 0, 0, found=False, reason=f"{self.kind} {self.namespace}/{self.name} not found"
             )
-        pods = [p for p in await self._pods(scale.selector) if _in_play(p)]
+        pods = [p for p in await self._pods(scale.selector) if p.in_play]
         self._observed = (now, scale.replicas, pods)
         return TargetState(
             replicas=scale.replicas,
-            ready=sum(1 for p in pods if _is_ready(p)),
-            draining=sum(1 for p in pods if DRAIN_STARTED_ANNOTATION in _annotations(p)),
+            ready=sum(1 for p in pods if p.ready),
+            draining=sum(1 for p in pods if DRAIN_STARTED_ANNOTATION in p.annotations),
             selector=scale.selector,
         )
 
@@ -226,7 +197,7 @@ class TrinoWorkersActuator:
             observed is not None
             and observed[0] == now
             and desired == observed[1]
-            and not any(_OURS.intersection(_annotations(p)) for p in observed[2])
+            and not any(_OURS.intersection(p.annotations) for p in observed[2])
         ):
             # Credentials are still checked now and then, so a missing Secret is reported before the
             # first drain needs it rather than at that moment.
@@ -273,10 +244,10 @@ class TrinoWorkersActuator:
 
     # ------------------------------------------------------------------ reading
 
-    async def _pods(self, selector: str, *, fresh: bool = False) -> list[dict[str, Any]]:
+    async def _pods(self, selector: str, *, fresh: bool = False) -> list[PodView]:
         if not selector:
             raise ActuatorError("list_pods", f"{self.kind} {self.namespace}/{self.name} has no selector")
-        return await self.kube.list_pods_json(self.namespace, selector, fresh=fresh)
+        return [pod_view(p) for p in await self.kube.list_pods_json(self.namespace, selector, fresh=fresh)]
 
     async def _headers(self) -> dict[str, str]:
         password: str | None = None
@@ -324,12 +295,12 @@ class TrinoWorkersActuator:
         scale = await self.kube.get_scale(self.kind, self.namespace, self.name, fresh=True)
         if scale is None:
             return None
-        pods: dict[str, dict[str, Any]] = {}
+        pods: dict[str, PodView] = {}
         ordinals: dict[str, int | None] = {}
         for pod in await self._pods(scale.selector, fresh=True):
-            name = str(_meta(pod).get("name"))
+            name = pod.name
             ordinal = pod_ordinal(name, self.name) if self.kind == "StatefulSet" else None
-            if not _in_play(pod):
+            if not pod.in_play:
                 continue
             # The StatefulSet controller removes ordinals at or above replicas on its own.
             if self.kind == "StatefulSet" and (ordinal is None or ordinal >= scale.replicas):
@@ -345,9 +316,9 @@ class TrinoWorkersActuator:
             headers = auth_headers(self.trino.user, None)
         client = await self._client()
 
-        async def probe(pod: dict[str, Any]) -> tuple[str | None, int | None]:
+        async def probe(pod: PodView) -> tuple[str | None, int | None]:
             url = worker_url(pod, self.scheme)
-            if url is None or not _is_running(pod):
+            if url is None or not pod.running:
                 return None, 0
             state, tasks = await asyncio.gather(client.state(url, headers), client.tasks(url, headers))
             return state, tasks
