@@ -58,7 +58,7 @@ from autoscaler.hpa_behavior import (
 )
 from autoscaler.policy import to_hpa_behavior
 from autoscaler.policy_models import SPARK_APPLICATION_KINDS, MetricSpec, ScalingPolicy, Schedule
-from autoscaler.queueing import QueueObservation, TrinoLoad, TrinoTarget, estimate_rates, trino_workers_needed
+from autoscaler.queueing import QueueObservation, TrinoLoad, WaitTarget, estimate_rates, trino_workers_needed
 from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
 from autoscaler.spark_sizing import AppDemand, pool_workers_needed
 from autoscaler.work_sizing import (
@@ -174,7 +174,7 @@ class _Plan:
     policy: ScalingPolicy
     behavior: hpa.Behavior | None
     value_targets: tuple[tuple[int, hpa.ExternalTarget], ...]
-    trino_targets: dict[int, TrinoTarget]
+    trino_targets: dict[int, WaitTarget]
     #: QueueWait metrics with sizing Work: (target wait s, percentile as a fraction, cores per worker).
     work_targets: dict[int, tuple[float, float, float]]
     names: tuple[str, ...]
@@ -195,7 +195,7 @@ def _metric_name(metric: MetricSpec) -> str:
 def _plan(policy: ScalingPolicy, config: EngineConfig) -> _Plan:
     spec = policy.spec
     values: list[tuple[int, hpa.ExternalTarget]] = []
-    trino: dict[int, TrinoTarget] = {}
+    trino: dict[int, WaitTarget] = {}
     work: dict[int, tuple[float, float, float]] = {}
     for index, metric in enumerate(spec.metrics):
         section = metric.external or metric.prometheus
@@ -214,7 +214,7 @@ def _plan(policy: ScalingPolicy, config: EngineConfig) -> _Plan:
             )
         elif metric.queue_wait is not None:
             slots = spec.target.trino.slots_per_worker if spec.target.trino is not None else 1
-            trino[index] = TrinoTarget(
+            trino[index] = WaitTarget(
                 metric.queue_wait.target_seconds, metric.queue_wait.percentile / 100.0, slots
             )
     fc = spec.forecast

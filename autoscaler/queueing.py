@@ -36,7 +36,7 @@ __all__ = [
     "Rates",
     "TrinoLoad",
     "TrinoSizing",
-    "TrinoTarget",
+    "WaitTarget",
     "counter_increase",
     "erlang_c",
     "estimate_rates",
@@ -384,8 +384,9 @@ class TrinoLoad:
 
 
 @dataclass(frozen=True, slots=True)
-class TrinoTarget:
-    """What the policy asks of a Trino cluster.
+class WaitTarget:
+    """What a QueueWait metric asks of a Trino cluster (the policy model's section is
+    :class:`autoscaler.policy_models.TrinoTarget`: where the cluster is).
 
     ``target_wait_seconds`` at ``percentile`` (0.95 = p95) is the queue-wait objective; ``0`` seconds asks
     for ``P(wait) <= 1 − percentile``. ``slots_per_worker`` is how many queries one worker runs at once at
@@ -436,7 +437,7 @@ class TrinoSizing:
     limit_bound_slots: int
 
 
-def trino_workers_needed(obs: TrinoLoad, target: TrinoTarget) -> TrinoSizing:
+def trino_workers_needed(obs: TrinoLoad, target: WaitTarget) -> TrinoSizing:
     """Workers that keep the queue wait of ``obs`` within ``target``; signals combine by max.
 
     1. **Queue model** (needs ``obs.rates`` with a service time): limit-bound groups get their

@@ -14,7 +14,7 @@ from autoscaler.queueing import (
     QueueObservation,
     Rates,
     TrinoLoad,
-    TrinoTarget,
+    WaitTarget,
     erlang_c,
     estimate_rates,
     limit_bound_queued,
@@ -466,7 +466,7 @@ def rates_for(rate: float, service: float) -> Rates:
 def test_trino_worked_example_seven_workers_of_four_slots() -> None:
     sizing = trino_workers_needed(
         TrinoLoad(running=20, queued=0, rates=rates_for(0.5, 40.0)),
-        TrinoTarget(target_wait_seconds=0.0, percentile=0.8, slots_per_worker=4),
+        WaitTarget(target_wait_seconds=0.0, percentile=0.8, slots_per_worker=4),
     )
     assert sizing.workers == 7
     assert sizing.slots == 26
@@ -477,7 +477,7 @@ def test_trino_worked_example_seven_workers_of_four_slots() -> None:
     assert "26 slots" in sizing.reason
 
 
-TARGET = TrinoTarget(target_wait_seconds=10.0, percentile=0.95, slots_per_worker=4, queries_per_worker=4)
+TARGET = WaitTarget(target_wait_seconds=10.0, percentile=0.95, slots_per_worker=4, queries_per_worker=4)
 
 TRINO_CASES = [
     # Idle cluster, nothing required: zero workers.
@@ -540,7 +540,7 @@ def test_trino_workers_table(load: TrinoLoad, workers: int, signal: str, bound: 
 
 
 def test_limit_bound_queue_does_not_scale_the_queue_model() -> None:
-    target = TrinoTarget(target_wait_seconds=5.0, percentile=0.95, slots_per_worker=4)
+    target = WaitTarget(target_wait_seconds=5.0, percentile=0.95, slots_per_worker=4)
     rates = rates_for(0.8, 40.0)  # A = 32, half of it in a group held at 16 running
     groups = (
         GroupLoad("global", queued=20, running=32, hard_concurrency_limit=100),
@@ -581,9 +581,9 @@ def test_limit_bound_queued_nested_groups() -> None:
 
 def test_trino_target_validation() -> None:
     with pytest.raises(ValueError, match="percentile"):
-        TrinoTarget(target_wait_seconds=1.0, percentile=1.0, slots_per_worker=4)
+        WaitTarget(target_wait_seconds=1.0, percentile=1.0, slots_per_worker=4)
     with pytest.raises(ValueError, match="slots per worker"):
-        TrinoTarget(target_wait_seconds=1.0, percentile=0.9, slots_per_worker=0)
+        WaitTarget(target_wait_seconds=1.0, percentile=0.9, slots_per_worker=0)
 
 
 def test_rare_short_queries_leave_the_service_time_unknown_not_zero() -> None:

@@ -47,7 +47,7 @@ from autoscaler.controller.kube_api import Conflict, KubeError, NotFound, call_h
 from autoscaler.controller.kube_api import call as kube_call
 
 __all__ = [
-    "Decision",
+    "LeaseDecision",
     "LeaseElector",
     "LeaseRecord",
     "Observed",
@@ -96,7 +96,7 @@ class Observed:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class LeaseDecision:
     action: Action
     record: LeaseRecord | None
     """What to write (None for ``wait``)."""
@@ -128,26 +128,30 @@ def observe(
     return Observed(record, resource_version, now)
 
 
-def decide(observed: Observed, identity: str, now: float, wall: datetime, lease_seconds: int) -> Decision:
+def decide(
+    observed: Observed, identity: str, now: float, wall: datetime, lease_seconds: int
+) -> LeaseDecision:
     """What a candidate does with what it read: create, acquire or renew the Lease, or wait.
 
     ``now`` is the local (monotonic) clock ``observed.since`` was taken on; ``wall`` is only written.
     """
     record = observed.record
     if record is None:
-        return Decision("create", LeaseRecord(identity, lease_seconds, wall, wall, 0), "no Lease yet")
+        return LeaseDecision("create", LeaseRecord(identity, lease_seconds, wall, wall, 0), "no Lease yet")
     if record.holder == identity:
         renewed = LeaseRecord(identity, lease_seconds, record.acquire_time or wall, wall, record.transitions)
-        return Decision("renew", renewed, "held by this replica")
+        return LeaseDecision("renew", renewed, "held by this replica")
     taken = LeaseRecord(identity, lease_seconds, wall, wall, record.transitions + 1)
     if not record.holder:
-        return Decision("acquire", taken, "released")
+        return LeaseDecision("acquire", taken, "released")
     # A record without a duration is malformed; waiting our own duration is the safe reading of it.
     duration = record.lease_seconds if record.lease_seconds > 0 else lease_seconds
     left = observed.since + duration - now
     if left > 0:
-        return Decision("wait", None, f"held by {record.holder}, unchanged for another {left:.1f}s at most")
-    return Decision("acquire", taken, f"{record.holder} has not renewed for {duration}s")
+        return LeaseDecision(
+            "wait", None, f"held by {record.holder}, unchanged for another {left:.1f}s at most"
+        )
+    return LeaseDecision("acquire", taken, f"{record.holder} has not renewed for {duration}s")
 
 
 def holds(renewed_at: float | None, now: float, renew_deadline: float) -> bool:
@@ -302,7 +306,7 @@ class LeaseElector:
         finally:
             self._report()
 
-    async def step(self) -> Decision:
+    async def step(self) -> LeaseDecision:
         """One read and, when the decision says so, one write."""
         await self.observe()
         return await self.act()
@@ -313,7 +317,7 @@ class LeaseElector:
         # Taken after the answer arrived, hence after the holder's write: expiry never starts early.
         return self._fold(lease, self.clock())
 
-    async def act(self) -> Decision:
+    async def act(self) -> LeaseDecision:
         """Decide on the last observation and write; a 409 means another replica wrote first."""
         if self.observed is None:
             raise RuntimeError("act() before observe()")
@@ -322,7 +326,7 @@ class LeaseElector:
             return decision
         async with self._lock:
             if self._closed:
-                return Decision("wait", None, "released")
+                return LeaseDecision("wait", None, "released")
             body = lease_body(self.namespace, self.name, decision.record, self._metadata)
             started = self.clock()
             try:
@@ -334,7 +338,7 @@ class LeaseElector:
                 log.info(
                     "Lease %s/%s: %s lost a race (%s)", self.namespace, self.name, self.identity, exc.reason
                 )
-                return Decision("wait", None, "conflict: another replica wrote first")
+                return LeaseDecision("wait", None, "conflict: another replica wrote first")
             self._renewed_at = started
             self._fold(written, self.clock())
         self._report()
