@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from autoscaler.policy import parse_policies
+from autoscaler.policy.loading import parse_policies
 from core.errors import ConfigError
 
 EXIT_OK = 0

@@ -77,9 +77,9 @@ from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import CrdPolicySource, PolicyKey
 from autoscaler.controller.readings import ExternalApiReader, StoreReader
-from autoscaler.engine import EngineState, decide
-from autoscaler.policy_models import ScalingPolicy
-from autoscaler.signals import Observation
+from autoscaler.decision.engine import EngineState, decide
+from autoscaler.decision.signals import Observation
+from autoscaler.policy.models import ScalingPolicy
 from benchmarks.controller_world import WorldSpec
 from core.catalog import DEFAULT_CATALOG
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from autoscaler.policy import load_policies
+from autoscaler.policy.loading import load_policies
 from autoscaler.sim.baselines import baseline as baseline_family
 from autoscaler.sim.baselines import lower_bound_worker_hours
 from autoscaler.sim.load import parse_service, read_shape_csv

@@ -41,8 +41,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoscaler.policy import load_policies
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.loading import load_policies
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sim.spark_baselines import POOL_BASELINES, lower_bound_worker_hours
 from autoscaler.sim.spark_cli import load_pool_scenario, pool_config_for, run_pool_sweep
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy

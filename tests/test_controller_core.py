@@ -27,9 +27,9 @@ from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import FilePolicySource, PolicyEntry
 from autoscaler.controller.readings import ExternalApiReader, StoreReader, parse_metric_list
 from autoscaler.controller.status import Cond, build_status, event_body, status_changed
-from autoscaler.engine import EngineConfig, EngineState, decide
-from autoscaler.policy import load_policies
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.decision.engine import EngineConfig, EngineState, decide
+from autoscaler.policy.loading import load_policies
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sandbox.trino import Query, ResourceGroupSpec
 from core.catalog import DEFAULT_CATALOG
 from core.errors import SourceError
@@ -356,7 +356,7 @@ def test_conditions_keep_their_transition_time_until_they_flip() -> None:
     scaled = build_status(first, [Cond("Ready", "True", "Valid")], 1500.0, generation=1, scaled=True)
     assert scaled["lastScaleTime"] == "1970-01-01T00:25:00Z"
     ScalingPolicyStatus = __import__(
-        "autoscaler.policy_models", fromlist=["ScalingPolicyStatus"]
+        "autoscaler.policy.models", fromlist=["ScalingPolicyStatus"]
     ).ScalingPolicyStatus
     ScalingPolicyStatus.model_validate(flipped)
     ScalingPolicyStatus.model_validate(scaled)

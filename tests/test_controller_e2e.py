@@ -20,7 +20,7 @@ from autoscaler.controller.loop import Controller, HpaIndex, PassReport
 from autoscaler.controller.policies import CrdPolicySource
 from autoscaler.controller.readings import ExternalApiReader
 from autoscaler.controller.status import EventRecorder, StatusWriter
-from autoscaler.policy_models import ScalingPolicyStatus
+from autoscaler.policy.models import ScalingPolicyStatus
 from tests.helpers.adapter import running_adapter
 from tests.helpers.kube import call
 from tests.helpers.trino import trino_settings

@@ -16,7 +16,7 @@ from adapter.poller import Poller
 from adapter.samples import Sample
 from autoscaler.controller.observe import observe, reads_of
 from autoscaler.controller.readings import ExternalApiReader, PassReads, Reading, StoreReader
-from autoscaler.policy import load_policies
+from autoscaler.policy.loading import load_policies
 from core.selectors import Selector, parse_selector
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource

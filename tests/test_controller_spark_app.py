@@ -20,12 +20,12 @@ from aiohttp import web
 
 from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.targets.spark_application.actuator import SparkApplicationActuator
-from autoscaler.engine import EngineState, decide
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.decision.engine import EngineState, decide
+from autoscaler.decision.signals import Observation, SparkSnapshot
+from autoscaler.decision.spark_sizing import AppDemand
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sandbox.kube import KubeSandbox, client_for
 from autoscaler.sandbox.serve import serve
-from autoscaler.signals import Observation, SparkSnapshot
-from autoscaler.spark_sizing import AppDemand
 
 GROUP, VERSION = "sparkoperator.k8s.io", "v1beta2"
 NS = "jobs"

@@ -13,8 +13,8 @@ from autoscaler.controller.targets import TARGETS, TargetContext, actuator_for
 from autoscaler.controller.targets.spark_application.actuator import SparkApplicationActuator
 from autoscaler.controller.targets.spark_pool.actuator import SparkPoolActuator
 from autoscaler.controller.targets.trino_workers.actuator import TrinoWorkersActuator
-from autoscaler.policy import parse_policies
-from autoscaler.policy_models import ScalingPolicy, TargetKind
+from autoscaler.policy.loading import parse_policies
+from autoscaler.policy.models import ScalingPolicy, TargetKind
 
 TARGETS_YAML = {
     "TrinoWorkers": """

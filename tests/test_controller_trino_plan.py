@@ -19,7 +19,7 @@ from autoscaler.controller.targets.trino_workers.plan import (
     WorkerView,
     plan_drain,
 )
-from autoscaler.policy_models import Drain
+from autoscaler.policy.models import Drain
 
 NOW = 10_000.0
 GRACE = 30.0

@@ -24,7 +24,7 @@ from adapter.settings import Settings, load_settings, split_host_port
 from adapter.sources.spark import SparkSettings
 from adapter.sources.trino import TrinoSettings
 from autoscaler.controller.api_calls import DEFAULT_LEASE_NAME
-from autoscaler.policy import from_resource, load_policies
+from autoscaler.policy.loading import from_resource, load_policies
 from core.catalog import DEFAULT_CATALOG
 from tests.helpers.deploy import (
     DEPLOY,

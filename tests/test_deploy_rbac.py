@@ -14,7 +14,7 @@ from typing import NamedTuple
 import pytest
 
 from autoscaler.controller.api_calls import ADAPTER_CALLS, CONTROLLER_CALLS, ApiCall
-from autoscaler.policy import from_resource
+from autoscaler.policy.loading import from_resource
 from tests.helpers.deploy import DEPLOY, KUBECTL, Obj, of_kind, render
 
 pytestmark = pytest.mark.skipif(KUBECTL is None and not os.environ.get("CI"), reason="kubectl not installed")

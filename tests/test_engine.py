@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autoscaler import hpa
-from autoscaler.engine import (
+from autoscaler.decision import hpa
+from autoscaler.decision.engine import (
     CLAMPS,
     Decision,
     EngineConfig,
@@ -25,10 +25,10 @@ from autoscaler.engine import (
     decide,
     effective_bounds,
 )
-from autoscaler.policy import load_policies
-from autoscaler.policy_models import ScalingPolicy
-from autoscaler.queueing import GroupLoad
-from autoscaler.spark_sizing import AppDemand
+from autoscaler.decision.queueing import GroupLoad
+from autoscaler.decision.spark_sizing import AppDemand
+from autoscaler.policy.loading import load_policies
+from autoscaler.policy.models import ScalingPolicy
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -1,4 +1,4 @@
-"""Seasonal forecasting and its back-test (autoscaler.forecast)."""
+"""Seasonal forecasting and its back-test (autoscaler.decision.forecast)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import get_args
 import numpy as np
 import pytest
 
-from autoscaler.forecast import (
+from autoscaler.decision.forecast import (
     HoltWintersModel,
     Method,
     NotEnoughHistory,

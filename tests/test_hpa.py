@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.hpa import (
+from autoscaler.decision.hpa import (
     Behavior,
     ExternalTarget,
     HpaState,
@@ -21,7 +21,7 @@ from autoscaler.hpa import (
     recommend,
     step,
 )
-from autoscaler.hpa_behavior import (
+from autoscaler.decision.hpa_behavior import (
     calculate_scale_down_limit_with_behaviors,
     calculate_scale_up_limit_with_scaling_rules,
     convert_desired_replicas_with_behavior_rate,

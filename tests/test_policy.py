@@ -15,12 +15,12 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
-from autoscaler import policy_schema
-from autoscaler.hpa import Behavior, ScalingRules, default_behavior
-from autoscaler.hpa import ScalingPolicy as HpaPolicy
-from autoscaler.hpa_behavior import resolve_behavior
-from autoscaler.policy import from_resource, load_policies, parse_policies, to_hpa_behavior
-from autoscaler.policy_models import HPABehavior, ScalingPolicy, Schedule
+from autoscaler.decision.hpa import Behavior, ScalingRules, default_behavior
+from autoscaler.decision.hpa import ScalingPolicy as HpaPolicy
+from autoscaler.decision.hpa_behavior import resolve_behavior
+from autoscaler.policy import schema as policy_schema
+from autoscaler.policy.loading import from_resource, load_policies, parse_policies, to_hpa_behavior
+from autoscaler.policy.models import HPABehavior, ScalingPolicy, Schedule
 from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -498,8 +498,8 @@ def test_schedule_window_in_its_time_zone(now: datetime, active: bool) -> None:
 
 def test_generated_files_are_fresh() -> None:
     for path, text in policy_schema.outputs().items():
-        assert path.exists(), f"{path} is missing: run python -m autoscaler.policy_schema"
-        assert path.read_text() == text, f"{path} is stale: run python -m autoscaler.policy_schema"
+        assert path.exists(), f"{path} is missing: run python -m autoscaler.policy.schema"
+        assert path.read_text() == text, f"{path} is stale: run python -m autoscaler.policy.schema"
 
 
 def _kube_versions() -> list[str]:
@@ -585,7 +585,7 @@ def test_check_mode_reports_fresh_files() -> None:
 
 
 def test_every_field_is_described() -> None:
-    from autoscaler import policy_models
+    from autoscaler.policy import models as policy_models
 
     models = [
         obj

@@ -1,4 +1,4 @@
-"""Erlang C, Little's-law estimation and Trino sizing (autoscaler.queueing)."""
+"""Erlang C, Little's-law estimation and Trino sizing (autoscaler.decision.queueing)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from autoscaler.queueing import (
+from autoscaler.decision.queueing import (
     GroupLoad,
     QueueObservation,
     Rates,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from autoscaler.policy_schema import CRD_PATH
+from autoscaler.policy.schema import CRD_PATH
 from autoscaler.sandbox.kube import KubeSandbox
 from autoscaler.sandbox.kube_workloads import workload_manifest
 from tests.helpers.kube import ManualClock, RunningKube, call, running_kube

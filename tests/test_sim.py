@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autoscaler.queueing import erlang_c, mean_wait
+from autoscaler.decision.queueing import erlang_c, mean_wait
 from autoscaler.sim import ClusterConfig, ClusterView, Load, result_json, simulate
 from autoscaler.sim import load as loads
 from autoscaler.sim.baselines import BASELINES, Static, make_baseline
@@ -229,7 +229,7 @@ def test_synthetic_shapes_put_arrivals_where_the_rate_is() -> None:
 
 
 def test_a_policy_with_a_floor_starts_at_its_floor_not_at_zero() -> None:
-    from autoscaler.policy import load_policies
+    from autoscaler.policy.loading import load_policies
     from autoscaler.sim.engine_policy import QueuescalePolicy
     from autoscaler.sim.scenario import cluster_config_for
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.decision.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
 from autoscaler.sim import Load, simulate
 from autoscaler.sim.baselines import (
     BASELINES,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from autoscaler.hpa_behavior import ScalingPolicy
-from autoscaler.policy import load_policies, parse_policies
+from autoscaler.decision.hpa_behavior import ScalingPolicy
+from autoscaler.policy.loading import load_policies, parse_policies
 from autoscaler.sim.spark import ABRUPT, DECOMMISSION, WAIT_IDLE, AppView, PoolConfig, PoolView
 from autoscaler.sim.spark_baselines import (
     EXAMPLE_POOL_HPA_BEHAVIOR,

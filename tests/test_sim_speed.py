@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from autoscaler.policy import load_policies
+from autoscaler.policy.loading import load_policies
 from autoscaler.sim.baselines import BASELINES
 from autoscaler.sim.load import parse_service
 from autoscaler.sim.run import Sample, result_json, step_through

@@ -1,11 +1,11 @@
 """Spark executors from the backlog (core.spark_executors) and pool workers from executors
-(autoscaler.spark_sizing)."""
+(autoscaler.decision.spark_sizing)."""
 
 from __future__ import annotations
 
 import pytest
 
-from autoscaler.spark_sizing import AppDemand, pool_workers_needed
+from autoscaler.decision.spark_sizing import AppDemand, pool_workers_needed
 from core.spark_executors import executors_needed, max_executors_needed, tasks_per_executor
 
 # Ported as data from apache/spark ExecutorAllocationManagerSuite, "executionAllocationRatio is correctly

@@ -1,4 +1,4 @@
-"""Sizing Trino on work (autoscaler/work_sizing.py): the maths against the work model, and the engine using it."""
+"""Sizing Trino on work (autoscaler/decision/work_sizing.py): the maths against the work model, and the engine using it."""
 
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from autoscaler.engine import EngineState, Observation, TrinoSnapshot, decide
-from autoscaler.policy import load_policies, parse_policies
-from autoscaler.queueing import GroupLoad, QueueObservation
-from autoscaler.sim import simulate
-from autoscaler.sim.baselines import Static
-from autoscaler.sim.engine_policy import QueuescalePolicy
-from autoscaler.sim.load import from_rate_curve, from_trace_csv
-from autoscaler.sim.trino_work import WorkConfig
-from autoscaler.work_sizing import (
+from autoscaler.decision.engine import EngineState, Observation, TrinoSnapshot, decide
+from autoscaler.decision.queueing import GroupLoad, QueueObservation
+from autoscaler.decision.work_sizing import (
     MAX_UTILISATION,
     WorkLoad,
     concurrency_limit,
@@ -27,6 +21,12 @@ from autoscaler.work_sizing import (
     wait_exceeds,
     workers_for_work,
 )
+from autoscaler.policy.loading import load_policies, parse_policies
+from autoscaler.sim import simulate
+from autoscaler.sim.baselines import Static
+from autoscaler.sim.engine_policy import QueuescalePolicy
+from autoscaler.sim.load import from_rate_curve, from_trace_csv
+from autoscaler.sim.trino_work import WorkConfig
 from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.policies import CrdPolicySource, FilePolicySource, PolicySource
 from autoscaler.controller.readings import ExternalApiReader, MetricReader, StoreReader
 from autoscaler.controller.status import EventRecorder, StatusWriter
-from autoscaler.engine import DEFAULT_CONFIG, EngineConfig
+from autoscaler.decision.engine import DEFAULT_CONFIG, EngineConfig
 
 __all__ = ["ControllerOptions", "add_controller_parser", "cluster_controller", "running_controller"]
 

@@ -10,7 +10,7 @@ import kubernetes.client
 from autoscaler.controller.actuator import Actuator
 from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.targets import TargetContext, actuator_for
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 
 __all__ = ["ActuatorFactoryImpl"]
 

@@ -34,8 +34,8 @@ from autoscaler.controller.observe import observe, reads_of
 from autoscaler.controller.policies import PolicyEntry, PolicyKey, PolicySource
 from autoscaler.controller.readings import MetricReader, PassReads
 from autoscaler.controller.status import Cond, EventRecorder, StatusWriter, build_status, status_changed
-from autoscaler.engine import DEFAULT_CONFIG, Decision, EngineConfig, EngineState, decide
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.decision.engine import DEFAULT_CONFIG, Decision, EngineConfig, EngineState, decide
+from autoscaler.policy.models import ScalingPolicy
 
 __all__ = ["ActuatorFactory", "Controller", "HpaIndex", "PassReport"]
 

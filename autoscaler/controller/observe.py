@@ -1,4 +1,4 @@
-"""Turn the adapter's metrics into the engine's :class:`~autoscaler.signals.Observation` for one policy.
+"""Turn the adapter's metrics into the engine's :class:`~autoscaler.decision.signals.Observation` for one policy.
 
 Each metric of the policy is read the way the HPA would read it (same name, same selector, same sum);
 QueueWait/RequiredWorkers read the Trino cluster's catalog figures by its ``cluster`` label and
@@ -18,10 +18,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from autoscaler.controller.readings import MetricReader, Reading
-from autoscaler.policy_models import ExternalMetric, ScalingPolicy
-from autoscaler.queueing import GroupLoad
-from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
-from autoscaler.spark_sizing import AppDemand
+from autoscaler.decision.queueing import GroupLoad
+from autoscaler.decision.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
+from autoscaler.decision.spark_sizing import AppDemand
+from autoscaler.policy.models import ExternalMetric, ScalingPolicy
 from core.metric_names import (
     SPARK_NEXT_WAVE_TASKS,
     SPARK_POOL_WORKERS,

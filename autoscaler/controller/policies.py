@@ -21,8 +21,8 @@ import urllib3
 from pydantic import ValidationError
 
 from autoscaler.controller.kube_api import KubeError, translated
-from autoscaler.policy import from_resource, load_policies
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.loading import from_resource, load_policies
+from autoscaler.policy.models import ScalingPolicy
 from core.errors import ConfigError
 from core.yamlfile import explain
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoscaler.hpa_behavior import default_behavior, resolve_behavior
-from autoscaler.policy import load_policies, to_hpa_behavior
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.decision.hpa_behavior import default_behavior, resolve_behavior
+from autoscaler.policy.loading import load_policies, to_hpa_behavior
+from autoscaler.policy.models import ScalingPolicy
 from core.errors import ConfigError
 
 __all__ = [

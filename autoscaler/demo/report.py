@@ -21,7 +21,7 @@ import numpy as np
 
 from autoscaler.demo.run import TRINO_CLUSTER, TRINO_GRACE_SECONDS, LiveRun, Sample, Urls
 from autoscaler.demo.scenario import cut_spark_load
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sim.baselines import BASELINES, make_baseline
 from autoscaler.sim.engine_policy import QueuescalePolicy
 from autoscaler.sim.load import Load

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.policy_schema import crd as scaling_policy_crd
+from autoscaler.policy.schema import crd as scaling_policy_crd
 from autoscaler.sandbox.kube_errors import bad_request
 from autoscaler.sandbox.kube_types import ALL_VERBS, ResourceType
 

@@ -35,8 +35,8 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from autoscaler.hpa import ExternalTarget, HpaState, recommend, step
-from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.decision.hpa import ExternalTarget, HpaState, recommend, step
+from autoscaler.decision.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
 from autoscaler.sim.load import Load
 from autoscaler.sim.trino import DRAIN, ClusterView, Policy, ScaleDownMode
 from core.metric_names import TRINO_CAPACITY_QUEUED_QUERIES, TRINO_REQUIRED_WORKERS, TRINO_RUNNING_QUERIES

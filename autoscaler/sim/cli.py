@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from autoscaler.policy import load_policies
+from autoscaler.policy.loading import load_policies
 from autoscaler.sim.baselines import BASELINES, lower_bound_worker_hours
 from autoscaler.sim.load import ServiceSpec, parse_service, query_memory
 from autoscaler.sim.report import (

@@ -1,6 +1,6 @@
 """queuescale's own decision engine as a simulator :class:`~autoscaler.sim.trino.Policy`.
 
-Every loop period the cluster view becomes an :class:`~autoscaler.signals.Observation`: a Trino snapshot
+Every loop period the cluster view becomes an :class:`~autoscaler.decision.signals.Observation`: a Trino snapshot
 (queued, running, required workers and the completion/start counters the rate estimate needs) and, for
 External metrics of the policy, the catalog figure the simulator can stand in for. Other External and
 Prometheus metrics have no simulated source and are passed as missing (the engine then never scales down
@@ -9,10 +9,10 @@ on their account). Scale-down drains: the controller drains workers before remov
 
 from __future__ import annotations
 
-from autoscaler.engine import EngineState, decide
-from autoscaler.policy_models import ScalingPolicy
-from autoscaler.queueing import GroupLoad
-from autoscaler.signals import Observation, TrinoSnapshot, ValueReading
+from autoscaler.decision.engine import EngineState, decide
+from autoscaler.decision.queueing import GroupLoad
+from autoscaler.decision.signals import Observation, TrinoSnapshot, ValueReading
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sim.trino import DRAIN, ClusterConfig, ClusterView, ScaleDownMode
 from autoscaler.sim.trino_work import WorkConfig
 from core.metric_names import TRINO_NODES, TRINO_QUEUED_QUERIES, TRINO_REQUIRED_WORKERS, TRINO_RUNNING_QUERIES
@@ -36,7 +36,7 @@ def _catalog_value(name: str, view: ClusterView) -> float | None:
 
 
 class QueuescalePolicy:
-    """Drive :func:`autoscaler.engine.decide` with ``policy`` on the simulated cluster.
+    """Drive :func:`autoscaler.decision.engine.decide` with ``policy`` on the simulated cluster.
 
     ``epoch_start`` is the Unix time of simulated second 0: schedules and forecasts see wall-clock times
     (a trace's own first timestamp keeps its weekdays and hours).

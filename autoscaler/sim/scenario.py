@@ -24,7 +24,7 @@ from typing import Any, Generic, Literal, Protocol, TextIO, TypeVar
 
 import numpy as np
 
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sim.baselines import Baseline, baseline
 from autoscaler.sim.engine_policy import QueuescalePolicy
 from autoscaler.sim.iso_slo import IsoSlo, Point, cheapest_meeting

@@ -41,9 +41,9 @@ import math
 
 import numpy as np
 
-from autoscaler.hpa import ExternalTarget, recommend
-from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
-from autoscaler.queueing import servers_for_wait
+from autoscaler.decision.hpa import ExternalTarget, recommend
+from autoscaler.decision.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.decision.queueing import servers_for_wait
 from autoscaler.sim.baselines import Family, HpaBaseline, HpaCpu, KedaScaler
 from autoscaler.sim.spark import DECOMMISSION, PoolConfig, PoolPolicy, PoolScaleDown, PoolView
 from autoscaler.sim.spark_engine_policy import catalog_value

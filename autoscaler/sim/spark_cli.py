@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sim.baselines import Family
 from autoscaler.sim.cli import RESERVED_KEYS
 from autoscaler.sim.iso_slo import IsoSlo, Point, cheapest_meeting

@@ -1,7 +1,7 @@
 """queuescale's own decision engine as a Spark pool policy (:class:`~autoscaler.sim.spark.PoolPolicy`).
 
-Every loop period the pool view becomes an :class:`~autoscaler.signals.Observation`: a Spark snapshot (one
-:class:`~autoscaler.spark_sizing.AppDemand` per running application, with the pool's dynamic-allocation
+Every loop period the pool view becomes an :class:`~autoscaler.decision.signals.Observation`: a Spark snapshot (one
+:class:`~autoscaler.decision.spark_sizing.AppDemand` per running application, with the pool's dynamic-allocation
 bounds and its next-stage tasks, and the ALIVE workers) and, for External metrics of the policy, the
 catalog figure the pool model can stand in for. Other External and Prometheus metrics have no simulated
 source and are passed as missing (the engine then never scales down on their account).
@@ -13,11 +13,11 @@ no executor (``wait-idle`` in :mod:`autoscaler.sim.spark`).
 
 from __future__ import annotations
 
-from autoscaler.engine import EngineState, decide
-from autoscaler.policy_models import ScalingPolicy
-from autoscaler.signals import Observation, SparkSnapshot, ValueReading
+from autoscaler.decision.engine import EngineState, decide
+from autoscaler.decision.signals import Observation, SparkSnapshot, ValueReading
+from autoscaler.decision.spark_sizing import AppDemand
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sim.spark import DECOMMISSION, WAIT_IDLE, PoolConfig, PoolScaleDown, PoolView
-from autoscaler.spark_sizing import AppDemand
 from core.metric_names import (
     SPARK_EXECUTORS,
     SPARK_EXECUTORS_NEEDED,
@@ -76,7 +76,7 @@ def catalog_value(name: str, view: PoolView, config: PoolConfig) -> float | None
 
 
 class SparkQueuescalePolicy:
-    """Drive :func:`autoscaler.engine.decide` with ``policy`` on the simulated pool.
+    """Drive :func:`autoscaler.decision.engine.decide` with ``policy`` on the simulated pool.
 
     ``epoch_start`` is the Unix time of simulated second 0: schedules and forecasts see wall-clock times.
     """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoscaler.hpa import ScalingPolicy, ScalingRules
+from autoscaler.decision.hpa import ScalingPolicy, ScalingRules
 
 # The Go tests raise the legacy scale-up factor to 8 so that it does not get in their way.
 GO_TEST_SCALE_UP_FACTOR = 8.0

@@ -34,8 +34,8 @@ from autoscaler.controller.observe import observe
 from autoscaler.controller.readings import StoreReader
 from autoscaler.controller.targets.spark_pool.actuator import SparkPoolActuator
 from autoscaler.controller.targets.spark_pool.plan import ordinal_of
-from autoscaler.engine import Decision, EngineState, decide
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.decision.engine import Decision, EngineState, decide
+from autoscaler.policy.models import ScalingPolicy
 from autoscaler.sandbox.kube import KubeSandbox, client_for
 from autoscaler.sandbox.kube_types import PODS, STATEFULSETS
 from autoscaler.sandbox.serve import Served, serve

@@ -23,7 +23,7 @@ from autoscaler.controller.actuator import Outcome
 from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.targets.trino_workers.actuator import TrinoWorkersActuator
 from autoscaler.controller.targets.trino_workers.worker_api import parse_tasks
-from autoscaler.policy_models import Drain, SecretKeyRef, TrinoTarget, TrinoWorkerTls, WorkloadRef
+from autoscaler.policy.models import Drain, SecretKeyRef, TrinoTarget, TrinoWorkerTls, WorkloadRef
 from autoscaler.sandbox.kube import KubeSandbox
 from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS
 from tests.helpers.kube import RunningKube, call, running_kube

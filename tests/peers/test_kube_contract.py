@@ -26,7 +26,7 @@ import yaml
 from kubernetes.client import V1Scale
 from kubernetes.client.exceptions import ApiException
 
-from autoscaler.policy_schema import CRD_PATH
+from autoscaler.policy.schema import CRD_PATH
 from autoscaler.sandbox.kube import KubeSandbox, client_for
 from autoscaler.sandbox.serve import Served, serve
 from tests.peers.kube_adapter import wait_for

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autoscaler.controller.targets.trino_workers.plan import DRAIN_KEPT_ANNOTATION
-from autoscaler.policy_models import SecretKeyRef, TrinoWorkerTls
+from autoscaler.policy.models import SecretKeyRef, TrinoWorkerTls
 from tests.peers.real_trino_kube import NAMESPACE, actuator, long_queries, passes, real_workers_on_kube
 from tests.peers.trino_cluster import ADMIN, PASSWORDS, TrinoCluster, start_trino_cluster
 

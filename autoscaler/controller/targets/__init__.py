@@ -14,7 +14,7 @@ from types import MappingProxyType
 from autoscaler.controller.actuator import Actuator
 from autoscaler.controller.targets import spark_application, spark_pool, trino_workers
 from autoscaler.controller.targets.context import TargetContext
-from autoscaler.policy_models import ScalingPolicy, TargetKind
+from autoscaler.policy.models import ScalingPolicy, TargetKind
 
 __all__ = ["TARGETS", "Build", "TargetContext", "actuator_for"]
 

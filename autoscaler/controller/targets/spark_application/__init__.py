@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from autoscaler.controller.targets.context import TargetContext
 from autoscaler.controller.targets.spark_application.actuator import SparkApplicationActuator
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 
 __all__ = ["build"]
 

@@ -21,7 +21,7 @@ from autoscaler.controller.targets.spark_application.plan import (
     next_run_executors,
     scheduled_patch,
 )
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 
 __all__ = ["OPERATOR_GROUP", "OPERATOR_VERSION", "PLURALS", "SparkApplicationActuator"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from autoscaler.controller.targets.context import TargetContext
 from autoscaler.controller.targets.spark_pool.actuator import SparkPoolActuator
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 
 __all__ = ["build"]
 

@@ -41,7 +41,7 @@ from autoscaler.controller.targets.spark_pool.plan import (
     ordinal_of,
     plan_pool,
 )
-from autoscaler.policy_models import ScalingPolicy
+from autoscaler.policy.models import ScalingPolicy
 
 __all__ = ["MASTER_CHECK_SECONDS", "SparkPoolActuator", "pool_pods"]
 

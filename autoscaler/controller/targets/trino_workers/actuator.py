@@ -49,7 +49,7 @@ from autoscaler.controller.targets.trino_workers.plan import (
     plan_drain,
 )
 from autoscaler.controller.targets.trino_workers.worker_api import TrinoWorkerClient, auth_headers
-from autoscaler.policy_models import Drain, ScalingPolicy, TrinoTarget, TrinoWorkerTls, WorkloadRef
+from autoscaler.policy.models import Drain, ScalingPolicy, TrinoTarget, TrinoWorkerTls, WorkloadRef
 
 __all__ = ["CREDENTIALS_CHECK_SECONDS", "TrinoWorkersActuator", "pod_ordinal", "worker_url", "worker_view"]
 

@@ -50,7 +50,7 @@ from autoscaler.controller.actuator import (
     POD_DELETION_COST,
     format_time,
 )
-from autoscaler.policy_models import Drain
+from autoscaler.policy.models import Drain
 
 __all__ = [
     "DRAINING_SINCE",

@@ -1,4 +1,4 @@
-"""What one pass of the decision loop sees: the observation types :mod:`autoscaler.engine` decides on.
+"""What one pass of the decision loop sees: the observation types :mod:`autoscaler.decision.engine` decides on.
 
 Everything is a frozen value; times are float seconds since the Unix epoch (UTC). The caller reads the
 sources, the engine only computes.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoscaler.queueing import GroupLoad
-from autoscaler.spark_sizing import AppDemand
+from autoscaler.decision.queueing import GroupLoad
+from autoscaler.decision.spark_sizing import AppDemand
 
 __all__ = ["Observation", "SparkSnapshot", "TrinoSnapshot", "ValueReading"]
 
@@ -31,7 +31,7 @@ class TrinoSnapshot:
     """One poll of a Trino cluster: shared by every QueueWait and RequiredWorkers metric of the policy.
 
     ``completed_total``/``started_total`` are the monotonic counters when the source has them; without them
-    the queue model needs a service time from elsewhere (see :class:`autoscaler.engine.EngineConfig`).
+    the queue model needs a service time from elsewhere (see :class:`autoscaler.decision.engine.EngineConfig`).
     """
 
     queued: int

@@ -386,7 +386,7 @@ class TrinoLoad:
 @dataclass(frozen=True, slots=True)
 class WaitTarget:
     """What a QueueWait metric asks of a Trino cluster (the policy model's section is
-    :class:`autoscaler.policy_models.TrinoTarget`: where the cluster is).
+    :class:`autoscaler.policy.models.TrinoTarget`: where the cluster is).
 
     ``target_wait_seconds`` at ``percentile`` (0.95 = p95) is the queue-wait objective; ``0`` seconds asks
     for ``P(wait) <= 1 − percentile``. ``slots_per_worker`` is how many queries one worker runs at once at

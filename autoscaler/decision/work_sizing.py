@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autoscaler.queueing import GroupLoad, QueueObservation, counter_increase
+from autoscaler.decision.queueing import GroupLoad, QueueObservation, counter_increase
 
 __all__ = [
     "DEFAULT_SHARE",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from autoscaler.hpa_behavior import (
+from autoscaler.decision.hpa_behavior import (
     DEFAULT_DOWNSCALE_STABILIZATION_SECONDS,
     DEFAULT_TOLERANCE,
     DESIRED_WITHIN_RANGE,

@@ -1,8 +1,8 @@
 """Reading ScalingPolicy documents: files, custom resources, and the HPA behavior they carry.
 
-The models live in :mod:`autoscaler.policy_models`; this module turns YAML into them with errors a person can
+The models live in :mod:`autoscaler.policy.models`; this module turns YAML into them with errors a person can
 act on (``file:line: spec.metrics[1].external.target.averageValue: <plain words>``), and hands the engine the
-behavior in the shape of :mod:`autoscaler.hpa`.
+behavior in the shape of :mod:`autoscaler.decision.hpa`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from autoscaler.hpa import Behavior, ScalingRules
-from autoscaler.hpa import ScalingPolicy as HpaPolicy
-from autoscaler.policy_models import (
+from autoscaler.decision.hpa import Behavior, ScalingRules
+from autoscaler.decision.hpa import ScalingPolicy as HpaPolicy
+from autoscaler.policy.models import (
     API_VERSION,
     KIND,
     PATTERN_RULES,
@@ -189,7 +189,7 @@ def _rules(rules: HPAScalingRules | None) -> ScalingRules | None:
 
 
 def to_hpa_behavior(behavior: HPABehavior | None) -> Behavior | None:
-    """The behavior for :mod:`autoscaler.hpa`; ``None`` (no behavior) selects the HPA's legacy path.
+    """The behavior for :mod:`autoscaler.decision.hpa`; ``None`` (no behavior) selects the HPA's legacy path.
 
     Unset fields stay ``None`` so the emulation applies the upstream defaults field by field, as the
     API server's defaulting does.

@@ -1,7 +1,7 @@
 """The ``ScalingPolicy`` document (``queuescale.io/v1alpha1``) as pydantic models.
 
 One document serves as a file, as a custom resource and as ``simulate`` input, so the models are the single
-source of truth: the JSON Schema and the CRD are generated from them (:mod:`autoscaler.policy_schema`).
+source of truth: the JSON Schema and the CRD are generated from them (:mod:`autoscaler.policy.schema`).
 YAML keys are camelCase like Kubernetes objects; Python attributes are snake_case. Unknown keys are errors and
 values are taken strictly (``"5"`` is not an integer), because the API server would take them that way.
 
@@ -547,7 +547,7 @@ class QueueWaitMetric(Model):
         description="Slots: Erlang C over slotsPerWorker query slots per worker, queries of a measured "
         "service time. Work: the CPU-seconds arriving (trino_consumed_cpu_seconds_total) shared by "
         "coresPerWorker cores per worker, queries finishing sooner on a bigger cluster, queued by the "
-        "resource groups' concurrency limits (autoscaler/work_sizing.py).",
+        "resource groups' concurrency limits (autoscaler/decision/work_sizing.py).",
     )
 
     @model_validator(mode="after")

@@ -3,8 +3,8 @@
 :func:`decide` runs one loop pass:
 
 1. **Proposals**, one per metric of the policy. External and Prometheus metrics use the HPA's arithmetic
-   (:func:`autoscaler.hpa.recommend`: Value/AverageValue targets, tolerance); QueueWait sizes Trino workers
-   by Erlang C from rates over a sliding window (:func:`autoscaler.queueing.trino_workers_needed`);
+   (:func:`autoscaler.decision.hpa.recommend`: Value/AverageValue targets, tolerance); QueueWait sizes Trino workers
+   by Erlang C from rates over a sliding window (:func:`autoscaler.decision.queueing.trino_workers_needed`);
    RequiredWorkers proposes the workers queries wait for (scale from zero); SparkExecutors sizes pool workers
    (SparkWorkerPool) or the executors of the next run (spark-operator kinds). The largest proposal wins.
 2. **Safety**, the HPA's invalid-metric rule: a missing or stale metric never lets the count drop below the
@@ -15,14 +15,14 @@
    *largest floor* and the *largest ceiling* among the fields they set (a window that sets only a floor
    keeps the policy's ceiling unless another window sets one); a floor above the ceiling lifts the ceiling
    (the promised capacity wins).
-5. **Behavior and bounds** through :func:`autoscaler.hpa.decide` with the policy's behavior (absent: the
+5. **Behavior and bounds** through :func:`autoscaler.decision.hpa.decide` with the policy's behavior (absent: the
    HPA's legacy path, as :func:`autoscaler.policy.to_hpa_behavior` gives).
 
 Service time without counters: the queue model needs the mean service time ``S``. With completion or start
 counters it is measured (Little's law); the last measured ``S`` is kept in the state and used as the hint
 when counters later vanish. Without any measurement, :attr:`EngineConfig.service_seconds_hint` is used; with
 no hint either the queue model is skipped and the running + queued queries are packed into worker slots
-(the capacity signal of :func:`~autoscaler.queueing.trino_workers_needed`), which the reason says.
+(the capacity signal of :func:`~autoscaler.decision.queueing.trino_workers_needed`), which the reason says.
 
 Spark applications (SparkApplication, ScheduledSparkApplication): a replica is an executor, and only the
 next run can be sized. The engine tracks the peak executors a run needed; during a run it proposes the
@@ -44,9 +44,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from autoscaler import hpa
-from autoscaler.forecast import Method, Model, NotEnoughHistory, fit, season_steps
-from autoscaler.hpa_behavior import (
+from autoscaler.decision import hpa
+from autoscaler.decision.forecast import Method, Model, NotEnoughHistory, fit, season_steps
+from autoscaler.decision.hpa_behavior import (
     SCALE_DOWN_LIMIT,
     SCALE_DOWN_STABILIZED,
     SCALE_UP_LIMIT,
@@ -56,12 +56,16 @@ from autoscaler.hpa_behavior import (
     resolve_behavior,
     store_scale_event,
 )
-from autoscaler.policy import to_hpa_behavior
-from autoscaler.policy_models import SPARK_APPLICATION_KINDS, MetricSpec, ScalingPolicy, Schedule
-from autoscaler.queueing import QueueObservation, TrinoLoad, WaitTarget, estimate_rates, trino_workers_needed
-from autoscaler.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
-from autoscaler.spark_sizing import AppDemand, pool_workers_needed
-from autoscaler.work_sizing import (
+from autoscaler.decision.queueing import (
+    QueueObservation,
+    TrinoLoad,
+    WaitTarget,
+    estimate_rates,
+    trino_workers_needed,
+)
+from autoscaler.decision.signals import Observation, SparkSnapshot, TrinoSnapshot, ValueReading
+from autoscaler.decision.spark_sizing import AppDemand, pool_workers_needed
+from autoscaler.decision.work_sizing import (
     DEFAULT_SHARE,
     WorkLoad,
     concurrency_limit,
@@ -69,6 +73,8 @@ from autoscaler.work_sizing import (
     query_share,
     workers_for_work,
 )
+from autoscaler.policy.loading import to_hpa_behavior
+from autoscaler.policy.models import SPARK_APPLICATION_KINDS, MetricSpec, ScalingPolicy, Schedule
 from core.spark_executors import executors_needed
 
 __all__ = [
@@ -372,7 +378,7 @@ def _work_proposals(
     out: list[Proposal | None],
 ) -> EngineState:
     """QueueWait metrics with sizing Work: the CPU-seconds arriving, shared by the workers' cores
-    (:mod:`autoscaler.work_sizing`). What the window cannot tell (no query ended in it) is taken from the
+    (:mod:`autoscaler.decision.work_sizing`). What the window cannot tell (no query ended in it) is taken from the
     last measurement; with none yet, the queries present are packed at one per core (a cluster is never
     sized blind) until the counters have moved."""
     metrics = plan.policy.spec.metrics
