@@ -1,7 +1,15 @@
-"""A model of one Trino cluster: nodes with their state machines, resource groups and queries.
+"""The sandbox's emulated Trino coordinator and workers: protocol and state machines, for the demo and contract tests.
 
-Pure and synchronous: time only moves when the caller says so (``advance(now)``), so the same model serves
-the wall-clock sandbox and the fast-forward simulator. Behaviour follows upstream Trino (see
+One of the project's three Trino cluster models, and the only one with Trino's protocol: nodes with their
+state machines, resource groups and queries, the state behind the sandbox's HTTP faces
+(:mod:`autoscaler.sandbox.trino`), which the demo and the contract tests talk to. The simulator
+(``queuescale simulate``) does not use it; it has two models of its own, the work model
+(:class:`autoscaler.sim.trino_work.WorkCluster`, the benchmark's default) and the slot model
+(:class:`autoscaler.sim.trino.TrinoCluster`, ``--model slots``). Where their assumptions coincide the three
+give every query the same start and end: ``tests/test_trino_models_agree.py``.
+
+Pure and synchronous: time only moves when the caller says so (``advance(now)``), so the same model runs
+on the wall clock in the sandbox and fast-forwarded in tests. Behaviour follows upstream Trino (see
 shared/REFERENCE.md §3):
 
 - ``NodeStateManager`` (468+): ACTIVE -> DRAINING -> DRAINED, DRAINING/DRAINED -> ACTIVE, SHUTTING_DOWN from
@@ -353,8 +361,11 @@ def _group_key(group: str | Sequence[str]) -> tuple[str, ...]:
 
 
 class TrinoCluster:
-    """One coordinator and its workers. Every mutating method takes an optional ``now``: when given, the
-    model first advances to it; otherwise the change happens at the model's current time."""
+    """The sandbox's emulated Trino cluster (not the simulator's slot model of the same class name,
+    :class:`autoscaler.sim.trino.TrinoCluster`): one coordinator and its workers, see the module docstring.
+
+    Every mutating method takes an optional ``now``: when given, the model first advances to it; otherwise
+    the change happens at the model's current time."""
 
     def __init__(
         self,

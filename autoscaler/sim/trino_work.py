@@ -1,4 +1,11 @@
-"""A Trino cluster as Trino is: queries are CPU work spread over every active worker, no query slots.
+"""The simulator's work model of a Trino cluster, the benchmark's default (``--model work``).
+
+A Trino cluster as Trino is: queries are CPU work spread over every active worker, no query slots. One of
+the project's three Trino cluster models: the simulator's other is the slot model
+(:class:`autoscaler.sim.trino.TrinoCluster`, ``--model slots``), and the sandbox's emulated coordinator and
+workers (:class:`autoscaler.sandbox.trino_model.TrinoCluster`: protocol and state machines, for the demo and
+contract tests) are a third. Where their assumptions coincide the three give every query the same start
+and end: ``tests/test_trino_models_agree.py``.
 
 Model (see :mod:`autoscaler.sim.load` for the queries; here a query's ``service`` is its **work**, in
 CPU-seconds):
@@ -173,7 +180,8 @@ class _Worker:
 
 
 class WorkCluster:
-    """The cluster's state, advanced event by event with :meth:`advance`; see the module docstring.
+    """The simulator's work model, the benchmark's default: the cluster's state, advanced event by event
+    with :meth:`advance`; see the module docstring.
 
     The interface is :class:`~autoscaler.sim.trino.TrinoCluster`'s, so one driver runs either model.
     """
