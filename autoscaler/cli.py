@@ -22,11 +22,11 @@ from adapter.runtime import start_adapter
 from adapter.settings import Settings
 from autoscaler.controller.cli import add_controller_parser
 from autoscaler.dashboards.cli import add_dashboards_parser
-from autoscaler.demo.cli import add_demo_parser
 from autoscaler.sim.cli import add_simulate_parser
 from autoscaler.validate import add_validate_parser
 from core.errors import ConfigError
 from core.quantity import milli_value
+from lab.demo.cli import add_demo_parser
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 SHOWN = (
@@ -79,7 +79,7 @@ Ctrl-C stops.
 async def _adapter_on_sandbox(
     args: argparse.Namespace, overrides: dict[str, Any], stop: asyncio.Event
 ) -> None:
-    from autoscaler.sandbox.world import running_world
+    from lab.sandbox.world import running_world
 
     async with running_world(seed=args.seed) as world:
         try:

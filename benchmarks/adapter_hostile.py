@@ -40,7 +40,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from autoscaler.sandbox.serve import serve
+from lab.sandbox.serve import serve
 from tests.helpers.certs import CertFactory, Issued
 from tests.helpers.trino import trino_sandbox
 

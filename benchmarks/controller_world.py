@@ -5,10 +5,10 @@
 Prints ``READY <json>`` (URLs of the Kubernetes API, the Trino coordinators, the Spark masters and a
 control endpoint) once every pod is running and every Trino worker answers. What it serves:
 
-- the Kubernetes API sandbox (:class:`~autoscaler.sandbox.kube.KubeSandbox`) with the ScalingPolicy
+- the Kubernetes API sandbox (:class:`~lab.sandbox.kube.KubeSandbox`) with the ScalingPolicy
   custom resources, the Deployments/StatefulSets and their pods, the Trino Secrets and the spark-operator
   applications; every request it answers is counted by method;
-- per Trino cluster one emulated cluster model (:class:`~autoscaler.sandbox.trino.TrinoCluster`, 478,
+- per Trino cluster one emulated cluster model (:class:`~lab.sandbox.trino.TrinoCluster`, 478,
   password authentication) with its coordinator served, and one emulated Trino worker per running pod,
   each on a loopback port of its own (the node application of the Trino sandbox, ``/v1/info/state`` GET
   and PUT and ``/metrics``): the pod's IP is rewritten to 127.0.0.1 and its ``http`` container port to
@@ -40,12 +40,12 @@ from typing import Any
 
 from aiohttp import web
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
-from autoscaler.sandbox.serve import Served, serve
-from autoscaler.sandbox.spark import DEAD, SparkPool, master_app
-from autoscaler.sandbox.tls import self_signed
-from autoscaler.sandbox.trino import Faults, ResourceGroupSpec, TrinoAuth, TrinoCluster, create_node_app
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
+from lab.sandbox.serve import Served, serve
+from lab.sandbox.spark import DEAD, SparkPool, master_app
+from lab.sandbox.tls import self_signed
+from lab.sandbox.trino import Faults, ResourceGroupSpec, TrinoAuth, TrinoCluster, create_node_app
 
 Obj = dict[str, Any]
 GROUP, VERSION = "queuescale.io", "v1alpha1"

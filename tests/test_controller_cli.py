@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 
 from adapter.samples import Sample
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS
-from autoscaler.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS
+from lab.sandbox.kube_workloads import workload_manifest
 from tests.helpers.adapter import running_adapter
 from tests.helpers.kube import running_kube
 from tests.helpers.scripted import ScriptedSource

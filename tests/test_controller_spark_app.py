@@ -22,10 +22,10 @@ from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.spark_app_actuator import SparkApplicationActuator
 from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.serve import serve
 from autoscaler.signals import Observation, SparkSnapshot
 from autoscaler.spark_sizing import AppDemand
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.serve import serve
 
 GROUP, VERSION = "sparkoperator.k8s.io", "v1beta2"
 NS = "jobs"

@@ -12,7 +12,7 @@ from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION, POD_DELETIO
 from autoscaler.controller.drain_plan import DRAIN_KEPT_ANNOTATION
 from autoscaler.controller.trino_actuator import pod_ordinal, worker_url, worker_view
 from autoscaler.controller.trino_workers import TrinoWorkerClient, auth_headers, parse_tasks
-from autoscaler.sandbox.trino import Fault, TrinoAuth
+from lab.sandbox.trino import Fault, TrinoAuth
 from tests.helpers.trino import refused_url, trino_sandbox
 
 ADMIN = auth_headers("admin", None)

@@ -3,7 +3,7 @@ pod a sandbox Trino worker), ScalingPolicy resources on it, and ``queuescale con
 :func:`~autoscaler.controller.cli.running_controller` runs it, reading metrics from a real adapter.
 
 Unlike ``tests.helpers.trino_kube`` (a manual clock stepped by the test) and
-``autoscaler.sandbox.cluster.running_cluster`` (models advanced by the caller), everything here moves by
+``lab.sandbox.cluster.running_cluster`` (models advanced by the caller), everything here moves by
 itself: the sandbox ticks pods on ``time.time``, the Trino model follows the wall clock,
 :func:`query_bursts` submits load on a period, and the controller reconciles every ``period_seconds``.
 For tests that need the controller's series as a running one produces them (dashboards, alerting rules).
@@ -24,10 +24,10 @@ import kubernetes.client
 
 from adapter.kube import KubeSettings
 from autoscaler.controller.cli import ControllerOptions, RunningController, running_controller
-from autoscaler.sandbox.cluster import TrinoPods, Workload
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoCluster, TrinoSandbox
+from lab.sandbox.cluster import TrinoPods, Workload
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS
+from lab.sandbox.trino import ResourceGroupSpec, TrinoCluster, TrinoSandbox
 from tests.helpers.kube import RunningKube, call, running_kube
 from tests.helpers.trino import refused_url
 

@@ -36,12 +36,12 @@ from autoscaler.controller.spark_pool_actuator import SparkPoolActuator
 from autoscaler.controller.spark_pool_plan import ordinal_of
 from autoscaler.engine import Decision, EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.kube_types import PODS, STATEFULSETS
-from autoscaler.sandbox.serve import Served, serve
-from autoscaler.sandbox.spark_http import SparkSandbox, master_json
-from autoscaler.sandbox.spark_model import DEAD, SparkPool
 from core.catalog import DEFAULT_CATALOG
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.kube_types import PODS, STATEFULSETS
+from lab.sandbox.serve import Served, serve
+from lab.sandbox.spark_http import SparkSandbox, master_json
+from lab.sandbox.spark_model import DEAD, SparkPool
 from tests.helpers.spark import free_port
 
 NAMESPACE = "spark"

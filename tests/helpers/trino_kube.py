@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import kubernetes.client
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoCluster, TrinoSandbox
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
+from lab.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoCluster, TrinoSandbox
 from tests.helpers.kube import ManualClock, RunningKube, call, running_kube
 
 NAMESPACE = "trino"

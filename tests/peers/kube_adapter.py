@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from autoscaler.sandbox.tls import SelfSigned
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoSandbox
+from lab.sandbox.tls import SelfSigned
+from lab.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoSandbox
 from tests.helpers.certs import CertFactory, Issued
 from tests.helpers.deploy import ROOT
 from tests.helpers.trino import trino_sandbox

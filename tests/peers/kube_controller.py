@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import kubernetes.client
 import yaml
 
-from autoscaler.sandbox.trino import TrinoSandbox
+from lab.sandbox.trino import TrinoSandbox
 from tests.helpers.deploy import ROOT
 from tests.peers.kube_adapter import (
     RBAC_KINDS,

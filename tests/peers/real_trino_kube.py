@@ -24,8 +24,8 @@ from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.trino_actuator import TrinoWorkersActuator
 from autoscaler.controller.trino_workers import parse_tasks
 from autoscaler.policy_models import Drain, SecretKeyRef, TrinoTarget, TrinoWorkerTls, WorkloadRef
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS, PODS
 from tests.helpers.kube import RunningKube, call, running_kube
 from tests.peers.trino_cluster import ADMIN, MONITOR, RunningQuery, TrinoCluster, TrinoNode
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from autoscaler.sandbox.kube_pods import is_terminating
-from autoscaler.sandbox.kube_selectors import selector_string
-from autoscaler.sandbox.kube_types import (
+from lab.sandbox.kube_pods import is_terminating
+from lab.sandbox.kube_selectors import selector_string
+from lab.sandbox.kube_types import (
     CONFIGMAPS,
     DEPLOYMENTS,
     EVENTS,

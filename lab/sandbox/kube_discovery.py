@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from autoscaler.sandbox.kube_types import ResourceType
+from lab.sandbox.kube_types import ResourceType
 
 Obj = dict[str, Any]
 

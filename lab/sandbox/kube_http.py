@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from autoscaler.sandbox.kube_errors import (
+from lab.sandbox.kube_errors import (
     StatusError,
     bad_request,
     method_not_allowed,

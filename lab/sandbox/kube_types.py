@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from autoscaler.sandbox.kube_errors import not_found_resource
+from lab.sandbox.kube_errors import not_found_resource
 
 Obj = dict[str, Any]
 TypeKey = tuple[str, str, str]

@@ -32,14 +32,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
-from autoscaler.sandbox.kube_workloads import workload_manifest
-from autoscaler.sandbox.serve import Served, serve
-from autoscaler.sandbox.spark_http import SparkSandbox, master_json
-from autoscaler.sandbox.spark_model import DEAD, SparkPool
-from autoscaler.sandbox.trino_http import TrinoSandbox
-from autoscaler.sandbox.trino_model import TrinoCluster
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
+from lab.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.serve import Served, serve
+from lab.sandbox.spark_http import SparkSandbox, master_json
+from lab.sandbox.spark_model import DEAD, SparkPool
+from lab.sandbox.trino_http import TrinoSandbox
+from lab.sandbox.trino_model import TrinoCluster
 
 __all__ = [
     "ModelClock",

@@ -32,10 +32,10 @@ from typing import Any
 import kubernetes.client
 from aiohttp import web
 
-from autoscaler.sandbox.kube_convert import CONVERSIONS
-from autoscaler.sandbox.kube_crds import CRDS, CustomResource, scaling_policy, spark_operator_crds, types_of
-from autoscaler.sandbox.kube_discovery import SERVER_VERSION, api_versions, group, group_list, resource_list
-from autoscaler.sandbox.kube_errors import (
+from lab.sandbox.kube_convert import CONVERSIONS
+from lab.sandbox.kube_crds import CRDS, CustomResource, scaling_policy, spark_operator_crds, types_of
+from lab.sandbox.kube_discovery import SERVER_VERSION, api_versions, group, group_list, resource_list
+from lab.sandbox.kube_errors import (
     StatusError,
     already_exists,
     bad_request,
@@ -45,8 +45,8 @@ from autoscaler.sandbox.kube_errors import (
     not_found,
     not_found_resource,
 )
-from autoscaler.sandbox.kube_hooks import PodHook, PodHooks
-from autoscaler.sandbox.kube_http import (
+from lab.sandbox.kube_hooks import PodHook, PodHooks
+from lab.sandbox.kube_http import (
     continue_token,
     dry_run,
     json_response,
@@ -55,19 +55,19 @@ from autoscaler.sandbox.kube_http import (
     status_middleware,
     truthy,
 )
-from autoscaler.sandbox.kube_patch import apply_patch
-from autoscaler.sandbox.kube_rules import (
+from lab.sandbox.kube_patch import apply_patch
+from lab.sandbox.kube_rules import (
     apply_defaults,
     normalize_times,
     validate,
     validate_scale_replicas,
     zero_status,
 )
-from autoscaler.sandbox.kube_schema import prune_object, validate_object
-from autoscaler.sandbox.kube_selectors import Filter, request_filter, selector_string
-from autoscaler.sandbox.kube_store import ObjectStore
-from autoscaler.sandbox.kube_tables import table, wants_table
-from autoscaler.sandbox.kube_types import (
+from lab.sandbox.kube_schema import prune_object, validate_object
+from lab.sandbox.kube_selectors import Filter, request_filter, selector_string
+from lab.sandbox.kube_store import ObjectStore
+from lab.sandbox.kube_tables import table, wants_table
+from lab.sandbox.kube_types import (
     ALL_VERBS,
     BUILT_IN,
     CONFIGMAPS,
@@ -82,8 +82,8 @@ from autoscaler.sandbox.kube_types import (
     parse_path,
     rfc3339,
 )
-from autoscaler.sandbox.kube_watch import WatchStream, parse_watch
-from autoscaler.sandbox.kube_workloads import Workloads
+from lab.sandbox.kube_watch import WatchStream, parse_watch
+from lab.sandbox.kube_workloads import Workloads
 
 __all__ = [
     "CONFIGMAPS",
@@ -153,7 +153,7 @@ def _same_but_version(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 @dataclass
 class KubeSandbox:
-    """An in-memory API server. Use :meth:`app` with ``autoscaler.sandbox.serve.serve``."""
+    """An in-memory API server. Use :meth:`app` with ``lab.sandbox.serve.serve``."""
 
     clock: Callable[[], float] = time.time
     """Time of the simulated cluster (pod start-up, timestamps); tests pass a fake one."""

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoscaler.policy_schema import crd as scaling_policy_crd
-from autoscaler.sandbox.kube_errors import bad_request
-from autoscaler.sandbox.kube_types import ALL_VERBS, ResourceType
+from lab.sandbox.kube_errors import bad_request
+from lab.sandbox.kube_types import ALL_VERBS, ResourceType
 
 Obj = dict[str, Any]
 

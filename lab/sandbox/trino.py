@@ -1,8 +1,8 @@
 """The emulated Trino cluster: one import for users of the sandbox.
 
 The model (state machines, resource groups, queries, moving load) lives in
-:mod:`autoscaler.sandbox.trino_model`; the HTTP faces and the wall-clock runner in
-:mod:`autoscaler.sandbox.trino_http`.
+:mod:`lab.sandbox.trino_model`; the HTTP faces and the wall-clock runner in
+:mod:`lab.sandbox.trino_http`.
 
     cluster = TrinoCluster(478, workers=2)
     async with TrinoSandbox(cluster, load=demo_load()) as sandbox:
@@ -11,7 +11,7 @@ The model (state machines, resource groups, queries, moving load) lives in
 
 from __future__ import annotations
 
-from autoscaler.sandbox.trino_http import (
+from lab.sandbox.trino_http import (
     OPENMETRICS_CONTENT_TYPE,
     Fault,
     Faults,
@@ -27,7 +27,7 @@ from autoscaler.sandbox.trino_http import (
     resource_group_info,
     server_info,
 )
-from autoscaler.sandbox.trino_model import (
+from lab.sandbox.trino_model import (
     DRAINING_SINCE,
     NODE_MANAGER_RENAMED_IN,
     Arrival,

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoscaler.sandbox.kube_pods import (
+from lab.sandbox.kube_pods import (
     SAFE_ALPHABET,
     controller_ref,
     created_at,
@@ -38,8 +38,8 @@ from autoscaler.sandbox.kube_pods import (
     ready_time,
     template_hash,
 )
-from autoscaler.sandbox.kube_store import ObjectStore
-from autoscaler.sandbox.kube_types import (
+from lab.sandbox.kube_store import ObjectStore
+from lab.sandbox.kube_types import (
     DEPLOYMENTS,
     EVENTS,
     PODS,
@@ -49,7 +49,7 @@ from autoscaler.sandbox.kube_types import (
     parse_time,
     rfc3339,
 )
-from autoscaler.sandbox.kube_watch import DELETED, Change
+from lab.sandbox.kube_watch import DELETED, Change
 
 log = logging.getLogger(__name__)
 

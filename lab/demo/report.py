@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from autoscaler.demo.run import TRINO_CLUSTER, TRINO_GRACE_SECONDS, LiveRun, Sample, Urls
-from autoscaler.demo.scenario import cut_spark_load
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import BASELINES, make_baseline
 from autoscaler.sim.engine_policy import QueuescalePolicy
@@ -41,6 +39,8 @@ from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
 from autoscaler.sim.spark_load import SparkLoad
 from autoscaler.sim.spark_run import simulate_pool
 from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, ScaleDownMode
+from lab.demo.run import TRINO_CLUSTER, TRINO_GRACE_SECONDS, LiveRun, Sample, Urls
+from lab.demo.scenario import cut_spark_load
 
 __all__ = ["SPARK_PNG", "live_trino_result", "urls_markdown", "write_report"]
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.sandbox.kube_errors import bad_request
 from core.selectors import EVERYTHING, LabelSelectorError, Requirement, Selector, parse_selector
+from lab.sandbox.kube_errors import bad_request
 
 Obj = dict[str, Any]
 

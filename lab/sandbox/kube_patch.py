@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from autoscaler.sandbox.kube_errors import StatusError, bad_request, unsupported_media_type
+from lab.sandbox.kube_errors import StatusError, bad_request, unsupported_media_type
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from autoscaler.sandbox.trino_model import TrinoCluster
+from lab.sandbox.trino_model import TrinoCluster
 
 __all__ = [
     "CHECKED_METRICS",

@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import TextIO
 
 from adapter.cli import run_with_signals
-from autoscaler.demo.policies import DEFAULT_SPARK_POLICY, DEFAULT_TRINO_POLICY
-from autoscaler.demo.report import write_report
-from autoscaler.demo.run import DemoOptions, Urls, run_demo
-from autoscaler.demo.scenario import (
+from core.errors import ConfigError
+from lab.demo.policies import DEFAULT_SPARK_POLICY, DEFAULT_TRINO_POLICY
+from lab.demo.report import write_report
+from lab.demo.run import DemoOptions, Urls, run_demo
+from lab.demo.scenario import (
     DEFAULT_CLUSTER_SPEED,
     DEFAULT_SPEED,
     DEFAULT_TRACE,
     LoadSettings,
     TimeScale,
 )
-from core.errors import ConfigError
 
 __all__ = ["add_demo_parser", "cmd_demo", "options_from_args"]
 

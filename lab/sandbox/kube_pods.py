@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autoscaler.sandbox.kube_types import parse_time
+from lab.sandbox.kube_types import parse_time
 
 Obj = dict[str, Any]
 

@@ -42,9 +42,9 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from autoscaler.sandbox.serve import Served, serve
-from autoscaler.sandbox.tls import SelfSigned, self_signed
-from autoscaler.sandbox.trino_model import (
+from lab.sandbox.serve import Served, serve
+from lab.sandbox.tls import SelfSigned, self_signed
+from lab.sandbox.trino_model import (
     DRAINING_SINCE,
     FULLY_BLOCKED_GAUGE_SINCE,
     NODE_MANAGER_RENAMED_IN,

@@ -1,18 +1,18 @@
 """The emulated Spark standalone pool and its drivers: one import for users of the sandbox.
 
-The model lives in :mod:`autoscaler.sandbox.spark_model`, the HTTP faces and the wall-clock runner in
-:mod:`autoscaler.sandbox.spark_http`.
+The model lives in :mod:`lab.sandbox.spark_model`, the HTTP faces and the wall-clock runner in
+:mod:`lab.sandbox.spark_http`.
 """
 
 from __future__ import annotations
 
-from autoscaler.sandbox.spark_http import (
+from lab.sandbox.spark_http import (
     SparkSandbox,
     driver_app,
     master_app,
     master_json,
 )
-from autoscaler.sandbox.spark_model import (
+from lab.sandbox.spark_model import (
     ALIVE,
     DEAD,
     DECOMMISSIONED,

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from autoscaler.sandbox.kube_types import EVENTS_V1, HPAS_V1, TypeKey
+from lab.sandbox.kube_types import EVENTS_V1, HPAS_V1, TypeKey
 
 Obj = dict[str, Any]
 Converter = Callable[[Obj], Obj]

@@ -10,9 +10,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from autoscaler.sandbox.kube_schema import Cause
-from autoscaler.sandbox.kube_selectors import from_label_selector
-from autoscaler.sandbox.kube_types import (
+from core.selectors import LabelSelectorError, validate_label_key, validate_label_value
+from lab.sandbox.kube_schema import Cause
+from lab.sandbox.kube_selectors import from_label_selector
+from lab.sandbox.kube_types import (
     DEPLOYMENTS,
     EVENTS,
     EVENTS_V1,
@@ -26,7 +27,6 @@ from autoscaler.sandbox.kube_types import (
     parse_time,
     rfc3339,
 )
-from core.selectors import LabelSelectorError, validate_label_key, validate_label_value
 
 Obj = dict[str, Any]
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from autoscaler.sandbox.kube_errors import StatusError, bad_request, expired
-from autoscaler.sandbox.kube_selectors import Filter
-from autoscaler.sandbox.kube_types import TypeKey
+from lab.sandbox.kube_errors import StatusError, bad_request, expired
+from lab.sandbox.kube_selectors import Filter
+from lab.sandbox.kube_types import TypeKey
 
 Obj = dict[str, Any]
 

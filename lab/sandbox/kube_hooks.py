@@ -10,9 +10,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from autoscaler.sandbox.kube_pods import is_ready
-from autoscaler.sandbox.kube_types import PODS
-from autoscaler.sandbox.kube_watch import ADDED, DELETED, MODIFIED, Change
+from lab.sandbox.kube_pods import is_ready
+from lab.sandbox.kube_types import PODS
+from lab.sandbox.kube_watch import ADDED, DELETED, MODIFIED, Change
 
 log = logging.getLogger(__name__)
 

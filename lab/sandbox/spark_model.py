@@ -3,7 +3,7 @@
 A pure model: nothing moves except in :meth:`SparkPool.advance`, which takes the model time as an
 argument and replays every event (task end, executor start, idle timeout) in time order up to it, so
 the figures do not depend on how often it is called. The HTTP faces live in
-:mod:`autoscaler.sandbox.spark_http`.
+:mod:`lab.sandbox.spark_http`.
 
 What it keeps from real Spark (shared/REFERENCE.md §4):
 

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from autoscaler.sandbox.kube_types import ResourceType, TypeKey, rfc3339
-from autoscaler.sandbox.kube_watch import ADDED, DELETED, MODIFIED, Change, WatchHub
+from lab.sandbox.kube_types import ResourceType, TypeKey, rfc3339
+from lab.sandbox.kube_watch import ADDED, DELETED, MODIFIED, Change, WatchHub
 
 Obj = dict[str, Any]
 Listener = Callable[[Change], None]

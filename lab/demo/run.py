@@ -1,11 +1,11 @@
 """One live run of the demo: the sandbox cluster under the trace, the real adapter, the real controller.
 
 :func:`run_demo` starts, in order: the sandbox cluster (Kubernetes API, Trino coordinator and workers,
-Spark master and drivers, all on loopback; :mod:`autoscaler.sandbox.cluster`), the ScalingPolicies as
+Spark master and drivers, all on loopback; :mod:`lab.sandbox.cluster`), the ScalingPolicies as
 custom resources, the adapter polling the coordinator and the master (plain HTTP on loopback), and the
 controller reading the adapter's ``external.metrics.k8s.io`` over HTTP and acting through the API. Then it
 drives the load until the trace segment ends, ``duration`` wall seconds pass or ``stop`` is set, while
-three loops run beside the driver: the ground-truth check (:mod:`autoscaler.demo.truth`) four times a
+three loops run beside the driver: the ground-truth check (:mod:`lab.demo.truth`) four times a
 second, the live view once a second, and the sampling of the series the report plots.
 """
 
@@ -27,7 +27,10 @@ from adapter.kube import KubeSettings
 from adapter.runtime import start_adapter
 from adapter.settings import Settings, load_settings
 from autoscaler.controller.cli import ControllerOptions, RunningController, running_controller
-from autoscaler.demo.policies import (
+from autoscaler.sim.spark import PoolConfig
+from autoscaler.sim.spark_cli import pool_config_for
+from core.errors import ConfigError
+from lab.demo.policies import (
     DEFAULT_SPARK_POLICY,
     DEFAULT_TRINO_POLICY,
     Adapted,
@@ -35,7 +38,7 @@ from autoscaler.demo.policies import (
     for_wall_clock,
     read_policy,
 )
-from autoscaler.demo.scenario import (
+from lab.demo.scenario import (
     DEFAULT_TRACE,
     DemoLoad,
     LoadSettings,
@@ -43,12 +46,12 @@ from autoscaler.demo.scenario import (
     build_load,
     read_segment,
 )
-from autoscaler.demo.truth import CHECKED_METRICS, CountedTrinoCluster, TruthLedger, judge, parse_served
-from autoscaler.demo.view import ViewState, render_block, render_line
-from autoscaler.sandbox.cluster import SandboxCluster, Workload, running_cluster
-from autoscaler.sandbox.kube import StatusError
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
-from autoscaler.sandbox.spark_model import (
+from lab.demo.truth import CHECKED_METRICS, CountedTrinoCluster, TruthLedger, judge, parse_served
+from lab.demo.view import ViewState, render_block, render_line
+from lab.sandbox.cluster import SandboxCluster, Workload, running_cluster
+from lab.sandbox.kube import StatusError
+from lab.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
+from lab.sandbox.spark_model import (
     DECOMMISSIONED,
     WAITING,
     AppSpec,
@@ -56,10 +59,7 @@ from autoscaler.sandbox.spark_model import (
     SparkPool,
     StageSpec,
 )
-from autoscaler.sandbox.trino_model import GiB, NodeState, Query, QueryState, ResourceGroupSpec
-from autoscaler.sim.spark import PoolConfig
-from autoscaler.sim.spark_cli import pool_config_for
-from core.errors import ConfigError
+from lab.sandbox.trino_model import GiB, NodeState, Query, QueryState, ResourceGroupSpec
 
 __all__ = ["DemoOptions", "LiveRun", "Sample", "Urls", "run_demo"]
 

@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from autoscaler.sandbox.serve import Served, serve
-from autoscaler.sandbox.spark_model import (
+from lab.sandbox.serve import Served, serve
+from lab.sandbox.spark_model import (
     DRIVER_ID,
     FINISHED,
     JOB_RUNNING,

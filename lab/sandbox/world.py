@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.sandbox.spark import SparkSandbox, demo_pool
-from autoscaler.sandbox.trino import TrinoSandbox, demo_cluster, demo_load
+from lab.sandbox.spark import SparkSandbox, demo_pool
+from lab.sandbox.trino import TrinoSandbox, demo_cluster, demo_load
 
 TRINO_CLUSTER = "sandbox"
 SPARK_POOL = "sandbox-spark"
