@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import json
 import shutil
 import signal
@@ -40,10 +39,11 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.pod_workers import join_spark_worker, live_spark_worker, point_pod_at
 from lab.sandbox.kube import KubeSandbox
 from lab.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
 from lab.sandbox.serve import Served, serve
-from lab.sandbox.spark import DEAD, SparkPool, master_app
+from lab.sandbox.spark import SparkPool, master_app
 from lab.sandbox.tls import self_signed
 from lab.sandbox.trino import Faults, ResourceGroupSpec, TrinoAuth, TrinoCluster, create_node_app
 
@@ -195,20 +195,10 @@ class World:
         ns, name = meta["namespace"], meta["name"]
         if ns.startswith("trino-"):
             port = await self.trino[int(ns.split("-")[1])].add(name)
-            current = self.kube.store.get(PODS.key, ns, name)
-            if current is None:
-                return
-            changed = copy.deepcopy(current)
-            for container in changed["spec"]["containers"]:
-                for entry in container.get("ports") or []:
-                    if entry.get("name") == "https":
-                        entry["containerPort"] = port
-            changed["status"]["podIP"] = "127.0.0.1"
-            changed["status"]["podIPs"] = [{"ip": "127.0.0.1"}]
-            self.kube.store.update(PODS.key, changed)
+            point_pod_at(self.kube, ns, name, {"https": port}, pod_ip="127.0.0.1", through_api=False)
         elif ns.startswith("spark-"):
             pool = self.pools[int(ns.split("-")[1])]
-            pool.add_worker(4, host=pod["status"]["podIP"])
+            join_spark_worker(pool, pod["status"]["podIP"], 4)
 
     async def _pod_removed(self, pod: Obj) -> None:
         meta = pod["metadata"]
@@ -218,9 +208,8 @@ class World:
         elif ns.startswith("spark-"):
             pool = self.pools[int(ns.split("-")[1])]
             ip = (pod.get("status") or {}).get("podIP")
-            for worker in pool.workers:
-                if worker.host == ip and worker.state != DEAD:
-                    pool.kill_worker(worker.worker_id)
+            while (worker := live_spark_worker(pool, ip or "")) is not None:
+                pool.kill_worker(worker.worker_id)
 
     # ------------------------------------------------------------------ objects
 

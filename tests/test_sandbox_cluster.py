@@ -10,7 +10,8 @@ import aiohttp
 import kubernetes.client
 import pytest
 
-from lab.sandbox.cluster import ModelClock, SandboxCluster, Workload, running_cluster
+from lab.cluster import ModelClock, SandboxCluster, running_cluster
+from lab.pod_workers import Workload
 from lab.sandbox.kube import client_for
 from lab.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
 from lab.sandbox.spark_model import ALIVE, SparkPool

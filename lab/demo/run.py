@@ -1,7 +1,7 @@
 """One live run of the demo: the sandbox cluster under the trace, the real adapter, the real controller.
 
 :func:`run_demo` starts, in order: the sandbox cluster (Kubernetes API, Trino coordinator and workers,
-Spark master and drivers, all on loopback; :mod:`lab.sandbox.cluster`), the ScalingPolicies as
+Spark master and drivers, all on loopback; :mod:`lab.cluster`), the ScalingPolicies as
 custom resources, the adapter polling the coordinator and the master (plain HTTP on loopback), and the
 controller reading the adapter's ``external.metrics.k8s.io`` over HTTP and acting through the API. Then it
 drives the load until the trace segment ends, ``duration`` wall seconds pass or ``stop`` is set, while
@@ -30,6 +30,7 @@ from autoscaler.controller.cli import ControllerOptions, RunningController, runn
 from autoscaler.sim.spark import PoolConfig
 from autoscaler.sim.spark_cli import pool_config_for
 from core.errors import ConfigError
+from lab.cluster import SandboxCluster, running_cluster
 from lab.demo.policies import (
     DEFAULT_SPARK_POLICY,
     DEFAULT_TRINO_POLICY,
@@ -48,7 +49,7 @@ from lab.demo.scenario import (
 )
 from lab.demo.truth import CHECKED_METRICS, CountedTrinoCluster, TruthLedger, judge, parse_served
 from lab.demo.view import ViewState, render_block, render_line
-from lab.sandbox.cluster import SandboxCluster, Workload, running_cluster
+from lab.pod_workers import Workload
 from lab.sandbox.kube import StatusError
 from lab.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
 from lab.sandbox.spark_model import (

@@ -3,7 +3,7 @@ pod a sandbox Trino worker), ScalingPolicy resources on it, and ``queuescale con
 :func:`~autoscaler.controller.cli.running_controller` runs it, reading metrics from a real adapter.
 
 Unlike ``tests.helpers.trino_kube`` (a manual clock stepped by the test) and
-``lab.sandbox.cluster.running_cluster`` (models advanced by the caller), everything here moves by
+``lab.cluster.running_cluster`` (models advanced by the caller), everything here moves by
 itself: the sandbox ticks pods on ``time.time``, the Trino model follows the wall clock,
 :func:`query_bursts` submits load on a period, and the controller reconciles every ``period_seconds``.
 For tests that need the controller's series as a running one produces them (dashboards, alerting rules).
@@ -24,7 +24,7 @@ import kubernetes.client
 
 from adapter.kube import KubeSettings
 from autoscaler.controller.cli import ControllerOptions, RunningController, running_controller
-from lab.sandbox.cluster import TrinoPods, Workload
+from lab.pod_workers import TrinoPods, Workload
 from lab.sandbox.kube import KubeSandbox
 from lab.sandbox.kube_types import DEPLOYMENTS
 from lab.sandbox.trino import ResourceGroupSpec, TrinoCluster, TrinoSandbox
