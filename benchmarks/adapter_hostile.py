@@ -171,7 +171,7 @@ def free_port() -> int:
 def start(label: str, source_root: Path, config: Path, port: int, log: Path) -> Adapter:
     env = {**os.environ, "PYTHONPATH": str(source_root)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adapter", "--config", str(config)],
+        [sys.executable, "-m", "queuescale", "adapter", "--config", str(config)],
         cwd=source_root,
         env=env,
         stdout=log.open("wb"),

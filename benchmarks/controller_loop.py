@@ -70,18 +70,19 @@ from adapter.kube import KubeSettings, api_client
 from adapter.runtime import tune_gc
 from adapter.samples import Collection, Sample
 from adapter.store import SampleStore
-from autoscaler.controller.cli import cluster_controller, configure_json_logging
 from autoscaler.controller.factory import ActuatorFactoryImpl
 from autoscaler.controller.loop import Controller, PassReport
 from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import CrdPolicySource, PolicyKey
 from autoscaler.controller.readings import ExternalApiReader, StoreReader
+from autoscaler.controller.runtime import cluster_controller
 from autoscaler.engine import EngineState, decide
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.signals import Observation
 from benchmarks.controller_world import WorldSpec
 from core.catalog import DEFAULT_CATALOG
+from queuescale.logs import configure_json_logging
 
 TARGET_CPU_SECONDS = 1.0
 #: ``queuescale controller --period`` default.
@@ -543,7 +544,7 @@ async def run(args: argparse.Namespace, spec: WorldSpec, folder: Path) -> Result
         ready = await asyncio.to_thread(read_ready, world, world_log)
         port = free_port()
         config = adapter_config(ready, folder, port)
-        with process([sys.executable, "-m", "adapter", "--config", str(config)], adapter_log):
+        with process([sys.executable, "-m", "queuescale", "adapter", "--config", str(config)], adapter_log):
             adapter_url = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as session:
                 await wait_ready(session, adapter_url + "/readyz", adapter_log)

@@ -52,7 +52,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "autoscaler", "controller", *args],
+            [sys.executable, "-m", "queuescale", "controller", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -180,7 +180,7 @@ async def test_two_controllers_one_leader_and_failover(tmp_path: Path) -> None:
 
 def test_in_process_metrics_need_an_adapter_config(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "controller", "--metrics", "in-process"],
+        [sys.executable, "-m", "queuescale", "controller", "--metrics", "in-process"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -276,7 +276,7 @@ def _demo(out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "autoscaler",
+        "queuescale",
         "demo",
         "--no-ui",
         "--speed",

@@ -23,6 +23,7 @@ from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import BASELINES, make_baseline
 from autoscaler.sim.engine_policy import QueuescalePolicy
 from autoscaler.sim.load import Load
+from autoscaler.sim.pool_scenario import pool_config_for
 from autoscaler.sim.report import (
     TIMESERIES_PNG,
     WAITS_PNG,
@@ -34,7 +35,6 @@ from autoscaler.sim.run import Result, completion_figures, simulate
 from autoscaler.sim.scenario import STEP_SECONDS, cluster_config_for
 from autoscaler.sim.spark import PoolConfig, PoolScaleDown, PoolView
 from autoscaler.sim.spark_baselines import make_pool_baseline
-from autoscaler.sim.spark_cli import pool_config_for
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
 from autoscaler.sim.spark_load import SparkLoad
 from autoscaler.sim.spark_run import simulate_pool

@@ -26,9 +26,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapter.kube import KubeSettings
 from adapter.runtime import start_adapter
 from adapter.settings import Settings, load_settings
-from autoscaler.controller.cli import ControllerOptions, RunningController, running_controller
+from autoscaler.controller.runtime import RunningController, running_controller
+from autoscaler.controller.settings import (
+    ControllerSettings,
+    HealthSettings,
+    LeaderElectionSettings,
+    PolicySettings,
+    ReadingSettings,
+    ReconcileSettings,
+)
+from autoscaler.sim.pool_scenario import pool_config_for
 from autoscaler.sim.spark import PoolConfig
-from autoscaler.sim.spark_cli import pool_config_for
 from core.errors import ConfigError
 from lab.cluster import SandboxCluster, running_cluster
 from lab.demo.policies import (
@@ -604,15 +612,15 @@ async def run_demo(
         _create_policy(cluster, spark_live)
         async with start_adapter(_adapter_settings(cluster, options.poll_seconds)) as adapter:
             controller_stop = asyncio.Event()
-            controller_options = ControllerOptions(
-                policies=["crd"],
+            controller_settings = ControllerSettings(
+                policies=PolicySettings(sources=["crd"]),
                 kube=KubeSettings(host=cluster.kube_url),
-                metrics_url=adapter.url,
-                listen_metrics="127.0.0.1:0",
-                period_seconds=CONTROLLER_PERIOD / speed,
-                identity="queuescale-demo",
+                readings=ReadingSettings(adapter_url=adapter.url),
+                health=HealthSettings(listen="127.0.0.1:0"),
+                reconcile=ReconcileSettings(period_seconds=CONTROLLER_PERIOD / speed),
+                leader_election=LeaderElectionSettings(identity="queuescale-demo"),
             )
-            async with running_controller(controller_options, controller_stop) as ctrl:
+            async with running_controller(controller_settings, controller_stop) as ctrl:
                 run.urls = Urls(
                     kube=cluster.kube_url,
                     adapter=adapter.url,

@@ -335,7 +335,7 @@ class AggregatedAdapter:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUESCALE_")}
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "adapter", "--config", str(config_file)],
+                [sys.executable, "-m", "queuescale", "adapter", "--config", str(config_file)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

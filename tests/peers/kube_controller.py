@@ -276,7 +276,7 @@ class ControllerWorld:
         args = [
             sys.executable,
             "-m",
-            "autoscaler",
+            "queuescale",
             "controller",
             "--policies",
             "crd",

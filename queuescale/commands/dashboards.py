@@ -9,13 +9,13 @@ from typing import Any
 
 from autoscaler.dashboards.render import stale_files, write_configmaps, write_json
 from core.catalog import DEFAULT_CATALOG, Catalog
+from queuescale.commands.adapter import load_or_exit
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:
     path: Path | None = getattr(args, "adapter_config", None)
     if path is None:
         return DEFAULT_CATALOG
-    from adapter.cli import load_or_exit
     from adapter.sources.registry import catalog_for
 
     return catalog_for(load_or_exit(path, {}))

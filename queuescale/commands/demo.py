@@ -4,6 +4,9 @@ A busy day of a real trace drives an emulated Trino cluster and Spark pool; the 
 metrics over HTTP; the real controller scales them through the sandbox's Kubernetes API, draining Trino
 workers and decommissioning Spark workers as load falls. A live view shows it; at the end (or on Ctrl-C)
 a report folder holds the simulator's run of the same arrivals beside the live one.
+
+The demo is :mod:`lab.demo`, imported only here and only when it is installed: the controller/adapter image
+leaves :mod:`lab` out, and there ``queuescale demo`` says so in one line.
 """
 
 from __future__ import annotations
@@ -14,20 +17,14 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from adapter.cli import run_with_signals
 from core.errors import ConfigError
-from lab.demo.policies import DEFAULT_SPARK_POLICY, DEFAULT_TRINO_POLICY
-from lab.demo.report import write_report
-from lab.demo.run import DemoOptions, Urls, run_demo
-from lab.demo.scenario import (
-    DEFAULT_CLUSTER_SPEED,
-    DEFAULT_SPEED,
-    DEFAULT_TRACE,
-    LoadSettings,
-    TimeScale,
-)
+from queuescale.lab_installed import lab_installed, lab_or_exit
+from queuescale.signals import run_with_signals
+
+if TYPE_CHECKING:
+    from lab.demo.run import DemoOptions, Urls
 
 __all__ = ["add_demo_parser", "cmd_demo", "options_from_args"]
 
@@ -41,7 +38,25 @@ def _positive(text: str) -> float:
     return value
 
 
+def _not_installed(args: argparse.Namespace) -> None:
+    lab_or_exit("the demo")
+
+
 def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    if not lab_installed():
+        # Whatever follows, flags included, is taken as it is: the command only says the demo is missing.
+        missing = sub.add_parser(
+            "demo",
+            help="run everything on the embedded sandbox (not installed in this image)",
+            add_help=False,
+            prefix_chars="\0",
+        )
+        missing.add_argument("rest", nargs="*")
+        missing.set_defaults(func=_not_installed)
+        return
+    from lab.demo.policies import DEFAULT_SPARK_POLICY, DEFAULT_TRINO_POLICY
+    from lab.demo.scenario import DEFAULT_CLUSTER_SPEED, DEFAULT_SPEED, DEFAULT_TRACE
+
     p = sub.add_parser(
         "demo",
         help="run everything on the embedded sandbox: a replayed trace, the adapter, the controller",
@@ -94,6 +109,9 @@ def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def options_from_args(args: argparse.Namespace, *, ui: bool) -> DemoOptions:
+    from lab.demo.run import DemoOptions
+    from lab.demo.scenario import LoadSettings, TimeScale
+
     try:
         scale = TimeScale(speed=args.speed, cluster_speed=args.cluster_speed)
     except ValueError as exc:
@@ -127,6 +145,9 @@ def _print_urls(stream: TextIO, urls: Urls, out: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from lab.demo.report import write_report
+    from lab.demo.run import run_demo
+
     stream = sys.stdout
     ui = not args.no_ui and stream.isatty()
     options = options_from_args(args, ui=ui)

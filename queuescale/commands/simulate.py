@@ -6,7 +6,7 @@ line (the model, cores, memory, resource groups, graceful-shutdown timings); the
 ``--rate-scale`` or to a mean rate by ``--mean-rate``) or a CSV of individual arrivals with their work, told
 apart by the header. ``--sweep`` runs every baseline over its setting and adds each one's cheapest setting at
 the policy's service level (``iso_slo``) and a cost-against-wait plot. SparkWorkerPool policies are
-simulated by :mod:`autoscaler.sim.spark_cli`.
+simulated by :mod:`queuescale.commands.simulate_pool`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 from autoscaler.policy import load_policies
 from autoscaler.sim.baselines import BASELINES, lower_bound_worker_hours
 from autoscaler.sim.load import ServiceSpec, parse_service, query_memory
+from autoscaler.sim.outputs import RESERVED_KEYS, describe_config
 from autoscaler.sim.report import (
     COST_PNG,
     TIMESERIES_PNG,
@@ -51,11 +52,9 @@ from autoscaler.sim.spark_baselines import POOL_BASELINES
 from autoscaler.sim.spark_load import DEFAULT_APP_RATE
 from autoscaler.sim.trino import ClusterConfig
 from core.errors import ConfigError
+from queuescale.commands.simulate_pool import cmd_simulate_pool
 
-__all__ = ["RESERVED_KEYS", "add_simulate_parser"]
-
-#: Keys of ``result.json`` besides the policies' names.
-RESERVED_KEYS = ("lower_bound_worker_hours", "sweep", "iso_slo")
+__all__ = ["add_simulate_parser"]
 
 
 def _baseline_list(text: str) -> list[str]:
@@ -264,9 +263,6 @@ def _config(args: argparse.Namespace, policies: list[Any]) -> AnyConfig:
 def cmd_simulate(args: argparse.Namespace) -> None:
     policies = [p for p, _ in load_policies(args.policy)]
     if any(p.spec.target.kind == "SparkWorkerPool" for p in policies):
-        # Imported here: the pool command reuses this module's output helpers.
-        from autoscaler.sim.spark_cli import cmd_simulate_pool
-
         cmd_simulate_pool(args, policies)
         return
     clash = sorted({p.metadata.name for p in policies} & {*RESERVED_KEYS, *BASELINES})
@@ -361,24 +357,3 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     if sweep is not None:
         written.append(out / COST_PNG)
     print("wrote " + ", ".join(str(w) for w in written))
-
-
-def describe_config(config: AnyConfig) -> str:
-    """One line on the simulated cluster, for summaries."""
-    groups = ""
-    if config.group_limits or config.group_memory_limits:
-        hard = config.group_limits[0] if config.group_limits else None
-        soft = config.group_memory_limits[0] if config.group_memory_limits else None
-        groups = f"; resource group hardConcurrencyLimit {hard}, softMemoryLimit {soft}"
-    memory = f", {config.memory_per_worker_gb:g} GB" if math.isfinite(config.memory_per_worker_gb) else ""
-    if isinstance(config, ClusterConfig):
-        return (
-            f"slot model, {config.slots_per_worker} slots and {config.cores:g} cores per worker{memory}, "
-            f"{config.startup_seconds:g} s start-up, at most {config.max_workers} workers{groups}"
-        )
-    return (
-        f"work model, {config.cores_per_worker:g} cores per worker{memory}, one query keeps at most "
-        f"{config.query_parallelism:g} of each worker's cores busy, {config.startup_seconds:g} s start-up, "
-        f"at most {config.max_workers} workers, graceful shutdown grace {config.grace_seconds:g} s and "
-        f"termination grace {config.termination_grace_seconds:g} s{groups}"
-    )

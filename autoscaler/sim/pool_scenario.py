@@ -1,46 +1,32 @@
-"""``queuescale simulate`` for SparkWorkerPool policies: the pool model, its baselines, figures and plots.
+"""The Spark standalone pool scenario of ``queuescale simulate``: the pool a SparkWorkerPool policy
+describes, its load from a trace, the policy and the pool baselines run on it, and the baselines' sweep.
 
-:mod:`autoscaler.sim.cli` hands a SparkWorkerPool policy file here, with the same flags. The pool comes
-from the policy: ``coresPerWorker``, ``executorCores``, ``startupSeconds`` (or ``--startup-seconds``), the
-largest ``maxReplicas`` (policy or schedule); applications use Spark's dynamic-allocation defaults and the SLO is
+The pool comes from the policy: ``coresPerWorker``, ``executorCores``, ``startupSeconds``, the largest
+``maxReplicas`` (policy or schedule); applications use Spark's dynamic-allocation defaults and the SLO is
 :data:`DEFAULT_SLO_SECONDS` of task wait. A trace is a ``ts,value`` load shape (scaled to applications per
-second by ``--rate-scale``, or to a mean by ``--mean-rate``, default :data:`DEFAULT_POOL_MEAN_RATE`; task
-durations average ``--mean-service`` seconds) or a CSV of applications ``app,arrival_ts,tasks,task_seconds``
-(one row per stage), told apart by the header. ``--sweep`` runs every baseline over its setting and adds
-each one's cheapest setting at the policy's service level (``iso_slo``, :mod:`autoscaler.sim.iso_slo`;
-a pool's p95 latency is its applications' run time) and the cost-against-wait plot, as for Trino.
+second by a rate scale, or to a mean rate, default :data:`DEFAULT_POOL_MEAN_RATE`; task durations average
+:data:`DEFAULT_MEAN_TASK_SECONDS` unless given) or a CSV of applications ``app,arrival_ts,tasks,task_seconds``
+(one row per stage), told apart by the header. The sweep runs every baseline over its setting and finds each
+one's cheapest setting at the policy's service level (``iso_slo``, :mod:`autoscaler.sim.iso_slo`; a pool's
+p95 latency is its applications' run time), as for Trino.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from autoscaler.policy_models import ScalingPolicy
 from autoscaler.sim.baselines import Family
-from autoscaler.sim.cli import RESERVED_KEYS
 from autoscaler.sim.iso_slo import IsoSlo, Point, cheapest_meeting
 from autoscaler.sim.load import read_shape_span
-from autoscaler.sim.report import (
-    COST_PNG,
-    TIMESERIES_PNG,
-    WAITS_PNG,
-    plot_cost_vs_wait,
-    plot_timeseries,
-    plot_wait_distribution,
-    summary_markdown,
-)
 from autoscaler.sim.run import Result, result_json
 from autoscaler.sim.scenario import Progress, Watched
 from autoscaler.sim.spark import PoolConfig, PoolPolicy, PoolScaleDown, PoolView
 from autoscaler.sim.spark_baselines import (
-    POOL_BASELINES,
-    lower_bound_worker_hours,
     make_pool_baseline,
     pool_baseline,
 )
@@ -50,11 +36,11 @@ from autoscaler.sim.spark_run import SparkResult, simulate_pool
 from core.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MEAN_TASK_SECONDS",
     "DEFAULT_POOL_MEAN_RATE",
     "DEFAULT_SLO_SECONDS",
     "PoolScenario",
     "PoolSweep",
-    "cmd_simulate_pool",
     "is_apps_csv",
     "load_pool_scenario",
     "pool_config_for",
@@ -223,96 +209,3 @@ def sweep_json(sweep: PoolSweep) -> dict[str, Any]:
             for policy, found in sweep.iso_slo.items()
         },
     }
-
-
-def cmd_simulate_pool(args: argparse.Namespace, policies: Sequence[ScalingPolicy]) -> None:
-    """The ``simulate`` command once the policy file turned out to hold SparkWorkerPool policies."""
-    try:
-        configs = [pool_config_for(p) for p in policies]
-    except ConfigError as exc:
-        raise ConfigError(f"{args.policy}: {exc}") from exc
-    config = configs[0]
-    if any(c != config for c in configs[1:]):
-        raise ConfigError(f"{args.policy}: the policies describe different pools; simulate one at a time")
-    clash = sorted({p.metadata.name for p in policies} & {*RESERVED_KEYS, *POOL_BASELINES})
-    if clash:
-        raise ConfigError(f"{args.policy}: a policy may not be named {', '.join(clash)} (a result.json key)")
-    if args.startup_seconds is not None:
-        config = replace(config, startup_seconds=args.startup_seconds)
-    baselines = list(POOL_BASELINES) if args.baselines is None else args.baselines
-    unknown = [b for b in baselines if b not in POOL_BASELINES]
-    if unknown:
-        raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; pick from {', '.join(POOL_BASELINES)}")
-    try:
-        scenario = load_pool_scenario(
-            args.trace,
-            seed=args.seed,
-            days=args.days,
-            rate_scale=args.rate_scale,
-            mean_rate=args.mean_rate,
-            mean_task_seconds=DEFAULT_MEAN_TASK_SECONDS if args.mean_service is None else args.mean_service,
-        )
-    except (OSError, ValueError, IndexError) as exc:
-        raise ConfigError(f"{args.trace}: cannot load the trace: {exc}") from exc
-    progress = not args.no_progress and sys.stderr.isatty()
-    results = run_pool_scenario(scenario, policies, baselines, config, progress=progress)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    plain: dict[str, Result] = dict(results)
-    document: dict[str, Any] = dict(result_json(plain))
-    lower = lower_bound_worker_hours(scenario.load, config)
-    document["lower_bound_worker_hours"] = round(lower, 6)
-    sweep = None
-    if args.sweep:
-        policy_results = {p.metadata.name: results[p.metadata.name] for p in policies}
-        sweep = run_pool_sweep(scenario, policy_results, baselines, config)
-        document.update(sweep_json(sweep))
-        plot_cost_vs_wait(sweep, dict(policy_results), out / COST_PNG, lower_bound=lower)
-    (out / "result.json").write_text(json.dumps(document, indent=2) + "\n")
-    plot_timeseries(
-        plain, out / TIMESERIES_PNG, slots_per_worker=config.slots_per_worker, slo_seconds=config.slo_seconds
-    )
-    plot_wait_distribution(plain, out / WAITS_PNG, slo_seconds=config.slo_seconds)
-    load = scenario.load
-    days = load.duration / 86400.0
-    notes = (
-        f"Load: {scenario.description}; {days:.3g} days, {load.app_count} applications, "
-        f"{load.task_count} tasks.",
-        f"Pool: {config.cores_per_worker} cores per worker, executors of {config.executor_cores} cores, "
-        f"{config.startup_seconds:g} s worker start-up, {config.executor_startup_seconds:g} s executor "
-        f"start-up, at most {config.max_workers} workers; Spark dynamic allocation with its defaults.",
-        "Here a query is a Spark task: its queue wait runs from its stage's submission to its start "
-        "(a killed task waits until its rerun starts), killed counts task attempts, and p95 latency is "
-        "the applications' run time (arrival to the end of the last stage). The lower bound counts "
-        "task-seconds over a worker's task slots.",
-        "",
-        f"![time series]({TIMESERIES_PNG})",
-        f"![queue-wait distribution]({WAITS_PNG})",
-        *((f"![cost against p95 wait]({COST_PNG})",) if sweep is not None else ()),
-    )
-    apps = [
-        "## Applications",
-        "",
-        "| policy | finished | run time p50 s | run time p95 s |",
-        "|---|---:|---:|---:|",
-        *(
-            f"| {name} | {r.apps_completed}/{r.apps_arrived} | {r.app_runtime_p50_s:.0f} | "
-            f"{r.app_runtime_p95_s:.0f} |"
-            for name, r in results.items()
-        ),
-        "",
-    ]
-    title = f"Simulation of {', '.join(p.metadata.name for p in policies)} (Spark standalone pool)"
-    summary = summary_markdown(
-        plain,
-        title=title,
-        slo_seconds=config.slo_seconds,
-        notes=notes,
-        lower_bound=lower,
-        iso_slo=None if sweep is None else sweep.iso_slo,
-    )
-    (out / "summary.md").write_text(summary + "\n" + "\n".join(apps))
-    written = [out / "result.json", out / TIMESERIES_PNG, out / WAITS_PNG, out / "summary.md"]
-    if sweep is not None:
-        written.append(out / COST_PNG)
-    print("wrote " + ", ".join(str(w) for w in written))

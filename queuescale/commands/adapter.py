@@ -1,4 +1,10 @@
-"""The ``queuescale`` command."""
+"""``queuescale adapter``: serve Trino and Spark backlog metrics on ``external.metrics.k8s.io``.
+
+The settings are a YAML file (``--config``) with ``QUEUESCALE_*`` environment variables and the flags on top
+(:func:`load_or_exit`, also used by the commands that read an adapter's settings). ``--sandbox`` polls the
+embedded sandbox instead (from :mod:`lab`, which a source install has and the image does not) and prints
+what the adapter serves, read over HTTP as the HPA reads it.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,26 @@ import asyncio
 import contextlib
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from adapter.cli import (
-    add_adapter_arguments,
-    configure_logging,
-    load_or_exit,
-    overrides_from_args,
-    run_with_signals,
-)
-from adapter.runtime import start_adapter
-from adapter.settings import Settings
-from autoscaler.controller.cli import add_controller_parser
-from autoscaler.dashboards.cli import add_dashboards_parser
-from autoscaler.sim.cli import add_simulate_parser
-from autoscaler.validate import add_validate_parser
+from adapter.runtime import run_until_stopped, start_adapter
+from adapter.settings import Settings, load_settings
 from core.errors import ConfigError
 from core.quantity import milli_value
-from lab.demo.cli import add_demo_parser
+from queuescale.lab_installed import lab_or_exit
+from queuescale.logs import configure_logging
+from queuescale.signals import run_with_signals
+
+__all__ = [
+    "add_adapter_arguments",
+    "add_adapter_parser",
+    "cmd_adapter",
+    "load_or_exit",
+    "overrides_from_args",
+]
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 SHOWN = (
@@ -36,6 +42,40 @@ SHOWN = (
     ("spark_remaining_tasks", "spark remaining tasks"),
     ("spark_executors_needed", "executors needed"),
 )
+
+
+def add_adapter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (see README: Configuration)")
+    parser.add_argument("--listen", help="host:port to serve on (overrides server.listen)")
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="plain HTTP without authentication, loopback only (development)",
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    server: dict[str, Any] = {}
+    if args.listen:
+        server["listen"] = args.listen
+    if args.insecure_http:
+        server["insecure_http"] = True
+        overrides["auth"] = {"mode": "none"}
+    if server:
+        overrides["server"] = server
+    if args.log_level:
+        overrides["log_level"] = args.log_level
+    return overrides
+
+
+def load_or_exit(path: Path | None, overrides: dict[str, Any]) -> Settings:
+    try:
+        return load_settings(path, overrides)
+    except ConfigError as exc:
+        print(f"queuescale: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
 
 
 async def _served_value(session: aiohttp.ClientSession, url: str, metric: str) -> str:
@@ -102,21 +142,16 @@ def cmd_adapter(args: argparse.Namespace) -> None:
                 file=sys.stderr,
             )
             raise SystemExit(2)
+        lab_or_exit("the sandbox (--sandbox)")
         configure_logging(args.log_level or "warning")
         run_with_signals(lambda stop: _adapter_on_sandbox(args, overrides, stop))
         return
     settings: Settings = load_or_exit(args.config, overrides)
     configure_logging(settings.log_level)
-    from adapter.runtime import run_until_stopped
-
     run_with_signals(lambda stop: run_until_stopped(settings, stop))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="queuescale", description="Scale Trino and Spark on Kubernetes on the work that is waiting."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_adapter_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     adapter = sub.add_parser(
         "adapter", help="serve Trino and Spark backlog metrics on external.metrics.k8s.io"
     )
@@ -131,18 +166,3 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-every", type=float, default=5.0, help="seconds between printed answers (with --sandbox)"
     )
     adapter.set_defaults(func=cmd_adapter)
-    add_validate_parser(sub)
-    add_simulate_parser(sub)
-    add_dashboards_parser(sub)
-    add_controller_parser(sub)
-    add_demo_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except ConfigError as exc:
-        print(f"queuescale: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
