@@ -15,7 +15,7 @@ Three processes, so only the controller's own work is measured:
   PUT, ``/metrics``; password authentication with the Secret each policy names), behind each Spark
   pool an emulated standalone master (``/json/``, decommissioning) whose workers are the pods. The
   world counts every request it answers. Emulated, not real: kube-apiserver, Trino, the Spark master;
-- the real adapter (``python -m adapter``) polling the 50 coordinators and 10 masters every 2 s and
+- the real adapter (``python -m queuescale adapter``) polling the 50 coordinators and 10 masters every 2 s and
   serving ``external.metrics.k8s.io`` over plain HTTP: the controller reads it as with
   ``--metrics-url``, the request the HPA makes (production's default, ``--metrics external-api``, sends
   the same request through kube-apiserver's aggregation); the adapter counts the reads;

@@ -49,6 +49,9 @@ def test_the_image_copies_the_product_and_the_cli_but_not_the_lab() -> None:
     text = (ROOT / "Dockerfile").read_text()
     copied = {m.group(1) for m in re.finditer(r"^COPY (\w+) \./\1$", text, re.MULTILINE)}
     assert copied == {"adapter", "autoscaler", "core", "queuescale"}
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert "!lab/" not in ignore
+    assert "!lab" not in ignore
 
 
 def test_no_library_module_imports_the_cli_or_the_lab() -> None:

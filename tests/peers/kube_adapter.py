@@ -4,7 +4,7 @@
     with AggregatedAdapter.start(cluster, workdir, trino.url) as adapter:
         cluster.kubectl("get", "--raw", "/apis/external.metrics.k8s.io/v1beta1/namespaces/x/trino_queued_queries")
 
-The adapter runs out of cluster (``python -m adapter --config FILE``) on 127.0.0.1 in front-proxy mode, with a
+The adapter runs out of cluster (``python -m queuescale adapter --config FILE``) on 127.0.0.1 in front-proxy mode, with a
 serving certificate for ``queuescale-adapter.queuescale.svc`` and a kubeconfig holding a token of the
 ServiceAccount ``queuescale/queuescale-adapter``, bound only by the RBAC objects of ``deploy/base/adapter``.
 The APIService is ours (``deploy/base/adapter/apiservice.yaml``) with the test CA as caBundle, backed by a
