@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from autoscaler.controller.settings import ControllerSettings
+from queuescale.cli import build_parser
+from queuescale.commands.controller import settings_from_args
+
 ROOT = Path(__file__).resolve().parents[1]
 
 WITHOUT_LAB = "import sys; sys.modules['lab'] = None\nfrom queuescale.cli import main\nmain(sys.argv[1:])\n"
@@ -52,6 +56,12 @@ def test_the_image_copies_the_product_and_the_cli_but_not_the_lab() -> None:
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert "!lab/" not in ignore
     assert "!lab" not in ignore
+
+
+def test_controller_flags_default_to_the_settings_defaults() -> None:
+    # The flags keep their names and defaults; the grouped settings must mean the same with none given.
+    args = build_parser().parse_args(["controller"])
+    assert settings_from_args(args) == ControllerSettings()
 
 
 def test_no_library_module_imports_the_cli_or_the_lab() -> None:
