@@ -5,9 +5,12 @@ FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# The product and its command only: the test world (lab/: the sandbox emulators and the demo) stays out,
+# and `queuescale demo` here says in one line that the demo is not installed in this image.
 COPY adapter ./adapter
 COPY autoscaler ./autoscaler
 COPY core ./core
+COPY queuescale ./queuescale
 RUN pip install --prefix=/install .
 
 FROM python:3.11-slim

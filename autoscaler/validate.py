@@ -1,8 +1,7 @@
-"""``queuescale validate FILE...``: check ScalingPolicy files before they are applied or simulated."""
+"""Check ScalingPolicy files before they are applied or simulated (``queuescale validate FILE...``)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,17 +38,3 @@ def validate_files(paths: Sequence[str], out: TextIO | None = None, err: TextIO 
         count = len(policies)
         print(f"{name}: {count} polic{'y' if count == 1 else 'ies'} OK", file=out)
     return status
-
-
-def add_validate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "validate",
-        help="check ScalingPolicy files (errors name file, line and field)",
-        description="Check ScalingPolicy files. Exit 0: all valid; 1: some invalid; 2: some unreadable.",
-    )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="YAML file with one or more ScalingPolicy")
-    parser.set_defaults(func=cmd_validate)
-
-
-def cmd_validate(args: argparse.Namespace) -> None:
-    raise SystemExit(validate_files(args.files))

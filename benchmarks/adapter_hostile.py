@@ -3,7 +3,7 @@
     python -m benchmarks.adapter_hostile [--connections 1000] [--selectors 2500] [--body-mb 100]
                                          [--ref GIT-REV]
 
-The adapter runs as deployed, in its own process (``python -m adapter``): HTTPS, front-proxy trust from a
+The adapter runs as deployed, in its own process (``python -m queuescale adapter``): HTTPS, front-proxy trust from a
 CA file, two Trino sources on loopback — "healthy" (an emulated coordinator) and "big" (a relay of the
 same coordinator until its phase, then a ``--body-mb`` MB ``/metrics``). Each phase runs against a fresh
 adapter process that has polled both for a few seconds (its RSS "at rest"):
@@ -40,7 +40,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from autoscaler.sandbox.serve import serve
+from lab.sandbox.serve import serve
 from tests.helpers.certs import CertFactory, Issued
 from tests.helpers.trino import trino_sandbox
 
@@ -170,8 +170,10 @@ def free_port() -> int:
 
 def start(label: str, source_root: Path, config: Path, port: int, log: Path) -> Adapter:
     env = {**os.environ, "PYTHONPATH": str(source_root)}
+    # Revisions before the queuescale package (the composition root) ran the adapter as ``python -m adapter``.
+    command = ["queuescale", "adapter"] if (source_root / "queuescale").is_dir() else ["adapter"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adapter", "--config", str(config)],
+        [sys.executable, "-m", *command, "--config", str(config)],
         cwd=source_root,
         env=env,
         stdout=log.open("wb"),

@@ -15,7 +15,7 @@ Three processes, so only the controller's own work is measured:
   PUT, ``/metrics``; password authentication with the Secret each policy names), behind each Spark
   pool an emulated standalone master (``/json/``, decommissioning) whose workers are the pods. The
   world counts every request it answers. Emulated, not real: kube-apiserver, Trino, the Spark master;
-- the real adapter (``python -m adapter``) polling the 50 coordinators and 10 masters every 2 s and
+- the real adapter (``python -m queuescale adapter``) polling the 50 coordinators and 10 masters every 2 s and
   serving ``external.metrics.k8s.io`` over plain HTTP: the controller reads it as with
   ``--metrics-url``, the request the HPA makes (production's default, ``--metrics external-api``, sends
   the same request through kube-apiserver's aggregation); the adapter counts the reads;
@@ -70,18 +70,19 @@ from adapter.kube import KubeSettings, api_client
 from adapter.runtime import tune_gc
 from adapter.samples import Collection, Sample
 from adapter.store import SampleStore
-from autoscaler.controller.cli import cluster_controller, configure_json_logging
 from autoscaler.controller.factory import ActuatorFactoryImpl
 from autoscaler.controller.loop import Controller, PassReport
 from autoscaler.controller.metrics import ControllerMetrics
 from autoscaler.controller.observe import observe
 from autoscaler.controller.policies import CrdPolicySource, PolicyKey
 from autoscaler.controller.readings import ExternalApiReader, StoreReader
+from autoscaler.controller.runtime import cluster_controller
 from autoscaler.decision.engine import EngineState, decide
 from autoscaler.decision.signals import Observation
 from autoscaler.policy.models import ScalingPolicy
 from benchmarks.controller_world import WorldSpec
 from core.catalog import DEFAULT_CATALOG
+from queuescale.logs import configure_json_logging
 
 TARGET_CPU_SECONDS = 1.0
 #: ``queuescale controller --period`` default.
@@ -543,7 +544,7 @@ async def run(args: argparse.Namespace, spec: WorldSpec, folder: Path) -> Result
         ready = await asyncio.to_thread(read_ready, world, world_log)
         port = free_port()
         config = adapter_config(ready, folder, port)
-        with process([sys.executable, "-m", "adapter", "--config", str(config)], adapter_log):
+        with process([sys.executable, "-m", "queuescale", "adapter", "--config", str(config)], adapter_log):
             adapter_url = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as session:
                 await wait_ready(session, adapter_url + "/readyz", adapter_log)

@@ -5,10 +5,10 @@
 Prints ``READY <json>`` (URLs of the Kubernetes API, the Trino coordinators, the Spark masters and a
 control endpoint) once every pod is running and every Trino worker answers. What it serves:
 
-- the Kubernetes API sandbox (:class:`~autoscaler.sandbox.kube.KubeSandbox`) with the ScalingPolicy
+- the Kubernetes API sandbox (:class:`~lab.sandbox.kube.KubeSandbox`) with the ScalingPolicy
   custom resources, the Deployments/StatefulSets and their pods, the Trino Secrets and the spark-operator
   applications; every request it answers is counted by method;
-- per Trino cluster one emulated cluster model (:class:`~autoscaler.sandbox.trino.TrinoCluster`, 478,
+- per Trino cluster one emulated cluster model (:class:`~lab.sandbox.trino.TrinoCluster`, 478,
   password authentication) with its coordinator served, and one emulated Trino worker per running pod,
   each on a loopback port of its own (the node application of the Trino sandbox, ``/v1/info/state`` GET
   and PUT and ``/metrics``): the pod's IP is rewritten to 127.0.0.1 and its ``http`` container port to
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import json
 import shutil
 import signal
@@ -40,13 +39,14 @@ from typing import Any
 
 from aiohttp import web
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
-from autoscaler.sandbox.serve import Served, serve
-from autoscaler.sandbox.spark import DEAD, SparkPool, master_app
-from autoscaler.sandbox.tls import self_signed
-from autoscaler.sandbox.trino import Faults, ResourceGroupSpec, TrinoAuth, TrinoCluster, create_node_app
 from core.metric_names import SPARK_WAITING_APPS, TRINO_QUEUED_QUERIES
+from lab.pod_workers import join_spark_worker, live_spark_worker, point_pod_at
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
+from lab.sandbox.serve import Served, serve
+from lab.sandbox.spark import SparkPool, master_app
+from lab.sandbox.tls import self_signed
+from lab.sandbox.trino import Faults, ResourceGroupSpec, TrinoAuth, TrinoCluster, create_node_app
 
 Obj = dict[str, Any]
 GROUP, VERSION = "queuescale.io", "v1alpha1"
@@ -196,20 +196,10 @@ class World:
         ns, name = meta["namespace"], meta["name"]
         if ns.startswith("trino-"):
             port = await self.trino[int(ns.split("-")[1])].add(name)
-            current = self.kube.store.get(PODS.key, ns, name)
-            if current is None:
-                return
-            changed = copy.deepcopy(current)
-            for container in changed["spec"]["containers"]:
-                for entry in container.get("ports") or []:
-                    if entry.get("name") == "https":
-                        entry["containerPort"] = port
-            changed["status"]["podIP"] = "127.0.0.1"
-            changed["status"]["podIPs"] = [{"ip": "127.0.0.1"}]
-            self.kube.store.update(PODS.key, changed)
+            point_pod_at(self.kube, ns, name, {"https": port}, pod_ip="127.0.0.1", through_api=False)
         elif ns.startswith("spark-"):
             pool = self.pools[int(ns.split("-")[1])]
-            pool.add_worker(4, host=pod["status"]["podIP"])
+            join_spark_worker(pool, pod["status"]["podIP"], 4)
 
     async def _pod_removed(self, pod: Obj) -> None:
         meta = pod["metadata"]
@@ -219,9 +209,8 @@ class World:
         elif ns.startswith("spark-"):
             pool = self.pools[int(ns.split("-")[1])]
             ip = (pod.get("status") or {}).get("podIP")
-            for worker in pool.workers:
-                if worker.host == ip and worker.state != DEAD:
-                    pool.kill_worker(worker.worker_id)
+            while (worker := live_spark_worker(pool, ip or "")) is not None:
+                pool.kill_worker(worker.worker_id)
 
     # ------------------------------------------------------------------ objects
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
-from autoscaler.sandbox.trino import TrinoCluster, TrinoSandbox
 from core.quantity import milli_value
+from lab.sandbox.trino import TrinoCluster, TrinoSandbox
 
 PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/trino_queued_queries"
 

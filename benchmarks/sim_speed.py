@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
                 [
                     sys.executable,
                     "-m",
-                    "autoscaler",
+                    "queuescale",
                     "simulate",
                     "--policy",
                     str(args.policy),

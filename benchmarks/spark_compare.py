@@ -43,8 +43,8 @@ from pathlib import Path
 
 from autoscaler.policy.loading import load_policies
 from autoscaler.policy.models import ScalingPolicy
+from autoscaler.sim.pool_scenario import load_pool_scenario, pool_config_for, run_pool_sweep
 from autoscaler.sim.spark_baselines import POOL_BASELINES, lower_bound_worker_hours
-from autoscaler.sim.spark_cli import load_pool_scenario, pool_config_for, run_pool_sweep
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
 from autoscaler.sim.spark_run import SparkResult, simulate_pool
 from autoscaler.sim.stats import mean_interval

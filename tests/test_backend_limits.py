@@ -25,9 +25,9 @@ from adapter.sources.prometheus import PrometheusSettings, PrometheusSource
 from adapter.sources.spark import SparkSettings, SparkSource
 from adapter.sources.trino import TrinoSettings, TrinoSource
 from adapter.store import SampleStore
-from autoscaler.sandbox.serve import serve
 from core.catalog import DEFAULT_CATALOG
 from core.errors import SourceError
+from lab.sandbox.serve import serve
 from tests.helpers.scripted import ScriptedSource
 
 MIB = 1 << 20

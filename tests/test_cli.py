@@ -30,7 +30,7 @@ def test_adapter_on_sandbox_answers_and_stops_cleanly() -> None:
         [
             sys.executable,
             "-m",
-            "autoscaler",
+            "queuescale",
             "adapter",
             "--sandbox",
             "--insecure-http",
@@ -106,7 +106,10 @@ def test_bad_config_names_file_line_and_field(tmp_path: Path, text: str, message
     config = tmp_path / "config.yaml"
     config.write_text(text)
     proc = subprocess.run(
-        [sys.executable, "-m", "adapter", "--config", str(config)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "queuescale", "adapter", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert message in proc.stderr.replace(str(tmp_path) + "/", "")

@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 
 from adapter.samples import Sample
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS
-from autoscaler.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS
+from lab.sandbox.kube_workloads import workload_manifest
 from tests.helpers.adapter import running_adapter
 from tests.helpers.kube import running_kube
 from tests.helpers.scripted import ScriptedSource
@@ -52,7 +52,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "autoscaler", "controller", *args],
+            [sys.executable, "-m", "queuescale", "controller", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -180,7 +180,7 @@ async def test_two_controllers_one_leader_and_failover(tmp_path: Path) -> None:
 
 def test_in_process_metrics_need_an_adapter_config(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "controller", "--metrics", "in-process"],
+        [sys.executable, "-m", "queuescale", "controller", "--metrics", "in-process"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -30,10 +30,10 @@ from autoscaler.controller.status import Cond, build_status, event_body, status_
 from autoscaler.decision.engine import EngineConfig, EngineState, decide
 from autoscaler.policy.loading import load_policies
 from autoscaler.policy.models import ScalingPolicy
-from autoscaler.sandbox.trino import Query, ResourceGroupSpec
 from core.catalog import DEFAULT_CATALOG
 from core.errors import SourceError
 from core.selectors import parse_selector
+from lab.sandbox.trino import Query, ResourceGroupSpec
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
 from tests.helpers.trino import trino_sandbox, trino_settings

@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 
 from autoscaler.controller.informer import Informer
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.kube_crds import spark_operator_crds
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
-from autoscaler.sandbox.kube_workloads import workload_manifest
-from autoscaler.sandbox.serve import Served, serve
 from core.selectors import parse_selector
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.kube_crds import spark_operator_crds
+from lab.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
+from lab.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.serve import Served, serve
 from tests.helpers.kube import call, running_kube
 from tests.helpers.wait import eventually
 

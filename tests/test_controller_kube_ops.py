@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 
 from autoscaler.controller.kube_ops import KubeOps, WorkloadKind
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
-from autoscaler.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
+from lab.sandbox.kube_workloads import workload_manifest
 from tests.helpers.kube import running_kube
 from tests.helpers.wait import eventually
 

@@ -19,8 +19,8 @@ import pytest
 
 from autoscaler.controller.leader import LeaseElector
 from autoscaler.controller.metrics import ControllerMetrics
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.serve import serve
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.serve import serve
 from tests.helpers.kube import RunningKube, running_kube
 from tests.helpers.wait import eventually
 

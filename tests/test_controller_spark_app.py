@@ -24,8 +24,8 @@ from autoscaler.decision.engine import EngineState, decide
 from autoscaler.decision.signals import Observation, SparkSnapshot
 from autoscaler.decision.spark_sizing import AppDemand
 from autoscaler.policy.models import ScalingPolicy
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.serve import serve
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.serve import serve
 
 GROUP, VERSION = "sparkoperator.k8s.io", "v1beta2"
 NS = "jobs"

@@ -29,8 +29,8 @@ from autoscaler.controller.targets.spark_pool.plan import (
     parse_worker_load,
     plan_pool,
 )
-from autoscaler.sandbox.spark_http import master_json
-from autoscaler.sandbox.spark_model import AppSpec, SparkPool, StageSpec
+from lab.sandbox.spark_http import master_json
+from lab.sandbox.spark_model import AppSpec, SparkPool, StageSpec
 
 IDLE = PoolSettings(decommission=False, timeout_seconds=600, on_timeout="Abort")
 DECOM = PoolSettings(decommission=True, timeout_seconds=600, on_timeout="Abort")

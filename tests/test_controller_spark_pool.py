@@ -18,9 +18,9 @@ from adapter.sources.spark import SparkSource
 from autoscaler.controller.actuator import DRAIN_STARTED_ANNOTATION
 from autoscaler.controller.targets.spark_pool.actuator import MASTER_CHECK_SECONDS, SparkPoolActuator
 from autoscaler.controller.targets.spark_pool.master_api import SparkMasterClient
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import PODS
-from autoscaler.sandbox.spark_model import AppSpec, DynamicAllocation, SparkPool, StageSpec
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import PODS
+from lab.sandbox.spark_model import AppSpec, DynamicAllocation, SparkPool, StageSpec
 from tests.helpers.spark import settings
 from tests.helpers.spark_pool import (
     K8S_VERSION,

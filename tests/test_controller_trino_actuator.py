@@ -21,7 +21,7 @@ from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.targets.trino_workers.actuator import TrinoWorkersActuator
 from autoscaler.controller.targets.trino_workers.plan import DRAIN_KEPT_ANNOTATION
 from autoscaler.policy.models import Drain, SecretKeyRef, TrinoTarget, TrinoWorkerTls, WorkloadRef
-from autoscaler.sandbox.trino import TrinoAuth
+from lab.sandbox.trino import TrinoAuth
 from tests.helpers.trino_kube import NAMESPACE, WORKLOAD, TrinoKubeWorld, trino_on_kube
 
 GRACE = 5

@@ -17,7 +17,7 @@ from autoscaler.controller.targets.trino_workers.worker_api import (
     auth_headers,
     parse_tasks,
 )
-from autoscaler.sandbox.trino import Fault, TrinoAuth
+from lab.sandbox.trino import Fault, TrinoAuth
 from tests.helpers.trino import refused_url, trino_sandbox
 
 ADMIN = auth_headers("admin", None)

@@ -17,10 +17,10 @@ from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
 from adapter.exported import exported_name
-from autoscaler.cli import main
 from autoscaler.dashboards.parts import MissingMetric
 from autoscaler.dashboards.render import DASHBOARDS, render, render_all
 from core.catalog import BUILTIN, DEFAULT_CATALOG, Catalog, MetricSpec
+from queuescale.cli import main
 from tests.helpers.metric_names import SERIES_NAME, known_names
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ from adapter.exported import exported_name
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
 from autoscaler.dashboards.render import DASHBOARDS, render
-from autoscaler.sandbox.world import SPARK_POOL, TRINO_CLUSTER, running_world
 from core.catalog import DEFAULT_CATALOG
+from lab.sandbox.world import SPARK_POOL, TRINO_CLUSTER, running_world
 from tests.helpers.live_controller import (
     CLUSTER,
     LOCKED_POLICY,

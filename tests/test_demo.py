@@ -17,14 +17,14 @@ import aiohttp
 import numpy as np
 import pytest
 
-from autoscaler.demo.policies import (
+from lab.demo.policies import (
     DEFAULT_SPARK_POLICY,
     DEFAULT_TRINO_POLICY,
     for_sandbox,
     for_wall_clock,
     read_policy,
 )
-from autoscaler.demo.scenario import (
+from lab.demo.scenario import (
     DEFAULT_TRACE,
     LoadSettings,
     Segment,
@@ -34,9 +34,9 @@ from autoscaler.demo.scenario import (
     cut_spark_load,
     read_segment,
 )
-from autoscaler.demo.truth import CountedTrinoCluster, TruthLedger, judge, parse_served
-from autoscaler.demo.view import ViewState, render_block, render_line
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoSandbox
+from lab.demo.truth import CountedTrinoCluster, TruthLedger, judge, parse_served
+from lab.demo.view import ViewState, render_block, render_line
+from lab.sandbox.trino import ResourceGroupSpec, TrinoSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -276,7 +276,7 @@ def _demo(out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "autoscaler",
+        "queuescale",
         "demo",
         "--no-ui",
         "--speed",

@@ -15,11 +15,12 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
+from autoscaler.decision.behavior import to_hpa_behavior
 from autoscaler.decision.hpa import Behavior, ScalingRules, default_behavior
 from autoscaler.decision.hpa import ScalingPolicy as HpaPolicy
 from autoscaler.decision.hpa_behavior import resolve_behavior
 from autoscaler.policy import schema as policy_schema
-from autoscaler.policy.loading import from_resource, load_policies, parse_policies, to_hpa_behavior
+from autoscaler.policy.loading import from_resource, load_policies, parse_policies
 from autoscaler.policy.models import HPABehavior, ScalingPolicy, Schedule
 from core.errors import ConfigError
 

@@ -13,8 +13,8 @@ import pytest
 
 from adapter.runtime import start_adapter
 from adapter.settings import load_settings
-from autoscaler.sandbox.trino import Fault
 from core.errors import ConfigError
+from lab.sandbox.trino import Fault
 from tests.helpers.certs import CertFactory
 from tests.helpers.kube import running_kube
 from tests.helpers.trino import refused_url, trino_sandbox

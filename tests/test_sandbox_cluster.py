@@ -10,11 +10,12 @@ import aiohttp
 import kubernetes.client
 import pytest
 
-from autoscaler.sandbox.cluster import ModelClock, SandboxCluster, Workload, running_cluster
-from autoscaler.sandbox.kube import client_for
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
-from autoscaler.sandbox.spark_model import ALIVE, SparkPool
-from autoscaler.sandbox.trino_model import NodeState, QueryState, ResourceGroupSpec, TrinoCluster
+from lab.cluster import ModelClock, SandboxCluster, running_cluster
+from lab.pod_workers import Workload
+from lab.sandbox.kube import client_for
+from lab.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
+from lab.sandbox.spark_model import ALIVE, SparkPool
+from lab.sandbox.trino_model import NodeState, QueryState, ResourceGroupSpec, TrinoCluster
 from tests.helpers.wait import eventually
 
 TRINO = Workload("trino", "trino-worker", replicas=2, startup_seconds=1.0, port=8080)

@@ -19,8 +19,8 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from adapter.kube import KubeSettings, api_client
-from autoscaler.sandbox.kube import KubeSandbox
 from core.errors import ConfigError
+from lab.sandbox.kube import KubeSandbox
 from tests.helpers.kube import RunningKube, running_kube
 
 T = TypeVar("T")

@@ -15,8 +15,8 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler.policy.schema import CRD_PATH
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_workloads import workload_manifest
 from tests.helpers.kube import ManualClock, RunningKube, call, running_kube
 
 NS = "analytics"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_pods import DELETION_COST
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
-from autoscaler.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_pods import DELETION_COST
+from lab.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
+from lab.sandbox.kube_workloads import workload_manifest
 from tests.helpers.kube import ManualClock, RunningKube, running_kube
 
 KUBECTL = shutil.which("kubectl")

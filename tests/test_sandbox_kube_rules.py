@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from autoscaler.sandbox.kube_convert import hpa_from_v1, hpa_to_v1
-from autoscaler.sandbox.kube_errors import StatusError
-from autoscaler.sandbox.kube_patch import json_patch, merge_patch, strategic_merge_patch
-from autoscaler.sandbox.kube_pods import DELETION_COST, deletion_order, ordinal, template_hash
-from autoscaler.sandbox.kube_schema import prune_object, validate_object
-from autoscaler.sandbox.kube_selectors import selector_string
-from autoscaler.sandbox.kube_tables import human_duration
-from autoscaler.sandbox.kube_types import rfc3339
+from lab.sandbox.kube_convert import hpa_from_v1, hpa_to_v1
+from lab.sandbox.kube_errors import StatusError
+from lab.sandbox.kube_patch import json_patch, merge_patch, strategic_merge_patch
+from lab.sandbox.kube_pods import DELETION_COST, deletion_order, ordinal, template_hash
+from lab.sandbox.kube_schema import prune_object, validate_object
+from lab.sandbox.kube_selectors import selector_string
+from lab.sandbox.kube_tables import human_duration
+from lab.sandbox.kube_types import rfc3339
 
 NOW = 1_750_000_000.0
 

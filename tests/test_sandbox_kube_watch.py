@@ -14,8 +14,8 @@ import pytest
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_workloads import workload_manifest
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_workloads import workload_manifest
 from tests.helpers.kube import ManualClock, RunningKube, call, running_kube
 from tests.helpers.wait import eventually
 

@@ -16,10 +16,10 @@ import kubernetes_validate
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_pods import DELETION_COST
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
-from autoscaler.sandbox.kube_workloads import PORT_ANNOTATION, workload_manifest
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_pods import DELETION_COST
+from lab.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
+from lab.sandbox.kube_workloads import PORT_ANNOTATION, workload_manifest
 from tests.helpers.kube import ManualClock, RunningKube, call, running_kube
 
 NS = "trino"

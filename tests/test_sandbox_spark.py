@@ -8,7 +8,7 @@ import math
 import aiohttp
 import pytest
 
-from autoscaler.sandbox.spark import (
+from lab.sandbox.spark import (
     ALIVE,
     DEAD,
     DECOMMISSIONED,
@@ -24,7 +24,7 @@ from autoscaler.sandbox.spark import (
     demo_pool,
     master_json,
 )
-from autoscaler.sandbox.spark_http import executors_json, stage_json
+from lab.sandbox.spark_http import executors_json, stage_json
 from tests.helpers.wait import eventually
 
 

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.controller.targets.trino_workers.worker_api import parse_tasks
-from autoscaler.sandbox.trino import (
+from lab.sandbox.trino import (
     Burst,
     Fault,
     LoadPattern,

@@ -51,9 +51,9 @@ from adapter.poller import Poller
 from adapter.samples import Sample
 from adapter.selfmetrics import SelfMetrics
 from adapter.store import SampleStore
-from autoscaler.sandbox.kube import client_for
 from core.catalog import DEFAULT_CATALOG
 from core.errors import ApiError, ConfigError, Forbidden, InternalError
+from lab.sandbox.kube import client_for
 from tests.helpers.certs import CertFactory, Issued, write_atomically
 from tests.helpers.kube import RunningKube, running_kube
 from tests.helpers.scripted import ScriptedSource

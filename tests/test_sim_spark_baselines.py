@@ -14,6 +14,7 @@ import yaml
 
 from autoscaler.decision.hpa_behavior import ScalingPolicy
 from autoscaler.policy.loading import load_policies, parse_policies
+from autoscaler.sim.pool_scenario import pool_config_for
 from autoscaler.sim.spark import ABRUPT, DECOMMISSION, WAIT_IDLE, AppView, PoolConfig, PoolView
 from autoscaler.sim.spark_baselines import (
     EXAMPLE_POOL_HPA_BEHAVIOR,
@@ -28,7 +29,6 @@ from autoscaler.sim.spark_baselines import (
     pool_baseline,
     static_workers,
 )
-from autoscaler.sim.spark_cli import pool_config_for
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy, catalog_value
 from autoscaler.sim.spark_load import SparkLoad, from_apps, from_trace_csv
 from autoscaler.sim.spark_run import simulate_pool

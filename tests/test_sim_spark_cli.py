@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from autoscaler.sim.cli import RESERVED_KEYS
 from autoscaler.sim.iso_slo import WAIT_SLACK_S
+from autoscaler.sim.outputs import RESERVED_KEYS
 from autoscaler.sim.spark_baselines import POOL_BASELINES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def _simulate(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "autoscaler", "simulate", *map(str, args)],
+        [sys.executable, "-m", "queuescale", "simulate", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -148,7 +148,7 @@ def test_the_command_writes_the_same_result_json_whatever_its_jobs(tmp_path: Pat
         out = tmp_path / jobs
         done = subprocess.run(
             [
-                *(sys.executable, "-m", "autoscaler", "simulate", "--policy", POLICY, "--trace", TRACE),
+                *(sys.executable, "-m", "queuescale", "simulate", "--policy", POLICY, "--trace", TRACE),
                 *("--days", "0.05", "--seed", "2", "--sweep", "--no-progress", "--jobs", jobs, "--out", out),
             ],
             capture_output=True,

@@ -34,7 +34,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def _simulate(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "autoscaler", "simulate", *map(str, args)],
+        [sys.executable, "-m", "queuescale", "simulate", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -268,7 +268,7 @@ def _run_on_terminal_stderr(*args: str | Path) -> tuple[int, str]:
     primary, secondary = pty.openpty()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "autoscaler", "simulate", *map(str, args)],
+            [sys.executable, "-m", "queuescale", "simulate", *map(str, args)],
             stdout=subprocess.DEVNULL,
             stderr=secondary,
             cwd=ROOT,

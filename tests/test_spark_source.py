@@ -18,11 +18,11 @@ from adapter.sources.spark import (
     allocation_conf,
     app_figures,
 )
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.serve import serve
-from autoscaler.sandbox.spark import AppSpec, DynamicAllocation, SparkPool, SparkSandbox, StageSpec
 from core.catalog import DEFAULT_CATALOG
 from core.errors import SourceError
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.serve import serve
+from lab.sandbox.spark import AppSpec, DynamicAllocation, SparkPool, SparkSandbox, StageSpec
 from tests.helpers.spark import (
     Fault,
     Front,

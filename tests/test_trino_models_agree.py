@@ -2,7 +2,7 @@
 
 The project has three models of a Trino cluster:
 
-- the **sandbox model** (:class:`autoscaler.sandbox.trino_model.TrinoCluster`): the emulated coordinator
+- the **sandbox model** (:class:`lab.sandbox.trino_model.TrinoCluster`): the emulated coordinator
   and workers behind the sandbox's HTTP faces, for the demo and the contract tests;
 - the simulator's **work model** (:class:`autoscaler.sim.trino_work.WorkCluster`), the benchmark's default;
 - the simulator's **slot model** (:class:`autoscaler.sim.trino.TrinoCluster`), ``--model slots``.
@@ -43,11 +43,11 @@ import math
 import numpy as np
 import pytest
 
-from autoscaler.sandbox.trino_model import QueryState, ResourceGroupSpec
-from autoscaler.sandbox.trino_model import TrinoCluster as SandboxCluster
 from autoscaler.sim import ClusterConfig, Load, WorkCluster, WorkConfig
 from autoscaler.sim import TrinoCluster as SlotCluster
 from autoscaler.sim.trino import DRAIN
+from lab.sandbox.trino_model import QueryState, ResourceGroupSpec
+from lab.sandbox.trino_model import TrinoCluster as SandboxCluster
 
 #: Seconds two models' start or end of one query may differ by (see the module docstring).
 TOLERANCE = 1e-6

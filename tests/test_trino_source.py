@@ -16,7 +16,9 @@ from adapter.sources.trino import (
     parse_exposition,
     running_cpu_seconds,
 )
-from autoscaler.sandbox.trino import (
+from core.catalog import DEFAULT_CATALOG
+from core.errors import SourceError
+from lab.sandbox.trino import (
     Fault,
     MetricFamily,
     NodeState,
@@ -27,8 +29,6 @@ from autoscaler.sandbox.trino import (
     node_metric_families,
     render_openmetrics,
 )
-from core.catalog import DEFAULT_CATALOG
-from core.errors import SourceError
 from tests.helpers.trino import refused_url, trino_sandbox, trino_settings
 from tests.helpers.trino import sample_value as _value
 

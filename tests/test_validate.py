@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.cli import main
 from autoscaler.validate import validate_files
+from queuescale.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -34,7 +34,7 @@ spec:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "autoscaler", "validate", *args],
+        [sys.executable, "-m", "queuescale", "validate", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

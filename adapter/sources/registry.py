@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import kubernetes.client
 
 from adapter.sources.base import Source
-from adapter.sources.prometheus import PrometheusSource
-from adapter.sources.spark import SparkSource
-from adapter.sources.trino import TrinoSource
+from adapter.sources.prometheus import PrometheusSettings, PrometheusSource
+from adapter.sources.spark import SparkSettings, SparkSource
+from adapter.sources.trino import TrinoSettings, TrinoSource
 from core.catalog import DEFAULT_CATALOG, Catalog
 
-if TYPE_CHECKING:
-    from adapter.settings import Settings
+
+class Settings(Protocol):
+    """What the table reads of the adapter's settings (``adapter.settings.Settings``, which imports the
+    sources' settings: a Protocol here keeps the import one-way)."""
+
+    @property
+    def prometheus(self) -> Sequence[PrometheusSettings]: ...
+
+    @property
+    def spark(self) -> Sequence[SparkSettings]: ...
+
+    @property
+    def trino(self) -> Sequence[TrinoSettings]: ...
 
 
 def catalog_for(settings: Settings) -> Catalog:

@@ -16,7 +16,7 @@
    keeps the policy's ceiling unless another window sets one); a floor above the ceiling lifts the ceiling
    (the promised capacity wins).
 5. **Behavior and bounds** through :func:`autoscaler.decision.hpa.decide` with the policy's behavior (absent: the
-   HPA's legacy path, as :func:`autoscaler.policy.to_hpa_behavior` gives).
+   HPA's legacy path, as :func:`autoscaler.decision.behavior.to_hpa_behavior` gives).
 
 Service time without counters: the queue model needs the mean service time ``S``. With completion or start
 counters it is measured (Little's law); the last measured ``S`` is kept in the state and used as the hint
@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from autoscaler.decision import hpa
+from autoscaler.decision.behavior import to_hpa_behavior
 from autoscaler.decision.forecast import Method, Model, NotEnoughHistory, fit, season_steps
 from autoscaler.decision.hpa_behavior import (
     SCALE_DOWN_LIMIT,
@@ -73,7 +74,6 @@ from autoscaler.decision.work_sizing import (
     query_share,
     workers_for_work,
 )
-from autoscaler.policy.loading import to_hpa_behavior
 from autoscaler.policy.models import SPARK_APPLICATION_KINDS, MetricSpec, ScalingPolicy, Schedule
 from core.spark_executors import executors_needed
 

@@ -14,14 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from autoscaler.decision.hpa import Behavior, ScalingRules
-from autoscaler.decision.hpa import ScalingPolicy as HpaPolicy
 from autoscaler.policy.models import (
     API_VERSION,
     KIND,
     PATTERN_RULES,
-    HPABehavior,
-    HPAScalingRules,
     ScalingPolicy,
     ScalingPolicySpec,
 )
@@ -37,7 +33,6 @@ __all__ = [
     "load_policies",
     "parse_policies",
     "plain_error",
-    "to_hpa_behavior",
 ]
 
 _TYPE_WORDS = {
@@ -170,30 +165,3 @@ def from_resource(obj: Mapping[str, Any]) -> ScalingPolicy:
     meta = obj.get("metadata") or {}
     kept = {key: meta[key] for key in _META_KEYS if key in meta}
     return ScalingPolicy.model_validate({**obj, "metadata": kept})
-
-
-def _rules(rules: HPAScalingRules | None) -> ScalingRules | None:
-    if rules is None:
-        return None
-    policies = (
-        tuple(HpaPolicy(p.type, p.value, p.period_seconds) for p in rules.policies)
-        if rules.policies is not None
-        else None
-    )
-    return ScalingRules(
-        stabilization_window_seconds=rules.stabilization_window_seconds,
-        select_policy=rules.select_policy,
-        policies=policies,
-        tolerance=float(rules.tolerance) if rules.tolerance is not None else None,
-    )
-
-
-def to_hpa_behavior(behavior: HPABehavior | None) -> Behavior | None:
-    """The behavior for :mod:`autoscaler.decision.hpa`; ``None`` (no behavior) selects the HPA's legacy path.
-
-    Unset fields stay ``None`` so the emulation applies the upstream defaults field by field, as the
-    API server's defaulting does.
-    """
-    if behavior is None:
-        return None
-    return Behavior(scale_up=_rules(behavior.scale_up), scale_down=_rules(behavior.scale_down))

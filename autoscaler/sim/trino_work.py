@@ -3,7 +3,7 @@
 A Trino cluster as Trino is: queries are CPU work spread over every active worker, no query slots. One of
 the project's three Trino cluster models: the simulator's other is the slot model
 (:class:`autoscaler.sim.trino.TrinoCluster`, ``--model slots``), and the sandbox's emulated coordinator and
-workers (:class:`autoscaler.sandbox.trino_model.TrinoCluster`: protocol and state machines, for the demo and
+workers (:class:`lab.sandbox.trino_model.TrinoCluster`: protocol and state machines, for the demo and
 contract tests) are a third. Where their assumptions coincide the three give every query the same start
 and end: ``tests/test_trino_models_agree.py``.
 

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import kubernetes.client
 
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.serve import Served, serve
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.serve import Served, serve
 
 T = TypeVar("T")
 

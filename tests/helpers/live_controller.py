@@ -1,9 +1,9 @@
 """The real controller on the wall clock: the Kubernetes sandbox with a Deployment of Trino workers (each
 pod a sandbox Trino worker), ScalingPolicy resources on it, and ``queuescale controller`` as
-:func:`~autoscaler.controller.cli.running_controller` runs it, reading metrics from a real adapter.
+:func:`~autoscaler.controller.runtime.running_controller` runs it, reading metrics from a real adapter.
 
 Unlike ``tests.helpers.trino_kube`` (a manual clock stepped by the test) and
-``autoscaler.sandbox.cluster.running_cluster`` (models advanced by the caller), everything here moves by
+``lab.cluster.running_cluster`` (models advanced by the caller), everything here moves by
 itself: the sandbox ticks pods on ``time.time``, the Trino model follows the wall clock,
 :func:`query_bursts` submits load on a period, and the controller reconciles every ``period_seconds``.
 For tests that need the controller's series as a running one produces them (dashboards, alerting rules).
@@ -23,11 +23,19 @@ from urllib.parse import urlsplit
 import kubernetes.client
 
 from adapter.kube import KubeSettings
-from autoscaler.controller.cli import ControllerOptions, RunningController, running_controller
-from autoscaler.sandbox.cluster import TrinoPods, Workload
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoCluster, TrinoSandbox
+from autoscaler.controller.runtime import RunningController, running_controller
+from autoscaler.controller.settings import (
+    ControllerSettings,
+    HealthSettings,
+    LeaderElectionSettings,
+    PolicySettings,
+    ReadingSettings,
+    ReconcileSettings,
+)
+from lab.pod_workers import TrinoPods, Workload
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS
+from lab.sandbox.trino import ResourceGroupSpec, TrinoCluster, TrinoSandbox
 from tests.helpers.kube import RunningKube, call, running_kube
 from tests.helpers.trino import refused_url
 
@@ -166,19 +174,20 @@ async def live_controller(
 ) -> AsyncIterator[RunningController]:
     """``queuescale controller --policies crd --metrics-url <adapter> --leader-elect`` on the sandbox, with
     short periods; ``/metrics`` on an ephemeral loopback port (``metrics_url``)."""
-    options = ControllerOptions(
-        policies=["crd"],
-        namespaces=[NAMESPACE],
+    settings = ControllerSettings(
+        policies=PolicySettings(sources=["crd"], namespaces=[NAMESPACE]),
         kube=KubeSettings(host=world.kube.url),
-        metrics_url=adapter_url,
-        listen_metrics="127.0.0.1:0",
-        period_seconds=0.5,
-        leader_elect=True,
-        lease_namespace=NAMESPACE,
-        identity="live-controller",
-        lease_seconds=2,
-        renew_deadline=1.5,
-        retry_period=0.2,
+        readings=ReadingSettings(adapter_url=adapter_url),
+        health=HealthSettings(listen="127.0.0.1:0"),
+        reconcile=ReconcileSettings(period_seconds=0.5),
+        leader_election=LeaderElectionSettings(
+            enabled=True,
+            lease_namespace=NAMESPACE,
+            identity="live-controller",
+            lease_duration_seconds=2,
+            renew_deadline_seconds=1.5,
+            retry_period_seconds=0.2,
+        ),
     )
-    async with running_controller(options, stop) as running:
+    async with running_controller(settings, stop) as running:
         yield running

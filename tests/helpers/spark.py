@@ -21,7 +21,7 @@ from aiohttp import web
 from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.spark import SparkSettings
-from autoscaler.sandbox.serve import serve
+from lab.sandbox.serve import serve
 
 
 def settings(name: str = "pool-a", **fields: Any) -> SparkSettings:

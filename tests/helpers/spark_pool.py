@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import os
 import signal
 import subprocess
@@ -36,12 +35,13 @@ from autoscaler.controller.targets.spark_pool.actuator import SparkPoolActuator
 from autoscaler.controller.targets.spark_pool.plan import ordinal_of
 from autoscaler.decision.engine import Decision, EngineState, decide
 from autoscaler.policy.models import ScalingPolicy
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.kube_types import PODS, STATEFULSETS
-from autoscaler.sandbox.serve import Served, serve
-from autoscaler.sandbox.spark_http import SparkSandbox, master_json
-from autoscaler.sandbox.spark_model import DEAD, SparkPool
 from core.catalog import DEFAULT_CATALOG
+from lab.pod_workers import join_spark_worker, live_spark_worker, point_pod_at
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.kube_types import STATEFULSETS
+from lab.sandbox.serve import Served, serve
+from lab.sandbox.spark_http import SparkSandbox, master_json
+from lab.sandbox.spark_model import SparkPool
 from tests.helpers.spark import free_port
 
 NAMESPACE = "spark"
@@ -127,13 +127,7 @@ def statefulset(replicas: int) -> Obj:
 
 def set_pod_ip(sandbox: KubeSandbox, name: str, ip: str) -> None:
     """Give a pod the address its stand-in process listens on (the kubelet's part, in the sandbox)."""
-    pod = sandbox.store.get(PODS.key, NAMESPACE, name)
-    if pod is None:
-        return
-    changed = copy.deepcopy(pod)
-    changed["status"]["podIP"] = ip
-    changed["status"]["podIPs"] = [{"ip": ip}]
-    sandbox.store.update(PODS.key, changed)
+    point_pod_at(sandbox, NAMESPACE, name, pod_ip=ip, through_api=False)
 
 
 @dataclass(frozen=True)
@@ -239,17 +233,15 @@ class EmulatedWorld:
     def on_added(self, pod: Obj) -> None:
         ip = pod["status"].get("podIP")
         assert ip, "the sandbox schedules workload pods with an IP"
-        self.pool.add_worker(1, host=ip)
+        join_spark_worker(self.pool, ip, 1)
 
     def on_removed(self, pod: Obj) -> None:
         ip = pod["status"].get("podIP")
-        for worker in self.pool.workers:
-            if worker.host == ip and worker.state != DEAD:
-                self.removals.append(
-                    Removal(pod["metadata"]["name"], ip, worker.state, len(worker.executors))
-                )
-                self.pool.kill_worker(worker.worker_id)
-                return
+        worker = live_spark_worker(self.pool, ip or "")
+        if worker is not None:
+            self.removals.append(Removal(pod["metadata"]["name"], ip, worker.state, len(worker.executors)))
+            self.pool.kill_worker(worker.worker_id)
+            return
         self.removals.append(Removal(pod["metadata"]["name"], ip, "gone", 0))
 
     async def advance(self, now: float) -> None:

@@ -21,8 +21,8 @@ import aiohttp
 from adapter.samples import Sample
 from adapter.sources.http import HttpEndpoint
 from adapter.sources.trino import TrinoSettings
-from autoscaler.sandbox.tls import SelfSigned
-from autoscaler.sandbox.trino import (
+from lab.sandbox.tls import SelfSigned
+from lab.sandbox.trino import (
     LoadPattern,
     ResourceGroupSpec,
     TrinoAuth,

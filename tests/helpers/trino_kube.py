@@ -1,27 +1,25 @@
 """A Deployment or StatefulSet of Trino workers on the Kubernetes sandbox, each pod a sandbox Trino worker.
 
 When a pod becomes ready the world starts a Trino worker named after it in the emulated cluster and
-writes the worker's port into the pod's ``http`` container port (``https`` when the cluster serves HTTPS) (every sandbox pod has IP 127.0.0.1, so
-the port is what tells the workers apart; a real cluster has one IP per pod and a fixed port). When the
-pod is deleted, its worker disappears at once, killing whatever still runs there, as a pod deletion
-without a drain does. Time is one manual clock for both: ``await world.advance(seconds)``.
+writes the worker's port into the pod's ``http`` container port (``https`` when the cluster serves HTTPS);
+when the pod is deleted, its worker disappears at once, killing whatever still runs there, as a pod
+deletion without a drain does (both: :mod:`lab.pod_workers`). Time is one manual clock for both: ``await world.advance(seconds)``.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import kubernetes.client
 
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS, STATEFULSETS
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoCluster, TrinoSandbox
+from lab.pod_workers import join_trino_worker, leave_trino_worker
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS, STATEFULSETS
+from lab.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoCluster, TrinoSandbox
 from tests.helpers.kube import ManualClock, RunningKube, call, running_kube
 
 NAMESPACE = "trino"
@@ -150,33 +148,14 @@ async def trino_on_kube(
         world = TrinoKubeWorld(kube, trino, clock, kind, clock.now)
 
         async def pod_ready(pod: dict[str, Any]) -> None:
-            name = pod["metadata"]["name"]
-            if name in {w.node_id for w in cluster.workers(include_gone=True)}:
-                return
-            cluster.add_worker(node_id=name)
-            await trino.sync()
-            served = urlsplit(trino.url(name))
-            current = sandbox.get_object("", "v1", "pods", NAMESPACE, name)
-            if current is None:
-                return
-            changed = copy.deepcopy(current)
-            for container in changed["spec"]["containers"]:
-                for entry in container.get("ports") or []:
-                    if entry.get("name") == served.scheme:
-                        entry["containerPort"] = served.port
-            sandbox.put(PODS, NAMESPACE, changed)
+            await join_trino_worker(sandbox, trino, NAMESPACE, pod["metadata"]["name"])
 
         async def pod_removed(pod: dict[str, Any]) -> None:
             name = pod["metadata"]["name"]
             world.removed.append(name)
-            workers = {w.node_id: w for w in cluster.workers(include_gone=True)}
-            if name not in workers:
-                return
-            if not workers[name].alive:
+            removal = await leave_trino_worker(trino, name)
+            if removal is not None and removal.state == "GONE":
                 world.exited_early.append(name)
-                return
-            cluster.remove_worker(name)
-            await trino.sync()
 
         sandbox.on_pod_ready.append(pod_ready)
         sandbox.on_pod_removed.append(pod_removed)

@@ -4,7 +4,7 @@
     with AggregatedAdapter.start(cluster, workdir, trino.url) as adapter:
         cluster.kubectl("get", "--raw", "/apis/external.metrics.k8s.io/v1beta1/namespaces/x/trino_queued_queries")
 
-The adapter runs out of cluster (``python -m adapter --config FILE``) on 127.0.0.1 in front-proxy mode, with a
+The adapter runs out of cluster (``python -m queuescale adapter --config FILE``) on 127.0.0.1 in front-proxy mode, with a
 serving certificate for ``queuescale-adapter.queuescale.svc`` and a kubeconfig holding a token of the
 ServiceAccount ``queuescale/queuescale-adapter``, bound only by the RBAC objects of ``deploy/base/adapter``.
 The APIService is ours (``deploy/base/adapter/apiservice.yaml``) with the test CA as caBundle, backed by a
@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from autoscaler.sandbox.tls import SelfSigned
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoSandbox
+from lab.sandbox.tls import SelfSigned
+from lab.sandbox.trino import ResourceGroupSpec, TrinoAuth, TrinoSandbox
 from tests.helpers.certs import CertFactory, Issued
 from tests.helpers.deploy import ROOT
 from tests.helpers.trino import trino_sandbox
@@ -335,7 +335,7 @@ class AggregatedAdapter:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUESCALE_")}
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "adapter", "--config", str(config_file)],
+                [sys.executable, "-m", "queuescale", "adapter", "--config", str(config_file)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

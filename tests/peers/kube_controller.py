@@ -4,7 +4,7 @@
         first = world.start_controller("ctl-a")                  # `queuescale controller` as a subprocess
         world.trino.set_queued(10)
 
-The controller runs out of cluster (``python -m autoscaler controller --policies crd --metrics external-api``)
+The controller runs out of cluster (``python -m queuescale controller --policies crd --metrics external-api``)
 with a kubeconfig holding a token of the ServiceAccount ``queuescale/queuescale-controller``, bound only by
 the RBAC objects of ``deploy/base/controller`` as rendered and, for the policy's credentials Secret, by the
 Role pattern of ``deploy/examples/policies`` moved to the test's namespace. So a call our RBAC forgot shows
@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import kubernetes.client
 import yaml
 
-from autoscaler.sandbox.trino import TrinoSandbox
+from lab.sandbox.trino import TrinoSandbox
 from tests.helpers.deploy import ROOT
 from tests.peers.kube_adapter import (
     RBAC_KINDS,
@@ -276,7 +276,7 @@ class ControllerWorld:
         args = [
             sys.executable,
             "-m",
-            "autoscaler",
+            "queuescale",
             "controller",
             "--policies",
             "crd",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,8 +23,9 @@ from autoscaler.controller.kube_ops import KubeOps
 from autoscaler.controller.targets.trino_workers.actuator import TrinoWorkersActuator
 from autoscaler.controller.targets.trino_workers.worker_api import parse_tasks
 from autoscaler.policy.models import Drain, SecretKeyRef, TrinoTarget, TrinoWorkerTls, WorkloadRef
-from autoscaler.sandbox.kube import KubeSandbox
-from autoscaler.sandbox.kube_types import DEPLOYMENTS, PODS
+from lab.pod_workers import point_pod_at
+from lab.sandbox.kube import KubeSandbox
+from lab.sandbox.kube_types import DEPLOYMENTS
 from tests.helpers.kube import RunningKube, call, running_kube
 from tests.peers.trino_cluster import ADMIN, MONITOR, RunningQuery, TrinoCluster, TrinoNode
 
@@ -91,16 +91,7 @@ async def real_workers_on_kube(trino: TrinoCluster) -> AsyncIterator[RealWorld]:
             if name in world.by_pod or not free:
                 return
             node = world.by_pod[name] = free.pop(0)
-            current = sandbox.get_object("", "v1", "pods", NAMESPACE, name)
-            if current is None:
-                return
-            changed = copy.deepcopy(current)
-            ports = {"http": node.http_port, "https": node.https_port}
-            for container in changed["spec"]["containers"]:
-                for entry in container.get("ports") or []:
-                    if ports.get(entry.get("name")):
-                        entry["containerPort"] = ports[entry["name"]]
-            sandbox.put(PODS, NAMESPACE, changed)
+            point_pod_at(sandbox, NAMESPACE, name, {"http": node.http_port, "https": node.https_port})
 
         async def pod_removed(pod: dict[str, Any]) -> None:
             # What the worker was doing when Kubernetes took its pod away.

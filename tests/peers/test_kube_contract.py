@@ -1,5 +1,5 @@
 """One contract, two peers (issue 13 item 5): behaviour of the Kubernetes API the controller relies on,
-checked against the sandbox (autoscaler/sandbox/kube*.py) and the real kube-apiserver by the same tests.
+checked against the sandbox (lab/sandbox/kube*.py) and the real kube-apiserver by the same tests.
 
 The ``peer`` fixture gives an official-client ``ApiClient`` (admin) and a fresh namespace on either peer; the
 real one is marked ``real_kube`` (one shared cluster), the sandbox one runs everywhere.
@@ -27,8 +27,8 @@ from kubernetes.client import V1Scale
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler.policy.schema import CRD_PATH
-from autoscaler.sandbox.kube import KubeSandbox, client_for
-from autoscaler.sandbox.serve import Served, serve
+from lab.sandbox.kube import KubeSandbox, client_for
+from lab.sandbox.serve import Served, serve
 from tests.peers.kube_adapter import wait_for
 from tests.peers.kube_cluster import KubeCluster
 

@@ -22,8 +22,8 @@ import kubernetes.client
 import pytest
 
 from autoscaler.controller.actuator import POD_DELETION_COST
-from autoscaler.sandbox.tls import self_signed
-from autoscaler.sandbox.trino import TrinoAuth
+from lab.sandbox.tls import self_signed
+from lab.sandbox.trino import TrinoAuth
 from tests.peers.kube_adapter import SandboxThread, apply_objects, wait_for
 from tests.peers.kube_cluster import KubeCluster
 from tests.peers.kube_controller import (

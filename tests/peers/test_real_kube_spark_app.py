@@ -24,7 +24,7 @@ from adapter.kube import KubeSettings, api_client
 from autoscaler.controller.factory import ActuatorFactoryImpl
 from autoscaler.controller.targets.spark_application.actuator import OPERATOR_GROUP, OPERATOR_VERSION
 from autoscaler.policy.models import ScalingPolicy
-from autoscaler.sandbox.kube_crds import spark_operator_crds
+from lab.sandbox.kube_crds import spark_operator_crds
 from tests.peers.kube_adapter import (
     apply_objects,
     render_base,

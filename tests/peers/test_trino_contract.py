@@ -1,5 +1,5 @@
 """One contract, two peers: what queuescale relies on from a Trino 476 coordinator and its workers, asked
-over HTTP of the emulator (``autoscaler/sandbox/trino*``) and of a real Trino 476 alike.
+over HTTP of the emulator (``lab/sandbox/trino*``) and of a real Trino 476 alike.
 
 Each case is the real server's answer (tests/peers/TRINO_FACTS.md); the emulator must give the same, so the
 demo and the fast tests stay faithful. Cluster time passes through ``Peer.wait``: the emulator's clock moves
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from autoscaler.sandbox.trino import ResourceGroupSpec, TrinoAuth
+from lab.sandbox.trino import ResourceGroupSpec, TrinoAuth
 from tests.helpers.trino import trino_sandbox
 from tests.peers.trino_cluster import ADMIN, LAZY_SOURCE, MONITOR, SERIAL_SOURCE, TrinoCluster
 

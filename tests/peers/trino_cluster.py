@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoscaler.sandbox.tls import self_signed
+from lab.sandbox.tls import self_signed
 
 TRINO_VERSION = 476
 FETCH_SCRIPT = Path(__file__).with_name("fetch_trino.sh")

@@ -1,3 +1,0 @@
-from autoscaler.cli import main
-
-main()
