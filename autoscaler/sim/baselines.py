@@ -29,14 +29,14 @@ are packed perfectly); nothing can cost less.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
 from autoscaler.hpa import ExternalTarget, HpaState, recommend, step
-from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules, resolve_behavior, tolerances_for
 from autoscaler.sim.load import Load
 from autoscaler.sim.trino import DRAIN, ClusterView, Policy, ScaleDownMode
 
@@ -228,6 +228,29 @@ class HpaQueue(HpaBaseline[ClusterView, TrinoMode]):
             ExternalTarget("AverageValue", 1.0, "trino_required_workers"),
         )
         self._known: dict[tuple[tuple[int, int, int], tuple[int, int]], tuple[int | None]] = {}
+
+    def run_signature(self) -> Hashable:
+        """What this policy's run depends on: two policies with equal signatures run the same, figure for
+        figure (their :class:`~autoscaler.sim.run.Result` differs only in ``policy``), so one run serves
+        both. The example ScaledObject (:class:`Keda`) is the example HPA this way: its behaviour leaves
+        the scale-up at the HPA's default, which the example HPA spells out.
+
+        Everything :meth:`desired` reads: the targets, the replica bounds, the behaviour as the controller
+        resolves it (and its tolerances, which :func:`~autoscaler.hpa.recommend` reads), how workers are
+        removed, the period, and the code itself (a subclass that overrides a method differs)."""
+        behavior = self.behavior
+        return (
+            type(self).desired,
+            type(self)._raw,
+            self.targets,
+            self.min_replicas,
+            self.max_replicas,
+            self.initial_replicas,
+            None if behavior is None else resolve_behavior(behavior),
+            tolerances_for(behavior),
+            self.scale_down,
+            self.period_seconds,
+        )
 
     def _raw(self, view: ClusterView) -> int | None:
         # The recommendation is a pure function of these counts (the targets and behaviour are fixed), and
