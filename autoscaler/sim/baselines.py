@@ -94,6 +94,8 @@ class HpaBaseline(Generic[V, M]):
 
     name = "hpa"
     period_seconds = HPA_PERIOD_SECONDS
+    #: The simulator may leave the view's ``running_cpu_seconds`` out: no baseline reads it.
+    reads_running_cpu = False
 
     def __init__(
         self,
@@ -297,6 +299,8 @@ class KedaScaler(Generic[V, M]):
 
     name = "keda"
     period_seconds = HPA_PERIOD_SECONDS
+    #: The simulator may leave the view's ``running_cpu_seconds`` out: no baseline reads it.
+    reads_running_cpu = False
 
     def __init__(
         self,
@@ -363,6 +367,8 @@ class KedaChart(KedaScaler[ClusterView, TrinoMode]):
 class Static:
     name = "static"
     scale_down: ScaleDownMode = DRAIN
+    #: The simulator may leave the view's ``running_cpu_seconds`` out: no baseline reads it.
+    reads_running_cpu = False
 
     def __init__(self, workers: int):
         if workers < 1:
