@@ -263,6 +263,26 @@ def _recommend(
 _recommend_cached = lru_cache(maxsize=16384)(_recommend)
 
 
+# A simulated HPA resolves its one behavior on every pass, and hashing the nested rules for
+# resolve_behavior's cache costs more than the rest of a quiet pass. Looked up by identity first: each entry
+# holds its behavior, so no id is reused while it is here.
+_RESOLVED: dict[tuple[int, int], tuple[Behavior, tuple[ResolvedRules, ResolvedRules]]] = {}
+
+
+def _resolved(
+    behavior: Behavior, downscale_stabilization_seconds: int
+) -> tuple[ResolvedRules, ResolvedRules]:
+    key = (id(behavior), downscale_stabilization_seconds)
+    known = _RESOLVED.get(key)
+    if known is not None and known[0] is behavior:
+        return known[1]
+    rules = resolve_behavior(behavior, downscale_stabilization_seconds)
+    if len(_RESOLVED) >= 256:
+        _RESOLVED.clear()
+    _RESOLVED[key] = (behavior, rules)
+    return rules
+
+
 @dataclass(frozen=True, slots=True)
 class HpaState:
     """What the controller remembers about one HPA between passes.
@@ -320,7 +340,7 @@ def decide(
         recommendations = (TimestampedRecommendation(current_replicas, now),)
     rules: tuple[ResolvedRules, ResolvedRules] | None = None
     if behavior is not None:
-        rules = resolve_behavior(behavior, downscale_stabilization_seconds)
+        rules = _resolved(behavior, downscale_stabilization_seconds)
 
     able: str | None = None
     limited: str | None = None
