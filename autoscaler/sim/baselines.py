@@ -35,7 +35,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from autoscaler.hpa import ExternalTarget, HpaState, recommend, step
+from autoscaler.hpa import ExternalTarget, HpaController, recommend
 from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules, resolve_behavior, tolerances_for
 from autoscaler.sim.load import Load
 from autoscaler.sim.trino import DRAIN, ClusterView, Policy, ScaleDownMode
@@ -113,7 +113,8 @@ class HpaBaseline(Generic[V, M]):
         self.initial_replicas = min_replicas if initial_replicas is None else initial_replicas
         self.behavior = behavior
         self.scale_down: M = scale_down
-        self.state = HpaState()
+        # The pure step() pass after pass, kept incrementally: the same counts, each pass in constant time.
+        self.controller = HpaController(min_replicas, max_replicas, behavior)
         self.started = False
 
     def _raw(self, view: V) -> int | None:
@@ -124,16 +125,7 @@ class HpaBaseline(Generic[V, M]):
             # The workload's own replica count before the HPA's first pass.
             self.started = True
             return self.initial_replicas
-        replicas, self.state, _ = step(
-            self.state,
-            now,
-            view.current_workers,
-            self._raw(view),
-            self.min_replicas,
-            self.max_replicas,
-            self.behavior,
-        )
-        return replicas
+        return self.controller.step(now, view.current_workers, self._raw(view))
 
 
 class HpaCpu(HpaBaseline[WorkerView, M]):
@@ -322,7 +314,8 @@ class KedaScaler(Generic[V, M]):
         self.cooldown_period_s = cooldown_period_s
         self.target = ExternalTarget(kind, per_pod_target, metric_name)
         self.scale_down: M = scale_down
-        self.state = HpaState()
+        # KEDA's HPA on the legacy path, between scale-from-zero and back (see step()).
+        self.controller = HpaController(max(1, min_replicas), max_replicas, None)
         self.metric = 0.0
         self.last_poll = -math.inf
         self.last_active = -math.inf
@@ -339,10 +332,7 @@ class KedaScaler(Generic[V, M]):
         if self.min_replicas == 0 and self.metric <= 0 and now - self.last_active >= self.cooldown_period_s:
             return 0
         raw = recommend([(self.target, self.metric)], current, view.ready_workers).replicas
-        replicas, self.state, _ = step(
-            self.state, now, current, raw, max(1, self.min_replicas), self.max_replicas, None
-        )
-        return replicas
+        return self.controller.step(now, current, raw)
 
 
 class KedaChart(KedaScaler[ClusterView, TrinoMode]):
