@@ -76,6 +76,7 @@ __all__ = [
     "external_per_pod_metric_replicas",
     "milli_value",
     "recommend",
+    "recommended_replicas",
     "step",
     "tolerances_for",
 ]
@@ -203,16 +204,34 @@ def recommend(
         return _recommend(metric_values, current_replicas, ready_pods, tolerance, behavior, status_replicas)
 
 
-def _recommend(
+def recommended_replicas(
     metric_values: Sequence[tuple[ExternalTarget, float | None]],
     current_replicas: int,
     ready_pods: int,
-    tolerance: float,
-    behavior: Behavior | None,
-    status_replicas: int | None,
-) -> Recommendation:
+    tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    behavior: Behavior | None = None,
+    status_replicas: int | None = None,
+) -> int | None:
+    """``recommend(...).replicas`` without the reasons: for a caller that reads only the count, pass after
+    pass with values that rarely recur (nothing to look up, no text to write)."""
     tolerances = tolerances_for(behavior, tolerance)
     status = current_replicas if status_replicas is None else status_replicas
+    replicas, _, invalid, _, _ = _proposals(metric_values, current_replicas, ready_pods, tolerances, status)
+    if invalid >= len(metric_values) or (invalid > 0 and replicas < current_replicas):
+        return None
+    return replicas
+
+
+def _proposals(
+    metric_values: Sequence[tuple[ExternalTarget, float | None]],
+    current_replicas: int,
+    ready_pods: int,
+    tolerances: Tolerances,
+    status: int,
+) -> tuple[int, int | None, int, int | None, list[int | None]]:
+    """Each metric's proposal and the highest: (replicas, its metric, unreadable metrics, the first of
+    them, proposals)."""
     replicas = 0
     winner: int | None = None
     invalid = 0
@@ -234,6 +253,22 @@ def _recommend(
         if replicas == 0 or proposal > replicas:
             replicas = proposal
             winner = index
+    return replicas, winner, invalid, first_invalid, proposals
+
+
+def _recommend(
+    metric_values: Sequence[tuple[ExternalTarget, float | None]],
+    current_replicas: int,
+    ready_pods: int,
+    tolerance: float,
+    behavior: Behavior | None,
+    status_replicas: int | None,
+) -> Recommendation:
+    tolerances = tolerances_for(behavior, tolerance)
+    status = current_replicas if status_replicas is None else status_replicas
+    replicas, winner, invalid, first_invalid, proposals = _proposals(
+        metric_values, current_replicas, ready_pods, tolerances, status
+    )
     total = len(metric_values)
     if invalid >= total or (invalid > 0 and replicas < current_replicas):
         first = (

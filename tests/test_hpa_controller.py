@@ -1,12 +1,14 @@
-"""HpaController gives, pass after pass, the replica counts of the pure step() it stands in for."""
+"""HpaController gives, pass after pass, the replica counts of the pure step() it stands in for, and
+recommended_replicas the count of recommend()."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
-from autoscaler.hpa import HpaController, HpaState, step
+from autoscaler.hpa import ExternalTarget, HpaController, HpaState, recommend, recommended_replicas, step
 from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules, default_behavior
 from autoscaler.sim.baselines import EXAMPLE_HPA_BEHAVIOR, EXAMPLE_KEDA_BEHAVIOR
 
@@ -64,3 +66,29 @@ def test_the_controller_refuses_time_going_back() -> None:
     controller.step(30.0, 1, 2)
     with pytest.raises(ValueError, match="back in time"):
         controller.step(15.0, 2, 2)
+
+
+def test_the_count_alone_is_recommends_count() -> None:
+    rng = random.Random(7)
+    targets = [
+        ExternalTarget(kind, value) for kind in ("Value", "AverageValue") for value in (0.5, 1.0, 4.0, 50.0)
+    ]
+    for _ in range(5000):
+        values = [
+            (
+                rng.choice(targets),
+                rng.choice((None, math.nan, math.inf, 0.0, rng.uniform(0, 200), rng.randint(0, 40))),
+            )
+            for _ in range(rng.randint(0, 3))
+        ]
+        current, ready = rng.randint(0, 30), rng.randint(0, 30)
+        tolerance = rng.choice((0.0, 0.1, 0.5))
+        behavior = rng.choice(BEHAVIORS)
+        status = rng.choice((None, rng.randint(0, 30)))
+        want = recommend(
+            values, current, ready, tolerance, behavior=behavior, status_replicas=status
+        ).replicas
+        got = recommended_replicas(
+            values, current, ready, tolerance, behavior=behavior, status_replicas=status
+        )
+        assert got == want, (values, current, ready, tolerance, behavior, status)

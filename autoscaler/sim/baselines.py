@@ -35,7 +35,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from autoscaler.hpa import ExternalTarget, HpaController, recommend
+from autoscaler.hpa import ExternalTarget, HpaController, recommend, recommended_replicas
 from autoscaler.hpa_behavior import Behavior, ScalingPolicy, ScalingRules, resolve_behavior, tolerances_for
 from autoscaler.sim.load import Load
 from autoscaler.sim.trino import DRAIN, ClusterView, Policy, ScaleDownMode
@@ -171,7 +171,8 @@ class HpaCpu(HpaBaseline[WorkerView, M]):
         if view.ready_workers == 0:
             return None  # no pod reports a metric: the controller cannot compute anything
         usage = utilisation * 100.0
-        return recommend([(self.target, usage)], view.current_workers, view.ready_workers).replicas
+        # A utilisation seldom recurs: recommend()'s cache would only miss.
+        return recommended_replicas([(self.target, usage)], view.current_workers, view.ready_workers)
 
 
 def _capacity_queued(view: ClusterView) -> float:
@@ -331,7 +332,7 @@ class KedaScaler(Generic[V, M]):
             return 1 if self.metric > 0 else self.min_replicas
         if self.min_replicas == 0 and self.metric <= 0 and now - self.last_active >= self.cooldown_period_s:
             return 0
-        raw = recommend([(self.target, self.metric)], current, view.ready_workers).replicas
+        raw = recommended_replicas([(self.target, self.metric)], current, view.ready_workers)
         return self.controller.step(now, current, raw)
 
 
