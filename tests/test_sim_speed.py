@@ -6,16 +6,28 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autoscaler.policy.loading import load_policies
-from autoscaler.sim.baselines import BASELINES
+from autoscaler.sim import scenario as scenario_module
+from autoscaler.sim.baselines import BASELINES, HpaQueue, Keda
 from autoscaler.sim.load import parse_service
-from autoscaler.sim.run import Sample, result_json, step_through
-from autoscaler.sim.scenario import Runs, load_scenario, run_scenario, run_sweep, sweep_keys, work_config_for
+from autoscaler.sim.run import Result, Sample, result_json, simulate, step_through
+from autoscaler.sim.scenario import (
+    STEP_SECONDS,
+    Runs,
+    load_scenario,
+    run_scenario,
+    run_sweep,
+    sweep_keys,
+    work_config_for,
+)
+from autoscaler.sim.trino import ClusterView
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "benchmarks" / "policies" / "trino-workers.yaml"
@@ -168,3 +180,50 @@ def test_jobs_must_be_positive() -> None:
     )
     with pytest.raises(ValueError, match="jobs"):
         Runs(scenario, policies, work_config_for(policies[0]), jobs=0)
+
+
+def test_the_example_scaled_object_shares_the_example_hpas_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Runs with equal signatures are run once; the shared run is the run the other policy gives alone.
+    policies = [p for p, _ in load_policies(POLICY)]
+    config = work_config_for(policies[0])
+    scenario = load_scenario(
+        TRACE, seed=1, days=0.1, rate_scale=None, mean_rate=0.3, service=parse_service("lognormal:20,1.5")
+    )
+    runs = Runs(scenario, policies, config, seed=1)
+    alone = simulate(scenario.load, runs.policy(("baseline", "keda", 2.0)), config, step_seconds=STEP_SECONDS)
+    ran: list[str] = []
+
+    def counted(load: Any, policy: Any, *args: Any, **kwargs: Any) -> Result:
+        ran.append(policy.name)
+        return simulate(load, policy, *args, **kwargs)
+
+    monkeypatch.setattr(scenario_module, "simulate", counted)
+    runs.get(("baseline", "hpa-queue", 2.0))
+    shared = runs.get(("baseline", "keda", 2.0))
+    runs.get(("baseline", "keda", 3.0))
+    assert ran == ["hpa-queue", "keda"]
+    assert shared.policy == "keda"
+    for field in fields(Result):
+        mine, theirs = getattr(shared, field.name), getattr(alone, field.name)
+        assert np.array_equal(mine, theirs) if isinstance(mine, np.ndarray) else mine == theirs, field.name
+
+
+def test_a_policy_that_reads_differently_gets_its_own_signature() -> None:
+    policies = [p for p, _ in load_policies(POLICY)]
+    config = work_config_for(policies[0])
+    scenario = load_scenario(
+        TRACE, seed=1, days=0.01, rate_scale=None, mean_rate=0.3, service=parse_service("exp:10")
+    )
+    runs = Runs(scenario, policies, config)
+    hpa, keda = (runs.policy(("baseline", name, 4.0)) for name in ("hpa-queue", "keda"))
+    assert isinstance(hpa, HpaQueue)
+    assert isinstance(keda, HpaQueue)
+    assert hpa.run_signature() == keda.run_signature()
+    assert hpa.run_signature() != HpaQueue(4.0, max_replicas=20, behavior=None).run_signature()
+    assert hpa.run_signature() != runs.policy(("baseline", "hpa-queue", 5.0)).run_signature()  # type: ignore[attr-defined]
+
+    class Changed(Keda):
+        def _raw(self, view: ClusterView) -> int | None:
+            return 1
+
+    assert Changed(4.0, max_replicas=20).run_signature() != keda.run_signature()

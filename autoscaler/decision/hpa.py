@@ -16,6 +16,7 @@ is the caller's business: call :func:`step` at whatever cadence the emulated con
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,6 +60,7 @@ __all__ = [
     "Behavior",
     "Decision",
     "ExternalTarget",
+    "HpaController",
     "HpaState",
     "Recommendation",
     "ScaleEvent",
@@ -74,6 +76,7 @@ __all__ = [
     "external_per_pod_metric_replicas",
     "milli_value",
     "recommend",
+    "recommended_replicas",
     "step",
     "tolerances_for",
 ]
@@ -201,16 +204,34 @@ def recommend(
         return _recommend(metric_values, current_replicas, ready_pods, tolerance, behavior, status_replicas)
 
 
-def _recommend(
+def recommended_replicas(
     metric_values: Sequence[tuple[ExternalTarget, float | None]],
     current_replicas: int,
     ready_pods: int,
-    tolerance: float,
-    behavior: Behavior | None,
-    status_replicas: int | None,
-) -> Recommendation:
+    tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    behavior: Behavior | None = None,
+    status_replicas: int | None = None,
+) -> int | None:
+    """``recommend(...).replicas`` without the reasons: for a caller that reads only the count, pass after
+    pass with values that rarely recur (nothing to look up, no text to write)."""
     tolerances = tolerances_for(behavior, tolerance)
     status = current_replicas if status_replicas is None else status_replicas
+    replicas, _, invalid, _, _ = _proposals(metric_values, current_replicas, ready_pods, tolerances, status)
+    if invalid >= len(metric_values) or (invalid > 0 and replicas < current_replicas):
+        return None
+    return replicas
+
+
+def _proposals(
+    metric_values: Sequence[tuple[ExternalTarget, float | None]],
+    current_replicas: int,
+    ready_pods: int,
+    tolerances: Tolerances,
+    status: int,
+) -> tuple[int, int | None, int, int | None, list[int | None]]:
+    """Each metric's proposal and the highest: (replicas, its metric, unreadable metrics, the first of
+    them, proposals)."""
     replicas = 0
     winner: int | None = None
     invalid = 0
@@ -232,6 +253,22 @@ def _recommend(
         if replicas == 0 or proposal > replicas:
             replicas = proposal
             winner = index
+    return replicas, winner, invalid, first_invalid, proposals
+
+
+def _recommend(
+    metric_values: Sequence[tuple[ExternalTarget, float | None]],
+    current_replicas: int,
+    ready_pods: int,
+    tolerance: float,
+    behavior: Behavior | None,
+    status_replicas: int | None,
+) -> Recommendation:
+    tolerances = tolerances_for(behavior, tolerance)
+    status = current_replicas if status_replicas is None else status_replicas
+    replicas, winner, invalid, first_invalid, proposals = _proposals(
+        metric_values, current_replicas, ready_pods, tolerances, status
+    )
     total = len(metric_values)
     if invalid >= total or (invalid > 0 and replicas < current_replicas):
         first = (
@@ -261,6 +298,26 @@ def _recommend(
 # the milli-unit arithmetic and the reason text. Equal keys give equal results: the arithmetic reads only
 # values that compare equal (0.0 and -0.0 both give 0 milli-units), and NaN keys never match.
 _recommend_cached = lru_cache(maxsize=16384)(_recommend)
+
+
+# A simulated HPA resolves its one behavior on every pass, and hashing the nested rules for
+# resolve_behavior's cache costs more than the rest of a quiet pass. Looked up by identity first: each entry
+# holds its behavior, so no id is reused while it is here.
+_RESOLVED: dict[tuple[int, int], tuple[Behavior, tuple[ResolvedRules, ResolvedRules]]] = {}
+
+
+def _resolved(
+    behavior: Behavior, downscale_stabilization_seconds: int
+) -> tuple[ResolvedRules, ResolvedRules]:
+    key = (id(behavior), downscale_stabilization_seconds)
+    known = _RESOLVED.get(key)
+    if known is not None and known[0] is behavior:
+        return known[1]
+    rules = resolve_behavior(behavior, downscale_stabilization_seconds)
+    if len(_RESOLVED) >= 256:
+        _RESOLVED.clear()
+    _RESOLVED[key] = (behavior, rules)
+    return rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +377,7 @@ def decide(
         recommendations = (TimestampedRecommendation(current_replicas, now),)
     rules: tuple[ResolvedRules, ResolvedRules] | None = None
     if behavior is not None:
-        rules = resolve_behavior(behavior, downscale_stabilization_seconds)
+        rules = _resolved(behavior, downscale_stabilization_seconds)
 
     able: str | None = None
     limited: str | None = None
@@ -417,3 +474,141 @@ def step(
         scale_up_limit_minimum=scale_up_limit_minimum,
     )
     return decision.replicas, decision.state, decision.reason
+
+
+class HpaController:
+    """One HPA pass after another, as :func:`step` gives them, for a caller that only needs the replica
+    counts (the simulator's baselines run hundreds of thousands of passes).
+
+    :func:`step` keeps the recommendations the way the controller stores them (slots recycled in place) and
+    scans them all on every pass. A stabilisation only ever reads the recommendations inside its window,
+    and the windows are fixed while the pass times never go back, so a recommendation that has left a
+    window never returns to it: the controller recycles a slot only once its entry is outside every window.
+    Here each window keeps its recommendations in time order and only those that may still be its extreme
+    (a sliding-window maximum, or minimum): the same extreme, in constant time per pass. Scale events are
+    kept, and the counts limited, by the same functions :func:`decide` uses.
+
+    ``now`` must not decrease from one :meth:`step` to the next.
+    """
+
+    __slots__ = (
+        "_down",
+        "_down_events",
+        "_down_window",
+        "_factor",
+        "_initialized",
+        "_last",
+        "_minimum",
+        "_rules",
+        "_up",
+        "_up_events",
+        "_up_window",
+        "behavior",
+        "max_replicas",
+        "min_replicas",
+    )
+
+    def __init__(
+        self,
+        min_replicas: int,
+        max_replicas: int,
+        behavior: Behavior | None,
+        *,
+        downscale_stabilization_seconds: int = DEFAULT_DOWNSCALE_STABILIZATION_SECONDS,
+        scale_up_limit_factor: float = SCALE_UP_LIMIT_FACTOR,
+        scale_up_limit_minimum: float = SCALE_UP_LIMIT_MINIMUM,
+    ) -> None:
+        if min_replicas < 0 or max_replicas < 1 or max_replicas < min_replicas:
+            raise ValueError(f"need 0 <= min ({min_replicas}) <= max ({max_replicas}) and max >= 1")
+        self.min_replicas = min_replicas
+        self.max_replicas = max_replicas
+        self.behavior = behavior
+        self._rules = (
+            None if behavior is None else resolve_behavior(behavior, downscale_stabilization_seconds)
+        )
+        if self._rules is None:
+            # The legacy path: the highest recommendation not older than the window (time.Before).
+            self._up_window = math.nan
+            self._down_window = float(downscale_stabilization_seconds)
+        else:
+            self._up_window = float(self._rules[0].stabilization_window_seconds)
+            self._down_window = float(self._rules[1].stabilization_window_seconds)
+        self._factor = scale_up_limit_factor
+        self._minimum = scale_up_limit_minimum
+        # (time, recommendation), oldest first: in _down the recommendations fall from front to back (the
+        # candidates for the highest), in _up they rise (for the lowest; behavior path only).
+        self._down: deque[tuple[float, int]] = deque()
+        self._up: deque[tuple[float, int]] = deque()
+        self._up_events: tuple[ScaleEvent, ...] = ()
+        self._down_events: tuple[ScaleEvent, ...] = ()
+        self._initialized = False
+        self._last = -math.inf
+
+    def _record(self, now: float, recommendation: int) -> None:
+        down = self._down
+        while down and down[-1][1] <= recommendation:
+            down.pop()
+        down.append((now, recommendation))
+        if self._rules is not None:
+            up = self._up
+            while up and up[-1][1] >= recommendation:
+                up.pop()
+            up.append((now, recommendation))
+
+    def step(self, now: float, current_replicas: int, raw_desired: int | None) -> int:
+        """The replica count :func:`step` would return for this pass (and the history it would keep)."""
+        if now < self._last:
+            raise ValueError(f"passes must not go back in time ({now} after {self._last})")
+        self._last = now
+        if not self._initialized:
+            # The controller's nil history: the current count counts as a first recommendation.
+            self._initialized = True
+            self._record(now, current_replicas)
+        min_replicas, max_replicas = self.min_replicas, self.max_replicas
+        rules = self._rules
+        if current_replicas == 0 and min_replicas != 0:
+            return 0
+        if current_replicas > max_replicas:
+            desired = max_replicas
+        elif current_replicas < min_replicas:
+            desired = min_replicas
+        elif raw_desired is None:
+            return current_replicas
+        elif rules is None:
+            down = self._down
+            cutoff = now - self._down_window
+            while down and down[0][0] < cutoff:
+                down.popleft()
+            stabilized = raw_desired if not down or down[0][1] < raw_desired else down[0][1]
+            self._record(now, raw_desired)
+            desired, _ = convert_desired_replicas_with_rules(
+                current_replicas, stabilized, min_replicas, max_replicas, self._factor, self._minimum
+            )
+        else:
+            up, down = self._up, self._down
+            up_cutoff = now - self._up_window
+            down_cutoff = now - self._down_window
+            while up and up[0][0] <= up_cutoff:
+                up.popleft()
+            while down and down[0][0] <= down_cutoff:
+                down.popleft()
+            lowest = raw_desired if not up or up[0][1] > raw_desired else up[0][1]
+            highest = raw_desired if not down or down[0][1] < raw_desired else down[0][1]
+            stabilized = min(max(current_replicas, lowest), highest)
+            self._record(now, raw_desired)
+            desired, _ = convert_desired_replicas_with_behavior_rate(
+                current_replicas,
+                stabilized,
+                min_replicas,
+                max_replicas,
+                rules[0],
+                rules[1],
+                self._up_events,
+                self._down_events,
+                now,
+            )
+        if desired != current_replicas:
+            self._up_events, self._down_events = store_scale_event(
+                rules, self._up_events, self._down_events, current_replicas, desired, now
+            )
+        return desired

@@ -29,14 +29,20 @@ are packed perfectly); nothing can cost less.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from autoscaler.decision.hpa import ExternalTarget, HpaState, recommend, step
-from autoscaler.decision.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.decision.hpa import ExternalTarget, HpaController, recommend, recommended_replicas
+from autoscaler.decision.hpa_behavior import (
+    Behavior,
+    ScalingPolicy,
+    ScalingRules,
+    resolve_behavior,
+    tolerances_for,
+)
 from autoscaler.sim.load import Load
 from autoscaler.sim.trino import DRAIN, ClusterView, Policy, ScaleDownMode
 from core.metric_names import TRINO_CAPACITY_QUEUED_QUERIES, TRINO_REQUIRED_WORKERS, TRINO_RUNNING_QUERIES
@@ -95,6 +101,8 @@ class HpaBaseline(Generic[V, M]):
 
     name = "hpa"
     period_seconds = HPA_PERIOD_SECONDS
+    #: The simulator may leave the view's ``running_cpu_seconds`` out: no baseline reads it.
+    reads_running_cpu = False
 
     def __init__(
         self,
@@ -112,7 +120,8 @@ class HpaBaseline(Generic[V, M]):
         self.initial_replicas = min_replicas if initial_replicas is None else initial_replicas
         self.behavior = behavior
         self.scale_down: M = scale_down
-        self.state = HpaState()
+        # The pure step() pass after pass, kept incrementally: the same counts, each pass in constant time.
+        self.controller = HpaController(min_replicas, max_replicas, behavior)
         self.started = False
 
     def _raw(self, view: V) -> int | None:
@@ -123,16 +132,7 @@ class HpaBaseline(Generic[V, M]):
             # The workload's own replica count before the HPA's first pass.
             self.started = True
             return self.initial_replicas
-        replicas, self.state, _ = step(
-            self.state,
-            now,
-            view.current_workers,
-            self._raw(view),
-            self.min_replicas,
-            self.max_replicas,
-            self.behavior,
-        )
-        return replicas
+        return self.controller.step(now, view.current_workers, self._raw(view))
 
 
 class HpaCpu(HpaBaseline[WorkerView, M]):
@@ -178,7 +178,8 @@ class HpaCpu(HpaBaseline[WorkerView, M]):
         if view.ready_workers == 0:
             return None  # no pod reports a metric: the controller cannot compute anything
         usage = utilisation * 100.0
-        return recommend([(self.target, usage)], view.current_workers, view.ready_workers).replicas
+        # A utilisation seldom recurs: recommend()'s cache would only miss.
+        return recommended_replicas([(self.target, usage)], view.current_workers, view.ready_workers)
 
 
 def _capacity_queued(view: ClusterView) -> float:
@@ -230,6 +231,29 @@ class HpaQueue(HpaBaseline[ClusterView, TrinoMode]):
         )
         self._known: dict[tuple[tuple[int, int, int], tuple[int, int]], tuple[int | None]] = {}
 
+    def run_signature(self) -> Hashable:
+        """What this policy's run depends on: two policies with equal signatures run the same, figure for
+        figure (their :class:`~autoscaler.sim.run.Result` differs only in ``policy``), so one run serves
+        both. The example ScaledObject (:class:`Keda`) is the example HPA this way: its behaviour leaves
+        the scale-up at the HPA's default, which the example HPA spells out.
+
+        Everything :meth:`desired` reads: the targets, the replica bounds, the behaviour as the controller
+        resolves it (and its tolerances, which :func:`~autoscaler.decision.hpa.recommend` reads), how workers are
+        removed, the period, and the code itself (a subclass that overrides a method differs)."""
+        behavior = self.behavior
+        return (
+            type(self).desired,
+            type(self)._raw,
+            self.targets,
+            self.min_replicas,
+            self.max_replicas,
+            self.initial_replicas,
+            None if behavior is None else resolve_behavior(behavior),
+            tolerances_for(behavior),
+            self.scale_down,
+            self.period_seconds,
+        )
+
     def _raw(self, view: ClusterView) -> int | None:
         # The recommendation is a pure function of these counts (the targets and behaviour are fixed), and
         # the same few recur pass after pass: a small table answers faster than hashing the targets.
@@ -275,6 +299,8 @@ class KedaScaler(Generic[V, M]):
 
     name = "keda"
     period_seconds = HPA_PERIOD_SECONDS
+    #: The simulator may leave the view's ``running_cpu_seconds`` out: no baseline reads it.
+    reads_running_cpu = False
 
     def __init__(
         self,
@@ -296,7 +322,8 @@ class KedaScaler(Generic[V, M]):
         self.cooldown_period_s = cooldown_period_s
         self.target = ExternalTarget(kind, per_pod_target, metric_name)
         self.scale_down: M = scale_down
-        self.state = HpaState()
+        # KEDA's HPA on the legacy path, between scale-from-zero and back (see step()).
+        self.controller = HpaController(max(1, min_replicas), max_replicas, None)
         self.metric = 0.0
         self.last_poll = -math.inf
         self.last_active = -math.inf
@@ -312,11 +339,8 @@ class KedaScaler(Generic[V, M]):
             return 1 if self.metric > 0 else self.min_replicas
         if self.min_replicas == 0 and self.metric <= 0 and now - self.last_active >= self.cooldown_period_s:
             return 0
-        raw = recommend([(self.target, self.metric)], current, view.ready_workers).replicas
-        replicas, self.state, _ = step(
-            self.state, now, current, raw, max(1, self.min_replicas), self.max_replicas, None
-        )
-        return replicas
+        raw = recommended_replicas([(self.target, self.metric)], current, view.ready_workers)
+        return self.controller.step(now, current, raw)
 
 
 class KedaChart(KedaScaler[ClusterView, TrinoMode]):
@@ -341,6 +365,8 @@ class KedaChart(KedaScaler[ClusterView, TrinoMode]):
 class Static:
     name = "static"
     scale_down: ScaleDownMode = DRAIN
+    #: The simulator may leave the view's ``running_cpu_seconds`` out: no baseline reads it.
+    reads_running_cpu = False
 
     def __init__(self, workers: int):
         if workers < 1:

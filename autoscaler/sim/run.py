@@ -22,12 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from autoscaler.sim.load import FloatArray, Load
-from autoscaler.sim.trino import ClusterConfig, Policy, TrinoCluster
+from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, TrinoCluster
 from autoscaler.sim.trino_work import WorkCluster, WorkConfig
 
 __all__ = [
@@ -115,8 +116,13 @@ def simulate(
         else TrinoCluster(load, cluster_config)
     )
     mode = policy.scale_down
+    view: Callable[[float], ClusterView] = cluster.view
+    if isinstance(cluster, WorkCluster) and not getattr(policy, "reads_running_cpu", True):
+        # The running queries' CPU time sums over every running query at every pass; skipped for the
+        # policies that say they never read it (the baselines).
+        view = partial(cluster.view, running_cpu=False)
 
-    first = policy.desired(0.0, cluster.view(0.0))
+    first = policy.desired(0.0, view(0.0))
     initial = cluster_config.initial_workers
     cluster.set_replicas(first if initial is None else initial, 0.0, mode, initial=True)
     if initial is not None and first != initial:
@@ -135,7 +141,7 @@ def simulate(
 
     trace = step_through(
         advance=cluster.advance,
-        decide=lambda now: cluster.set_replicas(policy.desired(now, cluster.view(now)), now, mode),
+        decide=lambda now: cluster.set_replicas(policy.desired(now, view(now)), now, mode),
         sample=sample,
         end=end,
         step_seconds=step_seconds,

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -257,6 +257,11 @@ class Runs:
     (equal inputs give an equal run, so a sweep reuses the default setting's run and a bisection point two
     policies share), in this process or, with ``jobs`` > 1, in that many worker processes.
 
+    Two baselines whose policies have equal ``run_signature()`` (see
+    :meth:`~autoscaler.sim.baselines.HpaQueue.run_signature`) run the same, so the later one asked for
+    takes the earlier one's run under its own name: the example ScaledObject's sweep and bisections are the
+    example HPA's.
+
     Workers are forked so they share the load without copying it through a pipe; each builds its policy
     there from the run's key, as policies hold lambdas.
     """
@@ -287,6 +292,13 @@ class Runs:
         self._running: dict[RunKey, Future[Any]] = {}
         self._finished: dict[RunKey, Future[Any]] = {}
         self._refined: dict[str, list[tuple[IsoSlo, list[Point]]]] = {}
+        self._families: dict[str, Baseline] = {}
+        # Each baseline run asked for, and the first run asked for with the same signature (itself if none).
+        self._same: dict[RunKey, RunKey] = {}
+        self._by_signature: dict[Hashable, RunKey] = {}
+        # Families whose bisections are another family's, run by run: found once that one's are done.
+        self._borrowed: dict[str, tuple[str, Baseline, list[Point], dict[str, Result], int]] = {}
+        self._refining: set[str] = set()
 
     def __enter__(self) -> Runs:
         return self
@@ -344,7 +356,21 @@ class Runs:
         if kind == "policy":
             policy = self.policies[int(setting)]
             return QueuescalePolicy(policy, self.config, epoch_start=self.scenario.epoch_start)
-        return baseline(name, self.scenario.load, self.config).make(setting)
+        if name not in self._families:
+            self._families[name] = baseline(name, self.scenario.load, self.config)
+        return self._families[name].make(setting)
+
+    def _same_run(self, key: RunKey) -> RunKey:
+        """The first run asked for that runs the same as ``key`` (``key`` itself when none does)."""
+        same = self._same.get(key)
+        if same is None:
+            same = key
+            if key[0] == "baseline":
+                signature = getattr(self.policy(key), "run_signature", None)
+                if signature is not None:
+                    same = self._by_signature.setdefault(signature(), key)
+            self._same[key] = same
+        return same
 
     def start(self, keys: Sequence[RunKey]) -> None:
         """Queue ``keys`` on the workers, in this order (nothing happens in-process until :meth:`get`)."""
@@ -352,7 +378,8 @@ class Runs:
             return
         for key in keys:
             if key not in self._done:
-                self._queue(key, 2, _run_key, key)
+                same = self._same_run(key)
+                self._queue(same, 2, _run_key, same)
         self._pump()
 
     def get(self, key: RunKey, bar: Progress | None = None, offset: float = 0.0) -> Result:
@@ -360,9 +387,13 @@ class Runs:
         worker)."""
         if key in self._done:
             return self._done[key]
-        if self.jobs > 1:
+        result: Result
+        same = self._same_run(key)
+        if same != key:
+            result = replace(self.get(same, bar, offset), policy=self.policy(key).name)
+        elif self.jobs > 1:
             self._queue(key, 1, _run_key, key)
-            result: Result = self._wait(key)
+            result = self._wait(key)
             if bar is not None:
                 bar.show(key[1], offset + self.scenario.load.duration)
         else:
@@ -383,6 +414,14 @@ class Runs:
         if self.jobs == 1:
             self._refined[family.name] = _refine(self, family, points, references, refine)
             return
+        lender = {self._same_run(("baseline", family.name, p.setting))[1] for p in points}
+        if len(lender) == 1 and (other := lender.pop()) != family.name and other in self._refining:
+            # Every point is another family's run, so each bisection step will be too: once that family's
+            # bisections are done, this one runs here on their runs (a step they did not take would still
+            # run, on a worker).
+            self._borrowed[family.name] = (other, family, points, references, refine)
+            return
+        self._refining.add(family.name)
         # A bisection reads only the runs' figures, not their series: the workers get light copies.
         light = {name: _light(r) for name, r in references.items()}
         grid = [Point(p.setting, _light(p.result)) for p in points]
@@ -392,7 +431,17 @@ class Runs:
     def refined(self, name: str) -> list[tuple[IsoSlo, list[Point]]]:
         """Per reference, the cheapest setting of the family ``name`` and the extra points it ran."""
         if name not in self._refined:
-            self._refined[name] = self._wait(("refine", name, 0.0))
+            if name in self._borrowed:
+                other, family, points, references, refine = self._borrowed.pop(name)
+                for _, extra in self.refined(other):
+                    for p in extra:
+                        # Known here from now on, so this family's same steps find them.
+                        lent: RunKey = ("baseline", other, p.setting)
+                        if self._same_run(lent) == lent:
+                            self._done.setdefault(lent, p.result)
+                self._refined[name] = _refine(self, family, points, references, refine)
+            else:
+                self._refined[name] = self._wait(("refine", name, 0.0))
         return self._refined[name]
 
 

@@ -180,7 +180,10 @@ class ClusterConfig:
         return float(self.slots_per_worker) if self.cores_per_worker is None else self.cores_per_worker
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a view is built on every pass of every run, and a frozen dataclass's __init__ (a
+# object.__setattr__ call per field) took three times as long. Each pass gets a fresh view, so a policy
+# that changed one would change nothing else.
+@dataclass(slots=True)
 class ClusterView:
     """What a controller can observe at ``now``.
 

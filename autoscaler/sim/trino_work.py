@@ -694,10 +694,11 @@ class WorkCluster:
         # Every view reads this: a list summed in the same order, the branch in place of max(0.0, ...).
         return sum([work[q] - (tag - v if tag > v else 0.0) for tag, q in self._tags])
 
-    def view(self, now: float) -> ClusterView:
+    def view(self, now: float, *, running_cpu: bool = True) -> ClusterView:
         """What a controller observes; ``slots_per_worker`` is 1 as this model has no query slots, and
         ``required_workers`` is Trino's ClusterSizeMonitor figure (``required_workers`` while queries wait
-        and fewer workers are active, else 0), not a sizing estimate."""
+        and fewer workers are active, else 0), not a sizing estimate. ``running_cpu`` False leaves
+        ``running_cpu_seconds`` at 0 (a sum over every running query) for a policy that does not read it."""
         starting, active, draining, shutting = self._counts
         limit_bound = memory_bound = 0
         for g, queue in enumerate(self._queues if self.queued else ()):
@@ -730,7 +731,7 @@ class WorkCluster:
             memory_fraction=self.reserved_memory_gb / pool_memory if active and self._memory_limited else 0.0,
             reserved_memory_gb=self.reserved_memory_gb,
             cpu_seconds_total=self.cpu_seconds_total,
-            running_cpu_seconds=self.running_cpu_seconds(now) if self.running else 0.0,
+            running_cpu_seconds=self.running_cpu_seconds(now) if running_cpu and self.running else 0.0,
             busy_cores=self.busy_cores(),
             started=self.started,
             failed=self.killed,
