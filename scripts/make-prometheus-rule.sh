@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wrap deploy/prometheus/rules.yaml (a Prometheus rule file) into the PrometheusRule of
 # deploy/components/monitoring, for clusters run by the Prometheus Operator. kustomize cannot include a
-# file that is not a Kubernetes object, so the rules are copied; tests/test_deploy.py fails when the copy
+# file that is not a Kubernetes object, so the rules are copied; tests/deploy/test_deploy.py fails when the copy
 # is stale. Usage: scripts/make-prometheus-rule.sh [OUTPUT]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -1,6 +1,6 @@
 """Every Kubernetes API call the controller and the adapter make, as data.
 
-The RBAC objects in ``deploy/`` are checked against these tables by ``tests/test_deploy_rbac.py`` in both
+The RBAC objects in ``deploy/`` are checked against these tables by ``tests/deploy/test_deploy_rbac.py`` in both
 directions: every call here must be granted, and nothing is granted that is not listed here. Keep the
 tables in step with the code: a new call without a line here is refused by RBAC in a real cluster.
 

@@ -15,7 +15,7 @@ alone keeping at most a share u of the cluster's cores busy (I/O, exchanges):
   cluster then empties its queue more slowly (its slots are held by the long queries), so the rate is
   divided by :data:`TAIL_FACTOR`: ``P(wait > t) = P(N ≥ L)·exp(−(D(L) − λ)·t / TAIL_FACTOR)``. Against the
   work model of :mod:`autoscaler.sim.trino_work`, ``P(N ≥ L)`` matches within a few percent and the
-  factor keeps lognormal work of σ 1.5 on the safe side (tests/test_work_sizing.py);
+  factor keeps lognormal work of σ 1.5 on the safe side (tests/autoscaler/decision/test_work_sizing.py);
 - without a limit nothing queues; the utilisation ``λ·w̄ / (c·W)`` is then kept at or below
   :data:`MAX_UTILISATION`, which also bounds how slow queries get.
 

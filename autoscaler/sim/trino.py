@@ -5,7 +5,7 @@ on one worker. One of the project's three Trino cluster models: the simulator's 
 (:class:`autoscaler.sim.trino_work.WorkCluster`), and the sandbox's emulated coordinator and workers
 (:class:`lab.sandbox.trino_model.TrinoCluster`, a different class of the same name: protocol and
 state machines, for the demo and contract tests) are a third. Where their assumptions coincide the three
-give every query the same start and end (``tests/test_trino_models_agree.py``); as a query here runs on
+give every query the same start and end (``tests/autoscaler/sim/test_trino_models_agree.py``); as a query here runs on
 one worker, they coincide on one worker only, where the other two spread a query over every worker. The
 configuration, the controller's view and the policy protocol here (:class:`ClusterConfig`,
 :class:`ClusterView`, :class:`Policy`) serve both simulator models.

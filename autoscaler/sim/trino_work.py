@@ -5,7 +5,7 @@ the project's three Trino cluster models: the simulator's other is the slot mode
 (:class:`autoscaler.sim.trino.TrinoCluster`, ``--model slots``), and the sandbox's emulated coordinator and
 workers (:class:`lab.sandbox.trino_model.TrinoCluster`: protocol and state machines, for the demo and
 contract tests) are a third. Where their assumptions coincide the three give every query the same start
-and end: ``tests/test_trino_models_agree.py``.
+and end: ``tests/autoscaler/sim/test_trino_models_agree.py``.
 
 Model (see :mod:`autoscaler.sim.load` for the queries; here a query's ``service`` is its **work**, in
 CPU-seconds):

@@ -6,7 +6,7 @@ state machines, resource groups and queries, the state behind the sandbox's HTTP
 (``queuescale simulate``) does not use it; it has two models of its own, the work model
 (:class:`autoscaler.sim.trino_work.WorkCluster`, the benchmark's default) and the slot model
 (:class:`autoscaler.sim.trino.TrinoCluster`, ``--model slots``). Where their assumptions coincide the three
-give every query the same start and end: ``tests/test_trino_models_agree.py``.
+give every query the same start and end: ``tests/autoscaler/sim/test_trino_models_agree.py``.
 
 Pure and synchronous: time only moves when the caller says so (``advance(now)``), so the same model runs
 on the wall clock in the sandbox and fast-forwarded in tests. Behaviour follows upstream Trino (see

@@ -17,8 +17,8 @@ from tests.peers.trino_cluster import TrinoCluster, start_trino_cluster
 KWOK_NODE = "kwok-node-0"
 
 
-# Package scope: the peers run first (tests/peers sorts before tests/test_*) and are stopped before the rest
-# of the suite, whose timing-sensitive tests (real Spark) then have the machine's two cores to themselves.
+# Package scope: the peers are stopped when tests/peers ends, so the rest of the suite's timing-sensitive
+# tests (real Spark) never share the machine's two cores with them.
 @pytest.fixture(scope="package")
 def real_trino(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrinoCluster]:
     """One coordinator and two workers over plain HTTP, shared by tests/peers; stopped at its end."""

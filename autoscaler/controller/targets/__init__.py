@@ -2,7 +2,7 @@
 
 Each folder is one kind of target: its pure planner (``plan``), the I/O around it (``actuator``, and a
 client of the target's own API where it has one) and a ``build(policy, context)`` that makes its actuator.
-Adding a target is one folder and one row in :data:`TARGETS`; ``tests/test_controller_targets.py`` checks
+Adding a target is one folder and one row in :data:`TARGETS`; ``tests/autoscaler/controller/test_controller_targets.py`` checks
 the table covers every kind the policy model accepts, and import-linter keeps the folders independent.
 """
 

@@ -5,7 +5,7 @@ The reconcile loop gives a desired worker count; this module turns it, with what
 pass. Everything a later pass needs is on the pods (``queuescale.io/drain-started``, the deletion cost),
 so a restarted controller computes the same plan and resumes where the last one stopped.
 
-Rules (``tests/test_controller_trino_plan.py`` has a case for each):
+Rules (``tests/autoscaler/controller/test_controller_trino_plan.py`` has a case for each):
 
 - A *leaver* is a pod carrying ``queuescale.io/drain-started``. Pods in DRAINING/DRAINED/SHUTTING_DOWN
   without it are leaving on someone else's account: never touched nor chosen, and not capacity either,

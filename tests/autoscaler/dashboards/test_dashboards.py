@@ -23,7 +23,7 @@ from core.catalog import BUILTIN, DEFAULT_CATALOG, Catalog, MetricSpec
 from queuescale.cli import main
 from tests.helpers.metric_names import SERIES_NAME, known_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = ROOT / "dashboards"
 
 

@@ -15,7 +15,7 @@ from tests.helpers.prometheus import DEBIAN_PACKAGE
 
 pytestmark = pytest.mark.prometheus
 
-RULES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
+RULES_DIR = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 RULES = RULES_DIR / "rules.yaml"
 RULES_TEST = RULES_DIR / "rules_test.yaml"
 

@@ -352,7 +352,7 @@ async def test_keda_accepts_only_the_bearer_scheme(header: str | None, code: int
 @pytest.mark.parametrize("content", ["", "   \n", "\n\t\n"])
 async def test_an_empty_keda_token_file_lets_nobody_in(tmp_path: Path, content: str) -> None:
     # The probe: an empty token file opened the endpoint to requests without Authorization. At start
-    # it is a configuration error (tests/test_runtime.py); emptied later, every request is refused.
+    # it is a configuration error (tests/adapter/test_runtime.py); emptied later, every request is refused.
     token_file = tmp_path / "token"
     token_file.write_text(content)
     async with running_adapter([adhoc()], keda_token=lambda: _read_token(token_file)) as (server, _):

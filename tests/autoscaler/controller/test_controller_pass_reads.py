@@ -23,7 +23,7 @@ from tests.helpers.scripted import ScriptedSource
 from tests.helpers.wait import eventually
 
 METRICS = ["trino_queued_queries", "trino_running_queries"]
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def source() -> ScriptedSource:

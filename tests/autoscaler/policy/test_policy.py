@@ -24,7 +24,7 @@ from autoscaler.policy.loading import from_resource, load_policies, parse_polici
 from autoscaler.policy.models import HPABehavior, ScalingPolicy, Schedule
 from core.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
 # Line numbers of the bad-document table below refer to this document.

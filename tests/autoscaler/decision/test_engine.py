@@ -30,7 +30,7 @@ from autoscaler.decision.spark_sizing import AppDemand
 from autoscaler.policy.loading import load_policies
 from autoscaler.policy.models import ScalingPolicy
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def example(name: str) -> ScalingPolicy:

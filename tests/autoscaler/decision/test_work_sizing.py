@@ -29,7 +29,7 @@ from autoscaler.sim.load import from_rate_curve, from_trace_csv
 from autoscaler.sim.trino_work import WorkConfig
 from core.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 WORK_POLICY = ROOT / "benchmarks" / "policies" / "trino-workers-work.yaml"
 TRACE = Path("/work/shared/data/traces/crane-input15.csv")
 CLUSTER = WorkConfig(cores_per_worker=8, query_parallelism=0.1, group_limits=(20,), startup_seconds=0)

@@ -33,7 +33,7 @@ from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy, catalog_va
 from autoscaler.sim.spark_load import SparkLoad, from_apps, from_trace_csv
 from autoscaler.sim.spark_run import simulate_pool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "examples" / "spark-worker-pool.yaml"
 EXAMPLE_HPA = ROOT / "deploy" / "examples" / "hpa" / "hpa-spark-worker-pool.yaml"
 TRACE = "/work/shared/data/traces/crane-input0.csv"

@@ -234,7 +234,7 @@ def test_a_policy_with_a_floor_starts_at_its_floor_not_at_zero() -> None:
     from autoscaler.sim.scenario import cluster_config_for
 
     policy = load_policies(
-        Path(__file__).resolve().parent.parent / "examples" / "trino-workers-statefulset.yaml"
+        Path(__file__).resolve().parents[3] / "examples" / "trino-workers-statefulset.yaml"
     )[0][0]
     assert policy.spec.min_replicas >= 1
     config = cluster_config_for(policy)

@@ -32,7 +32,7 @@ from autoscaler.sim.run import Result
 from autoscaler.sim.trino import ClusterView
 from autoscaler.sim.trino_work import WorkConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _load(n: int = 50, work: float = 40.0) -> Load:

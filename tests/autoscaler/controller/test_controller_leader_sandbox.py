@@ -24,7 +24,7 @@ from lab.sandbox.serve import serve
 from tests.helpers.kube import RunningKube, running_kube
 from tests.helpers.wait import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 NS = "default"
 LEASE = "queuescale-controller"
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from autoscaler.sim.scenario import (
 )
 from autoscaler.sim.trino import ClusterView
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "benchmarks" / "policies" / "trino-workers.yaml"
 TRACE = Path("/work/shared/data/traces/crane-input0.csv")
 

@@ -12,7 +12,7 @@ import pytest
 from autoscaler.validate import validate_files
 from queuescale.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
 BAD = """\

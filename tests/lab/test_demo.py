@@ -38,7 +38,7 @@ from lab.demo.truth import CountedTrinoCluster, TruthLedger, judge, parse_served
 from lab.demo.view import ViewState, render_block, render_line
 from lab.sandbox.trino import ResourceGroupSpec, TrinoSandbox
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 U = {"X-Trino-User": "reader"}
 

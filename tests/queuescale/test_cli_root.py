@@ -15,7 +15,7 @@ from autoscaler.controller.settings import ControllerSettings
 from queuescale.cli import build_parser
 from queuescale.commands.controller import settings_from_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WITHOUT_LAB = "import sys; sys.modules['lab'] = None\nfrom queuescale.cli import main\nmain(sys.argv[1:])\n"
 

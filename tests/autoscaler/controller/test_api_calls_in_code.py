@@ -1,6 +1,6 @@
 """The API-call tables (``autoscaler/controller/api_calls.py``) against the code: every official-client
 call the controller and the adapter make must be in their table (and so granted by the RBAC in ``deploy/``,
-which ``tests/test_deploy_rbac.py`` checks against the same tables).
+which ``tests/deploy/test_deploy_rbac.py`` checks against the same tables).
 
 The code is scanned for official-client method names; each name maps to the request it makes. A method
 this map does not know fails the test, so a new kind of call cannot slip past RBAC unnoticed.
@@ -15,7 +15,7 @@ import pytest
 
 from autoscaler.controller.api_calls import ADAPTER_CALLS, CONTROLLER_CALLS, ApiCall
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SPARK_KINDS = (
     ("sparkoperator.k8s.io", "sparkapplications"),
     ("sparkoperator.k8s.io", "scheduledsparkapplications"),

@@ -39,7 +39,7 @@ from tests.helpers.scripted import ScriptedSource
 from tests.helpers.trino import trino_sandbox, trino_settings
 from tests.helpers.wait import eventually
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 TRINO_METRICS = [
     "trino_queued_queries",
     "trino_running_queries",

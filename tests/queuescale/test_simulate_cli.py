@@ -14,7 +14,7 @@ import pytest
 
 from autoscaler.sim.baselines import BASELINES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "trino-workers-deployment.yaml"
 TRACE = Path("/work/shared/data/traces/crane-input0.csv")
 KEYS = {
@@ -227,7 +227,7 @@ spec:
     [
         # minReplicas above maxReplicas: the validation message names file, line and field.
         (BAD_POLICY, "minReplicas"),
-        # A valid policy for something the simulator does not model (SparkWorkerPool: tests/test_sim_spark_cli.py).
+        # A valid policy for something the simulator does not model (SparkWorkerPool: tests/queuescale/test_sim_spark_cli.py).
         (SPARK_POLICY, "models Trino workers"),
     ],
 )

@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler.controller.kube_api import Conflict, Gone, KubeError, NotFound, call, call_here, kube_error
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _refusal(code: int, reason: str, body: object) -> ApiException:

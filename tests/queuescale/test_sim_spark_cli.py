@@ -14,7 +14,7 @@ from autoscaler.sim.iso_slo import WAIT_SLACK_S
 from autoscaler.sim.outputs import RESERVED_KEYS
 from autoscaler.sim.spark_baselines import POOL_BASELINES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "spark-worker-pool.yaml"
 TRACE = Path("/work/shared/data/traces/crane-input0.csv")
 KEYS = {

@@ -8,7 +8,7 @@ from adapter.settings import Settings, load_settings
 from adapter.settings_doc import fields, reference
 from core.catalog import markdown_table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_catalog_table_is_current() -> None:
