@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autoscaler.decision.hpa import Behavior, ScalingRules
-from autoscaler.decision.hpa import ScalingPolicy as HpaPolicy
+from autoscaler.decision.hpa_behavior import RatePolicy as HpaPolicy
 from autoscaler.policy.models import HPABehavior, HPAScalingRules
 
 __all__ = ["to_hpa_behavior"]

@@ -634,7 +634,7 @@ def forecast_trusted(state: EngineState) -> bool:
 
 def _lift_from_zero(
     state: hpa.HpaState, now: float, floor: int, behavior: hpa.Behavior | None
-) -> hpa.Decision:
+) -> hpa.HpaStep:
     """A schedule's floor lifting a target at zero whose policy allows zero.
 
     The HPA leaves a target at 0 alone when its minReplicas is above 0 (``ScalingDisabled``: someone scaled
@@ -646,7 +646,7 @@ def _lift_from_zero(
     recommendations = state.recommendations
     if not state.initialized and not recommendations:
         recommendations = (hpa.TimestampedRecommendation(0, now),)
-    return hpa.Decision(floor, hpa.HpaState(recommendations, up, down, True), hpa.BELOW_MIN_REPLICAS)
+    return hpa.HpaStep(floor, hpa.HpaState(recommendations, up, down, True), hpa.BELOW_MIN_REPLICAS)
 
 
 def _clamp_of(reason: str, floor_from_schedule: bool, ceiling_from_schedule: bool) -> str | None:

@@ -32,9 +32,9 @@ from autoscaler.decision.hpa_behavior import (
     SCALE_UP_LIMIT_FACTOR,
     SCALE_UP_LIMIT_MINIMUM,
     Behavior,
+    RatePolicy,
     ResolvedRules,
     ScaleEvent,
-    ScalingPolicy,
     ScalingRules,
     TimestampedRecommendation,
     Tolerances,
@@ -58,13 +58,13 @@ __all__ = [
     "SCALING_DISABLED",
     "VALID_METRIC_FOUND",
     "Behavior",
-    "Decision",
     "ExternalTarget",
     "HpaController",
     "HpaState",
+    "HpaStep",
+    "RatePolicy",
     "Recommendation",
     "ScaleEvent",
-    "ScalingPolicy",
     "ScalingRules",
     "TimestampedRecommendation",
     "Tolerances",
@@ -336,7 +336,7 @@ class HpaState:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class HpaStep:
     """One controller pass in detail.
 
     ``able_to_scale`` (``ReadyForNewScale`` / ``ScaleUpStabilized`` / ``ScaleDownStabilized``) and
@@ -366,7 +366,7 @@ def decide(
     downscale_stabilization_seconds: int = DEFAULT_DOWNSCALE_STABILIZATION_SECONDS,
     scale_up_limit_factor: float = SCALE_UP_LIMIT_FACTOR,
     scale_up_limit_minimum: float = SCALE_UP_LIMIT_MINIMUM,
-) -> Decision:
+) -> HpaStep:
     """One ``reconcileAutoscaler`` pass after the metrics were read; see :func:`step`."""
     if min_replicas < 0 or max_replicas < 1 or max_replicas < min_replicas:
         raise ValueError(f"need 0 <= min ({min_replicas}) <= max ({max_replicas}) and max >= 1")
@@ -383,14 +383,14 @@ def decide(
     limited: str | None = None
     stabilized: int | None = None
     if current_replicas == 0 and min_replicas != 0:
-        return Decision(0, HpaState(recommendations, up_events, down_events, True), SCALING_DISABLED)
+        return HpaStep(0, HpaState(recommendations, up_events, down_events, True), SCALING_DISABLED)
     if current_replicas > max_replicas:
         desired, reason = max_replicas, ABOVE_MAX_REPLICAS
     elif current_replicas < min_replicas:
         desired, reason = min_replicas, BELOW_MIN_REPLICAS
     elif raw_desired is None:
         # Nothing computed: no recommendation is recorded and nothing scales this pass.
-        return Decision(
+        return HpaStep(
             current_replicas,
             HpaState(recommendations, up_events, down_events, True),
             FAILED_COMPUTE_METRICS_REPLICAS,
@@ -431,7 +431,7 @@ def decide(
         up_events, down_events = store_scale_event(
             rules, up_events, down_events, current_replicas, desired, now
         )
-    return Decision(
+    return HpaStep(
         desired,
         HpaState(recommendations, up_events, down_events, True),
         reason,

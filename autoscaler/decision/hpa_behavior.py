@@ -51,8 +51,9 @@ READY_FOR_NEW_SCALE = "ReadyForNewScale"
 
 
 @dataclass(frozen=True, slots=True)
-class ScalingPolicy:
-    """``HPAScalingPolicy``: change by at most ``value`` pods or percent per ``period_seconds``."""
+class RatePolicy:
+    """One rate policy (the HPA's ``HPAScalingPolicy``): change by at most ``value`` pods or percent per
+    ``period_seconds``."""
 
     type: PolicyType
     value: int
@@ -78,7 +79,7 @@ class ScalingRules:
 
     stabilization_window_seconds: int | None = None
     select_policy: SelectPolicy | None = None
-    policies: tuple[ScalingPolicy, ...] | None = None
+    policies: tuple[RatePolicy, ...] | None = None
     tolerance: float | None = None
 
     def __post_init__(self) -> None:
@@ -106,7 +107,7 @@ def default_scale_up_rules() -> ScalingRules:
     return ScalingRules(
         stabilization_window_seconds=0,
         select_policy="Max",
-        policies=(ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15)),
+        policies=(RatePolicy("Pods", 4, 15), RatePolicy("Percent", 100, 15)),
     )
 
 
@@ -119,7 +120,7 @@ def default_scale_down_rules() -> ScalingRules:
     return ScalingRules(
         stabilization_window_seconds=None,
         select_policy="Max",
-        policies=(ScalingPolicy("Percent", 100, 15),),
+        policies=(RatePolicy("Percent", 100, 15),),
     )
 
 
@@ -134,7 +135,7 @@ class ResolvedRules:
 
     stabilization_window_seconds: int
     select_policy: SelectPolicy
-    policies: tuple[ScalingPolicy, ...]
+    policies: tuple[RatePolicy, ...]
     tolerance: float | None
     longest_period_seconds: int
 

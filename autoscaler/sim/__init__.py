@@ -7,7 +7,7 @@ policies queuescale is compared with, and :mod:`.run` drives a policy over a loa
 
 from autoscaler.sim.load import Load
 from autoscaler.sim.run import Result, result_json, simulate
-from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, TrinoCluster
+from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, SlotCluster
 from autoscaler.sim.trino_work import WorkCluster, WorkConfig
 
 __all__ = [
@@ -16,7 +16,7 @@ __all__ = [
     "Load",
     "Policy",
     "Result",
-    "TrinoCluster",
+    "SlotCluster",
     "WorkCluster",
     "WorkConfig",
     "result_json",

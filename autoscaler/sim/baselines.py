@@ -38,7 +38,7 @@ import numpy as np
 from autoscaler.decision.hpa import ExternalTarget, HpaController, recommend, recommended_replicas
 from autoscaler.decision.hpa_behavior import (
     Behavior,
-    ScalingPolicy,
+    RatePolicy,
     ScalingRules,
     resolve_behavior,
     tolerances_for,
@@ -193,13 +193,13 @@ EXAMPLE_HPA_BEHAVIOR = Behavior(
     scale_up=ScalingRules(
         stabilization_window_seconds=0,
         select_policy="Max",
-        policies=(ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15)),
+        policies=(RatePolicy("Pods", 4, 15), RatePolicy("Percent", 100, 15)),
     ),
-    scale_down=ScalingRules(stabilization_window_seconds=600, policies=(ScalingPolicy("Pods", 1, 120),)),
+    scale_down=ScalingRules(stabilization_window_seconds=600, policies=(RatePolicy("Pods", 1, 120),)),
 )
 #: ``deploy/examples/keda/scaledobject-trino-workers.yaml``'s ``advanced.horizontalPodAutoscalerConfig``.
 EXAMPLE_KEDA_BEHAVIOR = Behavior(
-    scale_down=ScalingRules(stabilization_window_seconds=600, policies=(ScalingPolicy("Pods", 1, 120),)),
+    scale_down=ScalingRules(stabilization_window_seconds=600, policies=(RatePolicy("Pods", 1, 120),)),
 )
 
 

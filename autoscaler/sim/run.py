@@ -1,4 +1,4 @@
-"""Drive a :class:`~autoscaler.sim.trino.TrinoCluster` with a :class:`~autoscaler.sim.trino.Policy`.
+"""Drive a :class:`~autoscaler.sim.trino.SlotCluster` with a :class:`~autoscaler.sim.trino.Policy`.
 
 Simulated time advances in ``step_seconds`` steps; between steps the cluster processes its events at their
 exact instants. At every step boundary that reaches the policy's next period the policy is asked for a
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from autoscaler.sim.load import FloatArray, Load
-from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, TrinoCluster
+from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, SlotCluster
 from autoscaler.sim.trino_work import WorkCluster, WorkConfig
 
 __all__ = [
@@ -110,10 +110,10 @@ def simulate(
     """
     del seed
     end = float(load.duration if duration is None else duration)
-    cluster: TrinoCluster | WorkCluster = (
+    cluster: SlotCluster | WorkCluster = (
         WorkCluster(load, cluster_config)
         if isinstance(cluster_config, WorkConfig)
-        else TrinoCluster(load, cluster_config)
+        else SlotCluster(load, cluster_config)
     )
     mode = policy.scale_down
     view: Callable[[float], ClusterView] = cluster.view

@@ -64,10 +64,10 @@ __all__ = [
     "AppView",
     "DynamicAllocation",
     "PoolConfig",
+    "PoolModel",
     "PoolPolicy",
     "PoolScaleDown",
     "PoolView",
-    "SparkPool",
 ]
 
 PoolScaleDown = Literal["decommission", "wait-idle", "abrupt"]
@@ -304,7 +304,7 @@ class _App:
         self.waiting = True
 
 
-class SparkPool:
+class PoolModel:
     """The pool's state, advanced event by event with :meth:`advance`; see the module docstring."""
 
     def __init__(self, load: SparkLoad, config: PoolConfig) -> None:

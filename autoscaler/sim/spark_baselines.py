@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from autoscaler.decision.hpa import ExternalTarget, recommend
-from autoscaler.decision.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.decision.hpa_behavior import Behavior, RatePolicy, ScalingRules
 from autoscaler.decision.queueing import servers_for_wait
 from autoscaler.sim.baselines import Family, HpaBaseline, HpaCpu, KedaScaler
 from autoscaler.sim.spark import DECOMMISSION, PoolConfig, PoolPolicy, PoolScaleDown, PoolView
@@ -71,7 +71,7 @@ STATIC_WINDOW_SECONDS = 900.0
 
 #: ``deploy/examples/hpa/hpa-spark-worker-pool.yaml``'s ``behavior`` (scale-up left at the defaults).
 EXAMPLE_POOL_HPA_BEHAVIOR = Behavior(
-    scale_down=ScalingRules(stabilization_window_seconds=300, policies=(ScalingPolicy("Pods", 1, 60),)),
+    scale_down=ScalingRules(stabilization_window_seconds=300, policies=(RatePolicy("Pods", 1, 60),)),
 )
 
 

@@ -1,4 +1,4 @@
-"""Drive a :class:`~autoscaler.sim.spark.SparkPool` with a :class:`~autoscaler.sim.spark.PoolPolicy`.
+"""Drive a :class:`~autoscaler.sim.spark.PoolModel` with a :class:`~autoscaler.sim.spark.PoolPolicy`.
 
 The loop is :func:`autoscaler.sim.run.simulate`'s: simulated time advances in ``step_seconds`` steps,
 the pool processes its events at their exact instants in between, the policy is asked at every step
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autoscaler.sim.run import Result, Sample, step_through, wait_figures
-from autoscaler.sim.spark import PoolConfig, PoolPolicy, SparkPool
+from autoscaler.sim.spark import PoolConfig, PoolModel, PoolPolicy
 from autoscaler.sim.spark_load import SparkLoad
 
 __all__ = ["SparkResult", "simulate_pool"]
@@ -60,7 +60,7 @@ def simulate_pool(
 ) -> SparkResult:
     """Run ``policy`` on ``load`` for ``duration`` (default the load's) seconds; deterministic."""
     end = float(load.duration if duration is None else duration)
-    pool = SparkPool(load, config)
+    pool = PoolModel(load, config)
     mode = policy.scale_down
 
     first = policy.desired(0.0, pool.view(0.0))

@@ -3,8 +3,8 @@
 A fast event-driven model: workers with cores, memory and query slots, and resource groups; a query runs
 on one worker. One of the project's three Trino cluster models: the simulator's default is the work model
 (:class:`autoscaler.sim.trino_work.WorkCluster`), and the sandbox's emulated coordinator and workers
-(:class:`lab.sandbox.trino_model.TrinoCluster`, a different class of the same name: protocol and
-state machines, for the demo and contract tests) are a third. Where their assumptions coincide the three
+(:class:`lab.sandbox.trino_model.TrinoCluster`: protocol and state machines, for the demo and contract
+tests) are a third. Where their assumptions coincide the three
 give every query the same start and end (``tests/autoscaler/sim/test_trino_models_agree.py``); as a query here runs on
 one worker, they coincide on one worker only, where the other two spread a query over every worker. The
 configuration, the controller's view and the policy protocol here (:class:`ClusterConfig`,
@@ -69,8 +69,8 @@ __all__ = [
     "ClusterView",
     "Policy",
     "ScaleDownMode",
+    "SlotCluster",
     "SoftMemoryLimit",
-    "TrinoCluster",
     "Worker",
     "parse_soft_memory_limit",
 ]
@@ -280,10 +280,10 @@ class Worker:
     grace_done: bool = False
 
 
-class TrinoCluster:
-    """The simulator's slot model (``--model slots``; not the sandbox's emulated cluster of the same class
-    name, :class:`lab.sandbox.trino_model.TrinoCluster`): the cluster's state, advanced event by
-    event with :meth:`advance`; see the module docstring."""
+class SlotCluster:
+    """The simulator's slot model (``--model slots``; not the sandbox's emulated cluster,
+    :class:`lab.sandbox.trino_model.TrinoCluster`): the cluster's state, advanced event by event with
+    :meth:`advance`; see the module docstring."""
 
     def __init__(self, load: Load, config: ClusterConfig) -> None:
         self.config = config

@@ -2,8 +2,8 @@
 
 A Trino cluster as Trino is: queries are CPU work spread over every active worker, no query slots. One of
 the project's three Trino cluster models: the simulator's other is the slot model
-(:class:`autoscaler.sim.trino.TrinoCluster`, ``--model slots``), and the sandbox's emulated coordinator and
-workers (:class:`lab.sandbox.trino_model.TrinoCluster`: protocol and state machines, for the demo and
+(:class:`autoscaler.sim.trino.SlotCluster`, ``--model slots``), and the sandbox's emulated coordinator and
+workers (:class:`lab.sandbox.trino_model.SlotCluster`: protocol and state machines, for the demo and
 contract tests) are a third. Where their assumptions coincide the three give every query the same start
 and end: ``tests/autoscaler/sim/test_trino_models_agree.py``.
 
@@ -183,7 +183,7 @@ class WorkCluster:
     """The simulator's work model, the benchmark's default: the cluster's state, advanced event by event
     with :meth:`advance`; see the module docstring.
 
-    The interface is :class:`~autoscaler.sim.trino.TrinoCluster`'s, so one driver runs either model.
+    The interface is :class:`~autoscaler.sim.trino.SlotCluster`'s, so one driver runs either model.
     """
 
     def __init__(self, load: Load, config: WorkConfig) -> None:

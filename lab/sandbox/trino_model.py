@@ -5,7 +5,7 @@ state machines, resource groups and queries, the state behind the sandbox's HTTP
 (:mod:`lab.sandbox.trino`), which the demo and the contract tests talk to. The simulator
 (``queuescale simulate``) does not use it; it has two models of its own, the work model
 (:class:`autoscaler.sim.trino_work.WorkCluster`, the benchmark's default) and the slot model
-(:class:`autoscaler.sim.trino.TrinoCluster`, ``--model slots``). Where their assumptions coincide the three
+(:class:`autoscaler.sim.trino.SlotCluster`, ``--model slots``). Where their assumptions coincide the three
 give every query the same start and end: ``tests/autoscaler/sim/test_trino_models_agree.py``.
 
 Pure and synchronous: time only moves when the caller says so (``advance(now)``), so the same model runs
@@ -361,8 +361,8 @@ def _group_key(group: str | Sequence[str]) -> tuple[str, ...]:
 
 
 class TrinoCluster:
-    """The sandbox's emulated Trino cluster (not the simulator's slot model of the same class name,
-    :class:`autoscaler.sim.trino.TrinoCluster`): one coordinator and its workers, see the module docstring.
+    """The sandbox's emulated Trino cluster (not the simulator's slot model,
+    :class:`autoscaler.sim.trino.SlotCluster`): one coordinator and its workers, see the module docstring.
 
     Every mutating method takes an optional ``now``: when given, the model first advances to it; otherwise
     the change happens at the model's current time."""

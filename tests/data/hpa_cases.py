@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoscaler.decision.hpa import ScalingPolicy, ScalingRules
+from autoscaler.decision.hpa import RatePolicy, ScalingRules
 
 # The Go tests raise the legacy scale-up factor to 8 so that it does not get in their way.
 GO_TEST_SCALE_UP_FACTOR = 8.0
@@ -19,11 +19,11 @@ GO_TEST_SCALE_UP_FACTOR = 8.0
 
 def rules(pods: int, pods_period: int, percent: int, percent_period: int, window: int) -> ScalingRules:
     """``generateScalingRules``: selectPolicy Max, a zero value leaves that policy out (none: defaults)."""
-    policies: list[ScalingPolicy] = []
+    policies: list[RatePolicy] = []
     if pods:
-        policies.append(ScalingPolicy("Pods", pods, pods_period))
+        policies.append(RatePolicy("Pods", pods, pods_period))
     if percent:
-        policies.append(ScalingPolicy("Percent", percent, percent_period))
+        policies.append(RatePolicy("Percent", percent, percent_period))
     return ScalingRules(
         stabilization_window_seconds=window,
         select_policy="Max",

@@ -8,8 +8,8 @@ from autoscaler.decision.hpa import (
     Behavior,
     ExternalTarget,
     HpaState,
+    RatePolicy,
     ScaleEvent,
-    ScalingPolicy,
     ScalingRules,
     TimestampedRecommendation,
     Tolerances,
@@ -128,7 +128,7 @@ def test_calculate_limits_with_min_select_policy() -> None:
     min_rules = ScalingRules(
         stabilization_window_seconds=300,
         select_policy="Min",
-        policies=(ScalingPolicy("Pods", 2, 60), ScalingPolicy("Percent", 50, 60)),
+        policies=(RatePolicy("Pods", 2, 60), RatePolicy("Percent", 50, 60)),
     )
     up, down = resolve_behavior(Behavior(scale_up=min_rules, scale_down=min_rules))
     assert calculate_scale_up_limit_with_scaling_rules(1, (), (), up, NOW) == 2
@@ -341,10 +341,10 @@ def test_decide_reports_both_conditions() -> None:
 def test_defaults_mirror_upstream() -> None:
     up, down = resolve_behavior(default_behavior())
     assert (up.stabilization_window_seconds, up.select_policy) == (0, "Max")
-    assert up.policies == (ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15))
+    assert up.policies == (RatePolicy("Pods", 4, 15), RatePolicy("Percent", 100, 15))
     # The scale-down window comes from the controller flag, 300 s unless overridden.
     assert (down.stabilization_window_seconds, down.select_policy) == (300, "Max")
-    assert down.policies == (ScalingPolicy("Percent", 100, 15),)
+    assert down.policies == (RatePolicy("Percent", 100, 15),)
     assert resolve_behavior(default_behavior(), 120)[1].stabilization_window_seconds == 120
     # A partial rule keeps the defaults for what it leaves unset.
     partial_up, _ = resolve_behavior(Behavior(scale_up=ScalingRules(stabilization_window_seconds=60)))
@@ -355,11 +355,11 @@ def test_defaults_mirror_upstream() -> None:
     "build",
     [
         # Unknown policy type.
-        lambda: ScalingPolicy("Replicas", 1, 15),  # type: ignore[arg-type]
+        lambda: RatePolicy("Replicas", 1, 15),  # type: ignore[arg-type]
         # Zero value.
-        lambda: ScalingPolicy("Pods", 0, 15),
+        lambda: RatePolicy("Pods", 0, 15),
         # Period beyond the API's 1800 s.
-        lambda: ScalingPolicy("Pods", 1, 1801),
+        lambda: RatePolicy("Pods", 1, 1801),
         # Window beyond the API's 3600 s.
         lambda: ScalingRules(stabilization_window_seconds=3601),
         # Negative tolerance.

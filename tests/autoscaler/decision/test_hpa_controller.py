@@ -16,7 +16,7 @@ from autoscaler.decision.hpa import (
     recommended_replicas,
     step,
 )
-from autoscaler.decision.hpa_behavior import Behavior, ScalingPolicy, ScalingRules, default_behavior
+from autoscaler.decision.hpa_behavior import Behavior, RatePolicy, ScalingRules, default_behavior
 from autoscaler.sim.baselines import EXAMPLE_HPA_BEHAVIOR, EXAMPLE_KEDA_BEHAVIOR
 
 
@@ -24,7 +24,7 @@ def _rules(rng: random.Random) -> ScalingRules | None:
     if rng.random() < 0.2:
         return None
     policies = tuple(
-        ScalingPolicy(rng.choice(("Pods", "Percent")), rng.randint(1, 200), rng.choice((15, 30, 60, 120)))
+        RatePolicy(rng.choice(("Pods", "Percent")), rng.randint(1, 200), rng.choice((15, 30, 60, 120)))
         for _ in range(rng.randint(1, 3))
     )
     return ScalingRules(

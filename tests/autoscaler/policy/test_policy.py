@@ -17,7 +17,7 @@ from packaging.version import Version
 
 from autoscaler.decision.behavior import to_hpa_behavior
 from autoscaler.decision.hpa import Behavior, ScalingRules, default_behavior
-from autoscaler.decision.hpa import ScalingPolicy as HpaPolicy
+from autoscaler.decision.hpa_behavior import RatePolicy as HpaPolicy
 from autoscaler.decision.hpa_behavior import resolve_behavior
 from autoscaler.policy import schema as policy_schema
 from autoscaler.policy.loading import from_resource, load_policies, parse_policies

@@ -12,7 +12,7 @@ from autoscaler.decision.queueing import erlang_c, mean_wait
 from autoscaler.sim import ClusterConfig, ClusterView, Load, result_json, simulate
 from autoscaler.sim import load as loads
 from autoscaler.sim.baselines import BASELINES, Static, make_baseline
-from autoscaler.sim.trino import ABRUPT, DRAIN, RUNNING, ScaleDownMode, TrinoCluster
+from autoscaler.sim.trino import ABRUPT, DRAIN, RUNNING, ScaleDownMode, SlotCluster
 from autoscaler.sim.trino_work import WorkConfig
 
 TRACE = Path("/work/shared/data/traces/crane-input0.csv")
@@ -85,7 +85,7 @@ def test_drain_never_kills_and_leaves_only_when_idle() -> None:
 
 def test_abrupt_removal_kills_exactly_the_running_queries_of_removed_workers() -> None:
     load = _load([float(i) for i in range(10)], [1_000.0] * 10)
-    cluster = TrinoCluster(load, ClusterConfig(slots_per_worker=4, startup_seconds=0))
+    cluster = SlotCluster(load, ClusterConfig(slots_per_worker=4, startup_seconds=0))
     cluster.set_replicas(3, 0.0, ABRUPT, initial=True)
     cluster.advance(20.0)
     assert cluster.running == 10
@@ -107,7 +107,7 @@ def test_a_new_worker_takes_work_only_after_its_startup_delay() -> None:
     result = simulate(load, Scripted({0: 1}, DRAIN), config)
     # The first decision at t=0 builds the cluster; a later scale-up must wait for start-up.
     assert result.queue_wait_p99_s == 0.0
-    cluster = TrinoCluster(load, config)
+    cluster = SlotCluster(load, config)
     cluster.set_replicas(1, 0.0, DRAIN)
     cluster.advance(89.9)
     assert cluster.running == 0
@@ -145,7 +145,7 @@ def test_a_limit_bound_group_queues_while_workers_are_idle() -> None:
     # Group 0 is capped at 2 running queries; group 1 has no cap.
     load = _load([0.0, 0.0, 0.0, 0.0, 1.0], [100.0] * 5, [0, 0, 0, 0, 1])
     config = ClusterConfig(slots_per_worker=4, startup_seconds=0, group_limits=(2,))
-    cluster = TrinoCluster(load, config)
+    cluster = SlotCluster(load, config)
     cluster.set_replicas(5, 0.0, DRAIN, initial=True)
     cluster.advance(50.0)
     view = cluster.view(50.0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from autoscaler.decision.hpa_behavior import Behavior, ScalingPolicy, ScalingRules
+from autoscaler.decision.hpa_behavior import Behavior, RatePolicy, ScalingRules
 from autoscaler.sim import Load, simulate
 from autoscaler.sim.baselines import (
     BASELINES,
@@ -72,7 +72,7 @@ def _rules(doc: dict[str, Any] | None) -> ScalingRules | None:
     return ScalingRules(
         stabilization_window_seconds=doc.get("stabilizationWindowSeconds"),
         select_policy=doc.get("selectPolicy"),
-        policies=tuple(ScalingPolicy(p["type"], p["value"], p["periodSeconds"]) for p in doc["policies"]),
+        policies=tuple(RatePolicy(p["type"], p["value"], p["periodSeconds"]) for p in doc["policies"]),
     )
 
 

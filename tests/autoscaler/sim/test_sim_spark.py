@@ -19,9 +19,9 @@ from autoscaler.sim.spark import (
     WAIT_IDLE,
     DynamicAllocation,
     PoolConfig,
+    PoolModel,
     PoolScaleDown,
     PoolView,
-    SparkPool,
 )
 from autoscaler.sim.spark_load import (
     AppShape,
@@ -58,7 +58,7 @@ def _day_load(seed: int = 5, days: float = 0.25, rate: float = 0.01) -> SparkLoa
     return from_trace_csv(TRACE, seed=seed, mean_rate=rate, duration=days * 86400)
 
 
-def _check_state(pool: SparkPool) -> None:
+def _check_state(pool: PoolModel) -> None:
     """Structural invariants that must hold between any two events."""
     cores = pool.config.cores_per_worker
     for w in pool.workers.values():
@@ -79,7 +79,7 @@ def _check_state(pool: SparkPool) -> None:
     assert pool.running == sum(len(e.tasks) for w in pool.workers.values() for e in w.executors)
 
 
-def _check_tasks(pool: SparkPool, load: SparkLoad) -> None:
+def _check_tasks(pool: PoolModel, load: SparkLoad) -> None:
     """Every task ran once to completion for exactly its duration, on a worker that was ALIVE throughout."""
     start = np.asarray(pool.task_start)
     end = np.asarray(pool.task_end)
@@ -105,7 +105,7 @@ def _check_tasks(pool: SparkPool, load: SparkLoad) -> None:
 def test_work_is_conserved_and_placed_only_on_alive_workers_under_scaling() -> None:
     load = _day_load()
     config = PoolConfig(max_workers=12, startup_seconds=45.0)
-    pool = SparkPool(load, config)
+    pool = PoolModel(load, config)
     pool.set_replicas(2, 0.0, DECOMMISSION, initial=True)
     modes: tuple[PoolScaleDown, ...] = (DECOMMISSION, ABRUPT, WAIT_IDLE)
     sizes = (6, 2, 9, 3, 12, 1)
@@ -134,12 +134,12 @@ def _burst(tasks: int, seconds: float, at: float = 0.0, duration: float = 2000.0
     return from_apps([(at, [[seconds] * tasks])], duration)
 
 
-def _executors(pool: SparkPool) -> int:
+def _executors(pool: PoolModel) -> int:
     return sum(len(w.executors) for w in pool.workers.values())
 
 
 def test_dynamic_allocation_ramps_one_two_four_after_the_backlog_timeouts() -> None:
-    pool = SparkPool(_burst(100, 1000.0), PoolConfig(max_workers=50, executor_startup_seconds=0.0))
+    pool = PoolModel(_burst(100, 1000.0), PoolConfig(max_workers=50, executor_startup_seconds=0.0))
     pool.set_replicas(50, 0.0, DECOMMISSION, initial=True)
     seen = []
     for t in (0.5, 0.999, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0):
@@ -162,7 +162,7 @@ def test_dynamic_allocation_ramps_one_two_four_after_the_backlog_timeouts() -> N
 
 def test_the_ramp_respects_max_executors_and_executor_start_up() -> None:
     alloc = DynamicAllocation(max_executors=10)
-    pool = SparkPool(
+    pool = PoolModel(
         _burst(100, 1000.0), PoolConfig(max_workers=50, executor_startup_seconds=5.0, allocation=alloc)
     )
     pool.set_replicas(50, 0.0, DECOMMISSION, initial=True)
@@ -181,7 +181,7 @@ def test_idle_executors_leave_after_the_idle_timeout_down_to_the_need() -> None:
     # Eight executors from the start run stage 0; stage 1 needs one, so seven idle out 60 s later.
     load = from_apps([(0.0, [[10.0] * 8, [200.0]])], 1000.0)
     alloc = DynamicAllocation(initial_executors=8)
-    pool = SparkPool(load, PoolConfig(max_workers=4, executor_startup_seconds=0.0, allocation=alloc))
+    pool = PoolModel(load, PoolConfig(max_workers=4, executor_startup_seconds=0.0, allocation=alloc))
     pool.set_replicas(4, 0.0, DECOMMISSION, initial=True)
     pool.advance(69.999)
     assert _executors(pool) == 8
@@ -195,7 +195,7 @@ def test_idle_executors_leave_after_the_idle_timeout_down_to_the_need() -> None:
 def test_min_executors_are_kept_through_idleness() -> None:
     load = from_apps([(0.0, [[10.0] * 8, [200.0]])], 1000.0)
     alloc = DynamicAllocation(min_executors=3, initial_executors=8)
-    pool = SparkPool(load, PoolConfig(max_workers=4, executor_startup_seconds=0.0, allocation=alloc))
+    pool = PoolModel(load, PoolConfig(max_workers=4, executor_startup_seconds=0.0, allocation=alloc))
     pool.set_replicas(4, 0.0, DECOMMISSION, initial=True)
     pool.advance(100.0)
     assert _executors(pool) == 3
@@ -206,7 +206,7 @@ def test_decommission_kills_nothing_and_bills_workers_until_their_tasks_end() ->
     config = PoolConfig(
         max_workers=4, executor_startup_seconds=0.0, allocation=DynamicAllocation(initial_executors=16)
     )
-    pool = SparkPool(load, config)
+    pool = PoolModel(load, config)
     pool.set_replicas(4, 0.0, DECOMMISSION, initial=True)
     pool.advance(30.0)
     assert pool.running == 16
@@ -227,7 +227,7 @@ def test_decommission_kills_nothing_and_bills_workers_until_their_tasks_end() ->
 def test_decommissioned_workers_take_no_new_tasks_and_replacements_launch_elsewhere() -> None:
     load = from_apps([(0.0, [[100.0] * 8 + [10.0] * 8])], 2000.0)
     alloc = DynamicAllocation(initial_executors=16)
-    pool = SparkPool(load, PoolConfig(max_workers=6, executor_startup_seconds=0.0, allocation=alloc))
+    pool = PoolModel(load, PoolConfig(max_workers=6, executor_startup_seconds=0.0, allocation=alloc))
     pool.set_replicas(4, 0.0, DECOMMISSION, initial=True)
     pool.advance(1.0)
     pool.set_replicas(6, 1.0, DECOMMISSION)  # two more start (45 s)
@@ -247,7 +247,7 @@ def test_abrupt_removal_kills_the_running_tasks_and_reruns_them() -> None:
     config = PoolConfig(
         max_workers=4, executor_startup_seconds=0.0, allocation=DynamicAllocation(initial_executors=16)
     )
-    pool = SparkPool(load, config)
+    pool = PoolModel(load, config)
     pool.set_replicas(4, 0.0, ABRUPT, initial=True)
     pool.advance(30.0)
     pool.set_replicas(2, 30.0, ABRUPT)
@@ -268,7 +268,7 @@ def test_wait_idle_removes_only_workers_without_executors_from_the_top() -> None
     config = PoolConfig(
         max_workers=4, executor_startup_seconds=0.0, allocation=DynamicAllocation(initial_executors=1)
     )
-    pool = SparkPool(load, config)
+    pool = PoolModel(load, config)
     pool.set_replicas(4, 0.0, WAIT_IDLE, initial=True)
     pool.advance(20.0)
     busy = {w.wid for w in pool.workers.values() if w.executors}
@@ -286,7 +286,7 @@ def test_wait_idle_removes_only_workers_without_executors_from_the_top() -> None
 
 def test_an_application_without_cores_waits_fifo_on_the_master() -> None:
     load = from_apps([(0.0, [[100.0] * 10]), (2.0, [[5.0] * 2])], 1000.0)
-    pool = SparkPool(load, PoolConfig(max_workers=1, executor_startup_seconds=0.0))
+    pool = PoolModel(load, PoolConfig(max_workers=1, executor_startup_seconds=0.0))
     pool.set_replicas(1, 0.0, DECOMMISSION, initial=True)
     pool.advance(50.0)
     view = pool.view(50.0)
@@ -302,7 +302,7 @@ def test_an_application_without_cores_waits_fifo_on_the_master() -> None:
 
 def test_a_new_worker_runs_nothing_before_its_startup_delay() -> None:
     load = _burst(8, 500.0)
-    pool = SparkPool(load, PoolConfig(max_workers=2, startup_seconds=45.0, executor_startup_seconds=0.0))
+    pool = PoolModel(load, PoolConfig(max_workers=2, startup_seconds=45.0, executor_startup_seconds=0.0))
     pool.set_replicas(1, 0.0, DECOMMISSION, initial=True)
     pool.set_replicas(2, 0.0, DECOMMISSION)
     pool.advance(44.999)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from autoscaler.decision.hpa_behavior import ScalingPolicy
+from autoscaler.decision.hpa_behavior import RatePolicy
 from autoscaler.policy.loading import load_policies, parse_policies
 from autoscaler.sim.pool_scenario import pool_config_for
 from autoscaler.sim.spark import ABRUPT, DECOMMISSION, WAIT_IDLE, AppView, PoolConfig, PoolView
@@ -110,7 +110,7 @@ def test_the_example_hpa_is_the_yaml_as_written() -> None:
     assert EXAMPLE_POOL_HPA_BEHAVIOR.scale_up is None
     assert rules.stabilization_window_seconds == down["stabilizationWindowSeconds"]
     assert rules.policies == tuple(
-        ScalingPolicy(p["type"], p["value"], p["periodSeconds"]) for p in down["policies"]
+        RatePolicy(p["type"], p["value"], p["periodSeconds"]) for p in down["policies"]
     )
     assert rules.select_policy is None
     assert "selectPolicy" not in down

@@ -18,8 +18,8 @@ from autoscaler.sim.trino import (
     ABRUPT,
     DRAIN,
     RUNNING,
+    SlotCluster,
     SoftMemoryLimit,
-    TrinoCluster,
     parse_soft_memory_limit,
 )
 
@@ -40,9 +40,9 @@ def _load(
     )
 
 
-def _cluster(load: Load, workers: int = 1, **config: Any) -> TrinoCluster:
+def _cluster(load: Load, workers: int = 1, **config: Any) -> SlotCluster:
     """A cluster of ``workers`` active workers at t=0."""
-    cluster = TrinoCluster(load, ClusterConfig(startup_seconds=0, **config))
+    cluster = SlotCluster(load, ClusterConfig(startup_seconds=0, **config))
     cluster.set_replicas(workers, 0.0, DRAIN, initial=True)
     return cluster
 
@@ -247,7 +247,7 @@ def test_a_head_that_fits_nowhere_lets_another_groups_smaller_query_start() -> N
 
 def test_a_query_larger_than_any_worker_is_refused() -> None:
     with pytest.raises(ValueError, match="never start"):
-        TrinoCluster(_load([0.0], [1.0], memory=[20.0]), ClusterConfig(memory_per_worker_gb=16.0))
+        SlotCluster(_load([0.0], [1.0], memory=[20.0]), ClusterConfig(memory_per_worker_gb=16.0))
 
 
 def test_percentage_soft_memory_limit_grows_with_the_active_workers() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from autoscaler.sim import Load, WorkCluster, WorkConfig
 from autoscaler.sim import load as loads
-from autoscaler.sim.trino import ABRUPT, DRAIN, SHUTDOWN, ClusterConfig, ScaleDownMode, TrinoCluster
+from autoscaler.sim.trino import ABRUPT, DRAIN, SHUTDOWN, ClusterConfig, ScaleDownMode, SlotCluster
 
 
 def _load(
@@ -435,10 +435,8 @@ def test_an_unknown_scale_down_mode_is_refused() -> None:
         cluster.set_replicas(0, 1.0, "evict")  # type: ignore[arg-type]
 
 
-def _slot_cluster(arrivals: list[float], work: list[float], **config: Any) -> TrinoCluster:
-    return TrinoCluster(
-        _load(arrivals, work), ClusterConfig(slots_per_worker=1, startup_seconds=30, **config)
-    )
+def _slot_cluster(arrivals: list[float], work: list[float], **config: Any) -> SlotCluster:
+    return SlotCluster(_load(arrivals, work), ClusterConfig(slots_per_worker=1, startup_seconds=30, **config))
 
 
 def test_the_slot_models_shutdown_waits_grace_work_grace_and_kills_at_termination() -> None:

@@ -5,7 +5,7 @@ The project has three models of a Trino cluster:
 - the **sandbox model** (:class:`lab.sandbox.trino_model.TrinoCluster`): the emulated coordinator
   and workers behind the sandbox's HTTP faces, for the demo and the contract tests;
 - the simulator's **work model** (:class:`autoscaler.sim.trino_work.WorkCluster`), the benchmark's default;
-- the simulator's **slot model** (:class:`autoscaler.sim.trino.TrinoCluster`), ``--model slots``.
+- the simulator's **slot model** (:class:`autoscaler.sim.trino.SlotCluster`), ``--model slots``.
 
 Each is driven here through its own public API on one short hand-made trace, and each query's start and
 end must be the same in every model. The settings that make the models mean the same thing:
@@ -43,8 +43,7 @@ import math
 import numpy as np
 import pytest
 
-from autoscaler.sim import ClusterConfig, Load, WorkCluster, WorkConfig
-from autoscaler.sim import TrinoCluster as SlotCluster
+from autoscaler.sim import ClusterConfig, Load, SlotCluster, WorkCluster, WorkConfig
 from autoscaler.sim.trino import DRAIN
 from lab.sandbox.trino_model import QueryState, ResourceGroupSpec
 from lab.sandbox.trino_model import TrinoCluster as SandboxCluster
