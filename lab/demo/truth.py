@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.metric_names import TRINO_QUEUED_QUERIES, TRINO_RUNNING_QUERIES
 from lab.sandbox.trino_model import TrinoCluster
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 #: Served metric → the coordinator count it must equal.
-CHECKED_METRICS = ("trino_queued_queries", "trino_running_queries")
+CHECKED_METRICS = (TRINO_QUEUED_QUERIES, TRINO_RUNNING_QUERIES)
 _KEEP_SECONDS = 120.0
 
 
@@ -59,12 +60,12 @@ class CountedTrinoCluster(TrinoCluster):
 
     def queued_queries(self) -> int:
         value = super().queued_queries()
-        self._note("trino_queued_queries", value)
+        self._note(TRINO_QUEUED_QUERIES, value)
         return value
 
     def running_queries(self) -> int:
         value = super().running_queries()
-        self._note("trino_running_queries", value)
+        self._note(TRINO_RUNNING_QUERIES, value)
         return value
 
     def model_queued(self) -> int:
