@@ -26,6 +26,7 @@ from core.metric_names import (
     SPARK_NEXT_WAVE_TASKS,
     SPARK_POOL_WORKERS,
     SPARK_REMAINING_TASKS,
+    SPARK_TASK_SECONDS,
     TRINO_COMPLETED_QUERIES_TOTAL,
     TRINO_CONSUMED_CPU_SECONDS_TOTAL,
     TRINO_QUEUED_QUERIES,
@@ -129,11 +130,18 @@ _SPARK_APP_METRICS = (SPARK_REMAINING_TASKS, SPARK_NEXT_WAVE_TASKS)
 _SPARK_METRICS = (*_SPARK_APP_METRICS, SPARK_POOL_WORKERS)
 
 
+def _spark_metrics(policy: ScalingPolicy) -> tuple[str, ...]:
+    """The pool figures ``policy`` reads: task run times only when it sizes on the backlog's work."""
+    on_work = any(
+        m.spark_executors is not None and m.spark_executors.backlog_seconds for m in policy.spec.metrics
+    )
+    return (*_SPARK_METRICS, SPARK_TASK_SECONDS) if on_work else _SPARK_METRICS
+
+
 async def _spark(
-    reader: MetricReader, namespace: str, pool: str, now: float
+    reader: MetricReader, namespace: str, pool: str, now: float, names: tuple[str, ...]
 ) -> tuple[SparkSnapshot | None, list[str]]:
     sel = _equals("pool", pool)
-    names = _SPARK_METRICS
     readings = await asyncio.gather(*(reader.read(namespace, n, sel, now) for n in names))
     got = dict(zip(names, readings, strict=True))
     problems = [f"{n}: {r.error}" for n, r in got.items() if r.series is None and r.error]
@@ -141,8 +149,16 @@ async def _spark(
     if remaining.series is None:
         return (SparkSnapshot(stale=True) if remaining.stale else None), problems
     next_wave = _by_label(got[SPARK_NEXT_WAVE_TASKS], "app")
+    # Absent for an application none of whose active stages has completed a task yet.
+    timed = got.get(SPARK_TASK_SECONDS)
+    task_seconds = _by_label(timed, "app") if timed is not None else {}
     apps = tuple(
-        AppDemand(app_id=app, remaining_tasks=_count(value), next_wave_tasks=_count(next_wave.get(app)))
+        AppDemand(
+            app_id=app,
+            remaining_tasks=_count(value),
+            next_wave_tasks=_count(next_wave.get(app)),
+            task_seconds=task_seconds.get(app),
+        )
         for app, value in sorted(_by_label(remaining, "app").items())
         if value > 0 or app in next_wave
     )
@@ -179,7 +195,7 @@ def reads_of(policy: ScalingPolicy) -> Iterator[tuple[str, str, Selector]]:
         yield from ((namespace, name, sel) for name in (*_TRINO_METRICS, *_COUNTERS))
     if pool is not None:
         sel = _equals("pool", pool)
-        yield from ((namespace, name, sel) for name in _SPARK_METRICS)
+        yield from ((namespace, name, sel) for name in _spark_metrics(policy))
 
 
 async def observe(
@@ -217,7 +233,7 @@ async def observe(
         trino, more = await _trino(reader, namespace, cluster, now)
         problems += more
     if pool is not None:
-        spark, more = await _spark(reader, namespace, pool, now)
+        spark, more = await _spark(reader, namespace, pool, now, _spark_metrics(policy))
         problems += more
     obs = Observation(
         now=now,

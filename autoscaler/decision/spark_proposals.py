@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from autoscaler.decision.signals import Observation
-from autoscaler.decision.spark_sizing import AppDemand, pool_workers_needed
+from autoscaler.decision.spark_sizing import AppDemand, backlog_workers, pool_workers_needed
 from autoscaler.decision.state import EngineState, Plan, Proposal
 from core.spark_executors import executors_needed
 
@@ -52,9 +52,26 @@ def spark_proposals(
                 apps, spark.cores_per_worker, spark.executor_cores, section.executors_per_worker
             )
             alive = f"; {snap.workers_alive} workers alive" if snap.workers_alive is not None else ""
-            out[i] = Proposal(
-                plan.names[i], metric.type, float(sizing.executors), sizing.workers, sizing.reason + alive
-            )
+            replicas, reason = sizing.workers, sizing.reason + alive
+            measured = [a.task_seconds for a in apps if a.task_seconds is not None]
+            if measured:
+                state = replace(state, spark_task_seconds=sum(measured) / len(measured))
+            if section.backlog_seconds is not None and replicas > obs.current_replicas:
+                per_worker = section.executors_per_worker
+                ready = snap.workers_alive if snap.workers_alive is not None else obs.ready_replicas
+                backlog = backlog_workers(
+                    apps,
+                    ready_workers=ready or 0,
+                    worker_cores=per_worker * spark.executor_cores if per_worker else spark.cores_per_worker,
+                    startup_seconds=spec.target.startup_seconds,
+                    backlog_seconds=section.backlog_seconds,
+                    fallback_task_seconds=state.spark_task_seconds,
+                )
+                if backlog is not None and backlog.workers < replicas:
+                    # A worker started for tasks the pool finishes before it is ready only costs its start-up.
+                    replicas = max(obs.current_replicas, backlog.workers)
+                    reason += f"; on the work: {backlog.reason}; → {replicas} workers"
+            out[i] = Proposal(plan.names[i], metric.type, float(sizing.executors), replicas, reason)
             continue
         need = sum(_app_executors(a, spark.executor_cores, ratio) for a in apps)
         run_peak, last_peak = state.spark_run_peak, state.spark_last_peak

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from core.spark_executors import executors_needed
 
-__all__ = ["AppDemand", "AppSizing", "PoolSizing", "pool_workers_needed"]
+__all__ = ["AppDemand", "AppSizing", "BacklogSizing", "PoolSizing", "backlog_workers", "pool_workers_needed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,8 @@ class AppDemand:
 
     ``executor_cores`` overrides the pool's default ``spark.executor.cores`` for this application.
     ``next_wave_tasks`` (tasks of stages waiting on their parents) count only when the caller opts in with
-    ``include_next_wave``: they predict demand a little ahead of Spark itself.
+    ``include_next_wave``: they predict demand a little ahead of Spark itself. ``task_seconds`` is the mean
+    run time of the application's completed tasks in its active stages (None before one completes).
     """
 
     app_id: str
@@ -35,6 +36,7 @@ class AppDemand:
     pending_speculative: int = 0
     next_wave_tasks: int = 0
     include_next_wave: bool = False
+    task_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +146,54 @@ def pool_workers_needed(
         apps=tuple(sized),
         clamped_by=clamped_by,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogSizing:
+    """Workers that finish the waiting work in time, with the figures behind them."""
+
+    workers: int
+    work_core_seconds: float
+    left_core_seconds: float
+    reason: str
+
+
+def backlog_workers(
+    apps: Sequence[AppDemand],
+    *,
+    ready_workers: int,
+    worker_cores: int,
+    startup_seconds: float,
+    backlog_seconds: float,
+    fallback_task_seconds: float | None,
+) -> BacklogSizing | None:
+    """Workers to finish the applications' remaining work ``backlog_seconds`` after new workers are ready.
+
+    The work is every remaining task (and the next wave's, which arrives while workers start) times its
+    application's mean task run time (``fallback_task_seconds`` for an application with none measured yet)
+    times its ``task_cpus``, in core-seconds. The ``ready_workers`` keep working while new ones start, so
+    what they finish in ``startup_seconds`` needs no new worker: a worker that would arrive after the
+    backlog is done only costs its start-up. None when some application's task time is unknown and there
+    is no fallback (the caller then keeps the slot count).
+    """
+    if worker_cores < 1:
+        raise ValueError(f"cores per worker must be >= 1, not {worker_cores}")
+    if not backlog_seconds > 0:
+        raise ValueError(f"backlog seconds must be > 0, not {backlog_seconds}")
+    work = 0.0
+    for app in apps:
+        seconds = app.task_seconds if app.task_seconds is not None else fallback_task_seconds
+        tasks = app.remaining_tasks + app.next_wave_tasks
+        if tasks == 0:
+            continue
+        if seconds is None:
+            return None
+        work += tasks * seconds * app.task_cpus
+    done_meanwhile = ready_workers * worker_cores * max(0.0, startup_seconds)
+    left = max(0.0, work - done_meanwhile)
+    workers = math.ceil(left / backlog_seconds / worker_cores - 1e-9)
+    reason = (
+        f"{work:.0f} core-s of tasks waiting, {min(work, done_meanwhile):.0f} done by {ready_workers} ready "
+        f"workers during the {startup_seconds:g} s start-up; the rest in {backlog_seconds:g} s → {workers} workers"
+    )
+    return BacklogSizing(workers, work, left, reason)

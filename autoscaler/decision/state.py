@@ -191,6 +191,8 @@ class EngineState:
     learned_query_share: float | None = None
     spark_run_peak: int | None = None
     spark_last_peak: int | None = None
+    #: The pool's applications' mean task run time, as last measured (sparkExecutors.backlogSeconds).
+    spark_task_seconds: float | None = None
     forecast_series: tuple[float, ...] = ()
     forecast_bucket_start: float | None = None
     forecast_bucket_max: float = math.nan

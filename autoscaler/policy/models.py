@@ -580,6 +580,15 @@ class SparkExecutorsMetric(Model):
         le=1,
         description="spark.dynamicAllocation.executorAllocationRatio: the share of the full demand to provide.",
     )
+    backlog_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Size the pool on the work waiting: add only the workers needed to finish the "
+        "applications' remaining tasks (their count times their mean run time) within this many seconds "
+        "of the new workers being ready, counting what the ready workers do during target.startupSeconds. "
+        "Never more than executors needed asks for. Unset: every remaining task gets a slot at once "
+        "(Spark's own rule). SparkWorkerPool only.",
+    )
 
 
 class PrometheusMetric(Model):
@@ -862,6 +871,18 @@ class ScalingPolicySpec(Model):
                         ("metrics", index, "queueWait", "sizing"),
                         "Work needs target.trino.coresPerWorker (the cores of one worker)",
                         metric.queue_wait.sizing,
+                    )
+                )
+            if (
+                metric.spark_executors is not None
+                and metric.spark_executors.backlog_seconds is not None
+                and kind != "SparkWorkerPool"
+            ):
+                problems.append(
+                    Problem(
+                        ("metrics", index, "sparkExecutors", "backlogSeconds"),
+                        "only for a SparkWorkerPool (an application's executors are sized for its next run)",
+                        metric.spark_executors.backlog_seconds,
                     )
                 )
             if (

@@ -163,6 +163,8 @@ class AppView(NamedTuple):
     executors: int
     target: int
     waiting: bool
+    #: Mean run time of the active stage's completed tasks; None before one completes.
+    task_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +269,8 @@ class _App:
         "add_time",
         "aid",
         "arrival",
+        "done_count",
+        "done_seconds",
         "free",
         "last_stage",
         "launching",
@@ -302,6 +306,9 @@ class _App:
         self.to_add = 1
         self.add_time = _INF
         self.waiting = True
+        # Run time of the active stage's completed tasks: what the driver's stage list reports.
+        self.done_seconds = 0.0
+        self.done_count = 0
 
 
 class PoolModel:
@@ -674,9 +681,12 @@ class PoolModel:
         app.running -= 1
         self.running -= 1
         self.completed += 1
+        app.done_seconds += now - self.task_start[task]
+        app.done_count += 1
         app.stage_left -= 1
         if app.stage_left == 0:
             app.stage += 1
+            app.done_seconds, app.done_count = 0.0, 0
             if app.stage == app.last_stage:
                 self._finish(app, now)
                 return
@@ -802,7 +812,19 @@ class PoolModel:
             wave = stage_tasks[nxt + 1] - stage_tasks[nxt] if nxt < app.last_stage else 0
             next_wave += wave
             executors += app.active
-            apps.append(AppView(app.aid, app.pending, app.running, wave, app.active, app.target, app.waiting))
+            done = app.done_count
+            apps.append(
+                AppView(
+                    app.aid,
+                    app.pending,
+                    app.running,
+                    wave,
+                    app.active,
+                    app.target,
+                    app.waiting,
+                    app.done_seconds / done if done else None,
+                )
+            )
         return PoolView(
             now=now,
             pending_tasks=self.pending,

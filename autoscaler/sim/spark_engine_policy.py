@@ -115,6 +115,7 @@ class SparkQueuescalePolicy:
                     min_executors=alloc.min_executors,
                     max_executors=alloc.max_executors,
                     next_wave_tasks=a.next_wave,
+                    task_seconds=a.task_seconds,
                 )
             )
         self._app_ids = live

@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapter.poller import Poller
 from adapter.samples import Sample
 from autoscaler.controller.observe import observe, reads_of
-from autoscaler.controller.readings import ExternalApiReader, PassReads, Reading, StoreReader
+from autoscaler.controller.readings import ExternalApiReader, PassReads, Reading, Series, StoreReader
 from autoscaler.policy.loading import load_policies
+from autoscaler.policy.models import ScalingPolicy
 from core.selectors import Selector, parse_selector
 from tests.helpers.adapter import running_adapter
 from tests.helpers.scripted import ScriptedSource
@@ -140,3 +141,58 @@ async def test_the_prefetch_list_is_what_observe_reads(example: str) -> None:
         listed = [(ns, m, s.text) for ns, m, s in reads_of(policy)]
         assert sorted(recording.asked) == sorted(listed)
         assert recording.asked, "every example reads something"
+
+
+class Answering(Recording):
+    """A reader that answers the figures it holds, by metric name, and remembers what it was asked."""
+
+    def __init__(self, figures: dict[str, tuple[Series, ...]]) -> None:
+        super().__init__()
+        self.figures = figures
+
+    async def read(self, namespace: str, metric: str, selector: Selector, now: float) -> Reading:
+        await super().read(namespace, metric, selector, now)
+        return Reading(self.figures[metric]) if metric in self.figures else Reading(None, error="absent")
+
+
+def _pool_policy(backlog: bool) -> ScalingPolicy:
+    policy = load_policies(EXAMPLES / "spark-worker-pool.yaml")[0][0]
+    if not backlog:
+        return policy
+    metrics = list(policy.spec.metrics)
+    section = metrics[0].spark_executors
+    assert section is not None
+    metrics[0] = metrics[0].model_copy(
+        update={"spark_executors": section.model_copy(update={"backlog_seconds": 120})}
+    )
+    return policy.model_copy(update={"spec": policy.spec.model_copy(update={"metrics": metrics})})
+
+
+async def test_a_pool_sized_on_its_backlog_reads_task_times_and_only_then() -> None:
+    def app(name: str, value: float) -> Series:
+        return Series({"pool": "etl", "app": name, "app_name": name}, value)
+
+    figures = {
+        "spark_remaining_tasks": (app("a", 30), app("b", 5)),
+        "spark_next_wave_tasks": (app("a", 10),),
+        # b has completed no task of its active stages yet: no figure.
+        "spark_task_seconds": (app("a", 12.5),),
+        "spark_pool_workers": (Series({"pool": "etl", "state": "alive"}, 2),),
+    }
+    sized = _pool_policy(backlog=True)
+    reader = Answering(figures)
+    seen = await observe(sized, reader, 1.0, current_replicas=2, ready_replicas=2)
+    assert sorted(reader.asked) == sorted((ns, m, s.text) for ns, m, s in reads_of(sized))
+    assert "spark_task_seconds" in {m for _, m, _ in reader.asked}
+    spark = seen.observation.spark
+    assert spark is not None
+    assert [(a.app_id, a.remaining_tasks, a.next_wave_tasks, a.task_seconds) for a in spark.apps] == [
+        ("a", 30, 10, 12.5),
+        ("b", 5, 0, None),
+    ]
+
+    plain = Answering(figures)
+    seen = await observe(_pool_policy(backlog=False), plain, 1.0, current_replicas=2, ready_replicas=2)
+    assert "spark_task_seconds" not in {m for _, m, _ in plain.asked}
+    assert seen.observation.spark is not None
+    assert {a.task_seconds for a in seen.observation.spark.apps} == {None}

@@ -410,6 +410,54 @@ def test_spark_worker_pool_workers_from_executors() -> None:
     assert_explained(d)
 
 
+def _with_backlog(policy: ScalingPolicy, seconds: int) -> ScalingPolicy:
+    metrics = list(policy.spec.metrics)
+    section = metrics[0].spark_executors
+    assert section is not None
+    metrics[0] = metrics[0].model_copy(
+        update={"spark_executors": section.model_copy(update={"backlog_seconds": seconds})}
+    )
+    return policy.model_copy(update={"spec": policy.spec.model_copy(update={"metrics": metrics})})
+
+
+def test_spark_pool_backlog_adds_only_workers_for_work_left_after_startup() -> None:
+    policy = _with_backlog(example("spark-worker-pool.yaml"), 60)
+    # 2 ready workers of 4 one-core executors; 39 tasks of 20 s = 780 core-s; during the 45 s start-up the
+    # 8 ready cores do 360 core-s; the other 420 in 60 s need 7 cores → 2 workers, as many as there are.
+    apps = (AppDemand("a", 30, task_seconds=20.0), AppDemand("b", 9, task_seconds=20.0))
+    snap = SparkSnapshot(apps=apps, workers_alive=2)
+    d, state = decide(policy, Observation(1e6, 2, (None, ValueReading(0.0)), spark=snap), EngineState())
+    spark = d.proposals[0]
+    assert spark.value == 39  # executors needed is still Spark's figure
+    assert spark.replicas == 2  # never below the workers already there
+    assert "on the work" in spark.reason
+    assert "360 done by 2 ready workers" in spark.reason
+    assert state.spark_task_seconds == 20.0
+    # Tasks of 100 s: 3,900 core-s, 360 done meanwhile, 3,540 in 60 s → 59 cores → 15 workers; the slot
+    # count (10) is the ceiling.
+    slow = tuple(AppDemand(a.app_id, a.remaining_tasks, task_seconds=100.0) for a in apps)
+    d, _ = decide(
+        policy,
+        Observation(1e6, 2, (None, ValueReading(0.0)), spark=SparkSnapshot(apps=slow, workers_alive=2)),
+        EngineState(),
+    )
+    assert d.proposals[0].replicas == 10
+    assert "on the work" not in d.proposals[0].reason
+
+
+def test_spark_pool_backlog_uses_the_last_measured_task_time_until_a_task_completes() -> None:
+    policy = _with_backlog(example("spark-worker-pool.yaml"), 60)
+    fresh = SparkSnapshot(apps=(AppDemand("new", 40),), workers_alive=0)
+    obs = Observation(1e6, 0, (None, ValueReading(0.0)), spark=fresh)
+    # Nothing measured yet: every task gets a slot (40 executors → 10 workers), as without backlogSeconds.
+    d, _ = decide(policy, obs, EngineState())
+    assert d.proposals[0].replicas == 10
+    # Tasks of 6 s measured on an earlier pass: 240 core-s in 60 s → 4 cores → 1 worker.
+    d, _ = decide(policy, obs, EngineState(spark_task_seconds=6.0))
+    assert d.proposals[0].replicas == 1
+    assert_explained(d)
+
+
 def test_scheduled_spark_application_sizes_the_next_run() -> None:
     policy = example("spark-scheduled-application.yaml")
     cores = 2  # executorCores of the example: two tasks per executor

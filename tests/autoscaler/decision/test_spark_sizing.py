@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.decision.spark_sizing import AppDemand, pool_workers_needed
+from autoscaler.decision.spark_sizing import AppDemand, backlog_workers, pool_workers_needed
 from core.spark_executors import executors_needed, max_executors_needed, tasks_per_executor
 
 # Ported as data from apache/spark ExecutorAllocationManagerSuite, "executionAllocationRatio is correctly
@@ -189,3 +189,59 @@ def test_pool_totals_and_errors() -> None:
         pool_workers_needed([AppDemand("a", 1, executor_cores=16)], 8, 4)
     with pytest.raises(ValueError, match="not a valid range"):
         pool_workers_needed([], 8, 4, min_workers=3, max_workers=2)
+
+
+def test_backlog_counts_task_time_cpus_and_next_wave() -> None:
+    apps = (
+        AppDemand("a", 10, task_seconds=30.0, task_cpus=2),  # 600 core-s
+        AppDemand("b", 4, next_wave_tasks=6, task_seconds=10.0),  # 100 core-s
+    )
+    sized = backlog_workers(
+        apps,
+        ready_workers=1,
+        worker_cores=4,
+        startup_seconds=50.0,
+        backlog_seconds=25.0,
+        fallback_task_seconds=None,
+    )
+    assert sized is not None
+    # 700 core-s, 200 done by the ready worker while others start; 500 in 25 s → 20 cores → 5 workers.
+    assert (sized.work_core_seconds, sized.left_core_seconds, sized.workers) == (700.0, 500.0, 5)
+
+
+def test_backlog_the_ready_workers_finish_alone_needs_no_new_worker() -> None:
+    sized = backlog_workers(
+        (AppDemand("a", 8, task_seconds=5.0),),
+        ready_workers=2,
+        worker_cores=4,
+        startup_seconds=60.0,
+        backlog_seconds=30.0,
+        fallback_task_seconds=None,
+    )
+    assert sized is not None
+    assert sized.workers == 0
+
+
+def test_backlog_unknown_task_time_without_fallback_is_none() -> None:
+    apps = (AppDemand("a", 8, task_seconds=5.0), AppDemand("b", 3))
+    common = {"ready_workers": 0, "worker_cores": 4, "startup_seconds": 0.0, "backlog_seconds": 10.0}
+    assert backlog_workers(apps, fallback_task_seconds=None, **common) is None
+    # 8 × 5 + 3 × 20 = 100 core-s in 10 s → 10 cores → 3 workers.
+    sized = backlog_workers(apps, fallback_task_seconds=20.0, **common)
+    assert sized is not None
+    assert sized.workers == 3
+
+
+@pytest.mark.parametrize(
+    ("cores", "seconds", "message"), [(0, 10.0, "cores per worker"), (4, 0.0, "backlog seconds")]
+)
+def test_backlog_refuses_bad_settings(cores: int, seconds: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        backlog_workers(
+            (),
+            ready_workers=0,
+            worker_cores=cores,
+            startup_seconds=0.0,
+            backlog_seconds=seconds,
+            fallback_task_seconds=None,
+        )

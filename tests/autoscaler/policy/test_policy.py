@@ -334,6 +334,20 @@ BAD_CASES: list[tuple[str, str, list[str]]] = [
             "bad.yaml:8: spec.target.trino: not allowed for target kind SparkApplication; only for TrinoWorkers",
         ],
     ),
+    # Sizing on the backlog's work concerns a pool; an application's executors are sized for its next run.
+    (
+        "backlog-on-an-application",
+        edited(SPARK_APP, ("sparkExecutors: {}", "sparkExecutors: {backlogSeconds: 120}")),
+        [
+            "bad.yaml:12: spec.metrics[0].sparkExecutors.backlogSeconds: only for a SparkWorkerPool "
+            "(an application's executors are sized for its next run)"
+        ],
+    ),
+    (
+        "backlog-zero",
+        edited(SPARK_POOL, ("{executorsPerWorker: 4}", "{executorsPerWorker: 4, backlogSeconds: 0}")),
+        ["bad.yaml:12: spec.metrics[0].sparkExecutors.backlogSeconds: must be at least 1"],
+    ),
     # A worker pool in a Deployment: only a StatefulSet removes workers in a known order.
     (
         "pool-in-a-deployment",

@@ -402,3 +402,25 @@ def test_unconstrained_demand_runs_stages_back_to_back() -> None:
     assert demand[10:14] == [3, 3, 3, 3]
     assert max(demand[6:10]) <= 1
     assert demand[15:] == [0] * (len(demand) - 15)
+
+
+def test_the_view_reports_the_active_stages_mean_task_time_as_the_driver_does() -> None:
+    # One application: a stage of four tasks (2, 4, 6 and 30 s), then a stage of one 5 s task.
+    load = from_apps([(0.0, [[2.0, 4.0, 6.0, 30.0], [5.0]])], 200.0)
+    pool = PoolModel(load, PoolConfig(max_workers=1, executor_startup_seconds=0.0))
+    pool.set_replicas(1, 0.0, DECOMMISSION, initial=True)
+
+    def task_seconds(at: float) -> float | None:
+        pool.advance(at)
+        (app,) = pool.view(at).apps
+        return app.task_seconds
+
+    # Dynamic allocation ramps 1, then 2 more executors: the 2 s task runs from 1 s, the 4 and 6 s tasks
+    # from 2 s, the 30 s task from 3 s (when the first slot frees). No figure before a task has
+    # completed (not 0: a task takes time).
+    assert task_seconds(2.5) is None
+    assert task_seconds(3.5) == pytest.approx(2.0)
+    assert task_seconds(6.5) == pytest.approx(3.0)
+    assert task_seconds(32.5) == pytest.approx(4.0)
+    # The 30 s task ends at 33 s and its stage with it: the next stage has completed nothing yet.
+    assert task_seconds(33.5) is None
