@@ -22,6 +22,7 @@ from core.metric_names import (
     SPARK_POOL_WORKERS,
     SPARK_REMAINING_TASKS,
     SPARK_RUNNING_TASKS,
+    SPARK_TASK_SECONDS,
     SPARK_TASK_SLOTS,
     SPARK_WAITING_APPS,
     TRINO_BLOCKED_QUERIES,
@@ -160,6 +161,12 @@ BUILTIN: tuple[MetricSpec, ...] = (
     _spark(SPARK_PENDING_TASKS, _APP, "tasks", "Tasks of active stages not yet started."),
     _spark(SPARK_RUNNING_TASKS, _APP, "tasks", "Tasks running now."),
     _spark(SPARK_NEXT_WAVE_TASKS, _APP, "tasks", "Tasks of stages submitted but waiting on parents."),
+    _spark(
+        SPARK_TASK_SECONDS,
+        _APP,
+        "seconds",
+        "Mean run time of the finished tasks of active stages; absent until one has finished.",
+    ),
     _spark(SPARK_TASK_SLOTS, _APP, "slots", "Task slots of the application's live executors."),
     _spark(SPARK_EXECUTORS, _APP, "executors", "Live executors of the application (driver excluded)."),
     _spark(

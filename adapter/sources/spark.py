@@ -12,6 +12,10 @@ Per application (labels ``pool``, ``app``, ``app_name``), from ``/api/v1/applica
 - ``spark_next_wave_tasks`` = the same remaining count over pending stages (submitted, waiting on their
   parents). Spark lists every stage of a running job this way, including stages it will skip because
   their shuffle output exists, so this figure can over-state the next wave;
+- ``spark_task_seconds`` = Σ ``executorRunTime`` / Σ ``numCompleteTasks`` over active stages, in seconds:
+  the mean run time of a finished task, absent while no task of an active stage has finished (0 would
+  read as free work). Spark adds a task's run time when it ends, failed attempts included, so failures
+  push the figure up;
 - ``spark_task_slots`` = Σ ``maxTasks`` and ``spark_executors`` = count of active executors, the
   ``driver`` row excluded, except in local mode where the driver is the only executor and counts as one;
 - ``spark_executors_needed`` = ``ceil(remaining × executorAllocationRatio / tasksPerExecutor)`` with
@@ -69,6 +73,7 @@ from core.metric_names import (
     SPARK_POOL_WORKERS,
     SPARK_REMAINING_TASKS,
     SPARK_RUNNING_TASKS,
+    SPARK_TASK_SECONDS,
     SPARK_TASK_SLOTS,
     SPARK_WAITING_APPS,
 )
@@ -82,6 +87,7 @@ APP_METRICS = (
     SPARK_PENDING_TASKS,
     SPARK_RUNNING_TASKS,
     SPARK_NEXT_WAVE_TASKS,
+    SPARK_TASK_SECONDS,
     SPARK_TASK_SLOTS,
     SPARK_EXECUTORS,
     SPARK_EXECUTORS_NEEDED,
@@ -252,6 +258,7 @@ class AppFigures:
     slots: int
     executors: int
     executors_needed: int
+    task_seconds: float | None  # None until a task of an active stage has finished
 
     @property
     def pending(self) -> int:
@@ -270,6 +277,9 @@ def app_figures(
     remaining = sum(max(0, _int(s, "numTasks") - _int(s, "numCompletedIndices")) for s in active_stages)
     running = sum(_int(s, "numActiveTasks") for s in active_stages)
     next_wave = sum(max(0, _int(s, "numTasks") - _int(s, "numCompletedIndices")) for s in pending_stages)
+    # Attempts, not indices: run time is summed per attempt, so a retried task must count once per attempt.
+    finished = sum(_int(s, "numCompleteTasks") for s in active_stages)
+    run_ms = sum(_int(s, "executorRunTime") for s in active_stages)
     live = [e for e in executors if e.get("isActive", True) is not False]
     workers = [e for e in live if _str(e, "id") != _DRIVER_ID]
     if workers:
@@ -287,6 +297,7 @@ def app_figures(
         slots=slots,
         executors=count,
         executors_needed=conf.executors_needed(remaining),
+        task_seconds=run_ms / finished / 1000 if finished > 0 else None,
     )
 
 
@@ -441,6 +452,8 @@ class SparkSource:
                 Sample(SPARK_EXECUTORS, labels, float(f.executors)),
                 Sample(SPARK_EXECUTORS_NEEDED, labels, float(f.executors_needed)),
             ]
+            if f.task_seconds is not None:
+                out.append(Sample(SPARK_TASK_SECONDS, labels, f.task_seconds))
         if pool is not None:
             for state, count in sorted(pool.workers_by_state.items()):
                 out.append(Sample(SPARK_POOL_WORKERS, {"pool": name, "state": state}, float(count)))

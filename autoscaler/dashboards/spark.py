@@ -1,4 +1,5 @@
-"""The Spark backlog dashboard: tasks waiting, slots, executors needed, per application and pool."""
+"""The Spark backlog dashboard: tasks waiting, their mean run time, slots, executors needed, per application
+and pool."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from core.metric_names import (
     SPARK_POOL_WORKERS,
     SPARK_REMAINING_TASKS,
     SPARK_RUNNING_TASKS,
+    SPARK_TASK_SECONDS,
     SPARK_TASK_SLOTS,
     SPARK_WAITING_APPS,
 )
@@ -50,7 +52,8 @@ def build(catalog: Catalog) -> Board:
     board = Board(
         UID,
         "queuescale / Spark backlog",
-        "Remaining and pending tasks, task slots and executors needed, per application and pool.",
+        "Remaining and pending tasks, mean task run time, task slots and executors needed, per application "
+        "and pool.",
     )
     board.variable(
         query_variable(
@@ -124,6 +127,15 @@ def build(catalog: Catalog) -> Board:
                 Query(per_app(SPARK_EXECUTORS), "{{pool}} {{app_name}} present"),
             ],
             axis_label="executors",
+        )
+    )
+    board.panel(
+        timeseries(
+            "Mean task run time per application",
+            "Mean run time of the finished tasks of active stages; times the remaining tasks, the work "
+            "waiting. No line until a task of an active stage has finished.",
+            [Query(per_app(SPARK_TASK_SECONDS), "{{pool}} {{app_name}}")],
+            unit="s",
         )
     )
     board.panel(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class Bracket:
     before: TrackerReading  # just before the source
     figures: dict[str, float]
     after: TrackerReading  # just after the source
+    read_at: float  # time.monotonic() just after the source
     spark_needed: tuple[float, float] | None = None  # Spark's gauge, read around the source
     gauge_before: TrackerReading | None = None  # QUEUE_SLACK_SECONDS before the first gauge read
     gauge_after: TrackerReading | None = None  # QUEUE_SLACK_SECONDS after the second gauge read
@@ -72,6 +74,7 @@ async def bracketed_readings(
         g1 = await gauge(gauge_url)
         before = tracker_reading(sc)
         samples = await source.collect(0.0)
+        read_at = time.monotonic()
         after = tracker_reading(sc)
         g2 = await gauge(gauge_url)
         if gauge_url:
@@ -84,9 +87,12 @@ async def bracketed_readings(
         if len({r.stage_id for r in readings}) != 1:
             continue
         gauges = (g1, g2) if g1 is not None and g2 is not None else None
-        out.append(Bracket(before, figures, after, gauges, outer_before, outer_after))
+        out.append(Bracket(before, figures, after, read_at, gauges, outer_before, outer_after))
         await asyncio.sleep(0.2)
     return out
+
+
+TASK_SLEEP = 0.2
 
 
 @pytest.fixture
@@ -102,7 +108,8 @@ async def test_local_mode_figures_lie_between_spark_readings(spark_tmp: Path) ->
         sc = spark.sparkContext
         app_id = sc.applicationId
         source = SparkSource(settings(driver_urls=[f"http://127.0.0.1:{port}"], timeout_seconds=10))
-        job = BackgroundJob(sc, tasks=70, task_seconds=0.2, group="qs-local").start()
+        job_started = time.monotonic()
+        job = BackgroundJob(sc, tasks=70, task_seconds=TASK_SLEEP, group="qs-local").start()
         try:
             brackets = await bracketed_readings(sc, source, job, want=40)
             names = {s.labels["app"]: s.labels["app_name"] for s in await source.collect(0.0)}
@@ -111,6 +118,7 @@ async def test_local_mode_figures_lie_between_spark_readings(spark_tmp: Path) ->
             job.stop()
     assert len(brackets) >= 5, f"only {len(brackets)} readings while the job ran"
     assert names == {app_id: "qs-local"}
+    timed = 0
     for b in brackets:
         f = b.figures
         remaining = f["spark_remaining_tasks"]
@@ -123,6 +131,16 @@ async def test_local_mode_figures_lie_between_spark_readings(spark_tmp: Path) ->
         assert f["spark_next_wave_tasks"] == 0
         # No dynamic allocation in local mode: ceil(remaining / 1), unclamped.
         assert f["spark_executors_needed"] == remaining
+        # Finished counts only go up, so the tracker says whether the source saw a finished task.
+        if b.after.completed == 0:
+            assert "spark_task_seconds" not in f, b
+        if b.before.completed > 0:
+            timed += 1
+            task_seconds = f["spark_task_seconds"]
+            # Each task sleeps TASK_SLEEP inside its run time (Spark truncates it to whole milliseconds),
+            # and none can have run longer than the job has.
+            assert TASK_SLEEP - 0.001 <= task_seconds < b.read_at - job_started, b
+    assert timed >= 3, f"only {timed} readings after a task had finished"
     # The job moved while we watched: the readings are not all the same.
     assert len({b.figures["spark_remaining_tasks"] for b in brackets}) > 1
 

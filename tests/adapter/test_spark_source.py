@@ -100,7 +100,8 @@ def row(*values: int) -> dict[str, float]:
     return {m: float(v) for m, v in zip(M, values, strict=True)}
 
 
-# At t=0: remaining, running, pending, next wave, slots, executors, needed.
+# At t=0: remaining, running, pending, next wave, slots, executors, needed; no task has finished, so
+# no application has a spark_task_seconds.
 AT_0 = {
     # 20 tasks on 6 slots; 6 more in the waiting stage; the clamp holds it at 3 (not 5).
     "etl": row(20, 6, 14, 6, 6, 3, 3),
@@ -113,10 +114,12 @@ AT_0 = {
 }
 # At t=10: etl finished its first wave of 6 and started the next; adhoc ran 2 waves of 4 s.
 AT_10 = {
-    "etl": row(14, 6, 8, 6, 6, 3, 3),  # ceil(14 x 0.5 / 2) = 4, still clamped to 3
-    "adhoc": row(1, 1, 0, 0, 2, 2, 1),
+    # ceil(14 x 0.5 / 2) = 4, still clamped to 3; 6 tasks of 10 s finished.
+    "etl": row(14, 6, 8, 6, 6, 3, 3) | {"spark_task_seconds": 10.0},
+    "adhoc": row(1, 1, 0, 0, 2, 2, 1) | {"spark_task_seconds": 4.0},  # 4 tasks of 4 s finished
     "late": row(3, 0, 3, 0, 0, 0, 3),
-    "notebook": row(0, 0, 0, 0, 2, 1, 0),  # its job is done; the application stays
+    # Its job is done and the application stays; with no active stage it has no task time.
+    "notebook": row(0, 0, 0, 0, 2, 1, 0),
 }
 
 
@@ -183,7 +186,8 @@ async def test_an_application_reached_twice_is_reported_once(world: World) -> No
     samples = await collect(source)
     assert set(named(world, samples)) == {"etl", "adhoc", "late", "notebook"}
     per_app = [s for s in samples if "app" in s.labels]
-    assert len(per_app) == 4 * len(APP_METRICS)
+    # Every per-application metric but spark_task_seconds: no task has finished yet.
+    assert len(per_app) == 4 * (len(APP_METRICS) - 1)
 
 
 async def test_served_metrics_are_catalogued() -> None:
@@ -214,7 +218,13 @@ async def test_environment_is_read_once_per_application(world: World) -> None:
 
 
 def stage_doc(**fields: object) -> dict[str, object]:
-    doc: dict[str, object] = {"numTasks": 4, "numActiveTasks": 1, "numCompletedIndices": 0}
+    doc: dict[str, object] = {
+        "numTasks": 4,
+        "numActiveTasks": 1,
+        "numCompleteTasks": 1,
+        "numCompletedIndices": 1,
+        "executorRunTime": 2500,
+    }
     doc.update(fields)
     return doc
 
@@ -461,11 +471,58 @@ def test_slots_and_executors(executors: list[dict[str, object]], slots: int, cou
     assert (figures.slots, figures.executors) == (slots, count)
 
 
+NO_DA = AllocationConf(1, 1.0, False, 0, None)
+
+
 def test_remaining_counts_completed_indices_not_attempts() -> None:
     # A retried task counts once: 10 tasks, 6 indices done though 8 attempts completed.
-    active = [{"numTasks": 10, "numActiveTasks": 5, "numCompleteTasks": 8, "numCompletedIndices": 6}]
-    figures = app_figures("app-1", "x", active, [], [], AllocationConf(1, 1.0, False, 0, None))
+    active = [stage_doc(numTasks=10, numActiveTasks=5, numCompleteTasks=8, numCompletedIndices=6)]
+    figures = app_figures("app-1", "x", active, [], [], NO_DA)
     assert (figures.remaining, figures.running, figures.pending) == (4, 5, 0)
+
+
+def test_task_seconds_is_the_run_time_per_finished_task_over_active_stages() -> None:
+    active = [
+        stage_doc(numCompleteTasks=4, executorRunTime=10_000),
+        stage_doc(numCompleteTasks=1, executorRunTime=5_000),
+    ]
+    # Pending stages do not count: with this one the mean would be 105 s / 8 = 13.125 s.
+    pending = [stage_doc(numCompleteTasks=3, executorRunTime=90_000)]
+    figures = app_figures("app-1", "x", active, pending, [], NO_DA)
+    # 15 s over 5 tasks, weighted by tasks: not the mean of the stages' means (3.75 s).
+    assert figures.task_seconds == 3.0
+
+
+def test_task_seconds_counts_attempts_not_indices() -> None:
+    # 8 attempts ran 1 s each for 6 indices: a task takes 1 s, not 8/6 s.
+    active = [stage_doc(numTasks=10, numCompleteTasks=8, numCompletedIndices=6, executorRunTime=8_000)]
+    assert app_figures("app-1", "x", active, [], [], NO_DA).task_seconds == 1.0
+
+
+@pytest.mark.parametrize(
+    "active",
+    [
+        [],  # no active stage
+        [stage_doc(numCompleteTasks=0, numCompletedIndices=0, executorRunTime=0)] * 2,  # none finished
+    ],
+)
+def test_task_seconds_is_none_until_a_task_finishes(active: list[dict[str, object]]) -> None:
+    assert app_figures("app-1", "x", active, [], [], NO_DA).task_seconds is None
+
+
+@pytest.mark.parametrize("field", ["numCompleteTasks", "executorRunTime"])
+@pytest.mark.parametrize(
+    "value", [None, -1, "12", 1.5, True], ids=["missing", "negative", "string", "fraction", "bool"]
+)
+def test_a_malformed_task_time_field_is_an_error(field: str, value: object) -> None:
+    doc = stage_doc()
+    if value is None:
+        del doc[field]
+    else:
+        doc[field] = value
+    # The well-formed first stage shows that every active stage is checked, not only the first.
+    with pytest.raises(SourceError, match=f"'{field}'"):
+        app_figures("app-1", "x", [stage_doc(), doc], [], [], NO_DA)
 
 
 def test_settings_need_somewhere_to_look() -> None:

@@ -67,6 +67,9 @@ def test_tasks_run_in_waves_of_the_free_slots(
         done = min(tasks, wave * slots)
         assert (stage.completed, stage.running) == (done, min(slots, tasks - done))
         assert stage.status == "ACTIVE"
+        # The adapter's spark_task_seconds divides these: the finished tasks' summed run time by their count.
+        doc = stage_json(pool, stage)
+        assert (doc["numCompleteTasks"], doc["executorRunTime"]) == (done, round(done * seconds * 1000))
     pool.advance(waves * seconds)
     assert (stage.completed, stage.running, stage.status) == (tasks, 0, "COMPLETE")
     assert app.jobs[0].status == "SUCCEEDED"
@@ -206,6 +209,8 @@ def test_a_killed_worker_loses_its_running_tasks() -> None:
     worker_row = next(w for w in master_json(pool)["workers"] if w["id"] == victim.worker_id)
     assert worker_row["state"] == DEAD
     assert stage_json(pool, stage)["numFailedTasks"] == 2
+    # A lost executor reports no metrics for its tasks, so their time never reaches the stage.
+    assert stage_json(pool, stage)["executorRunTime"] == 0
 
 
 def test_local_mode_runs_on_the_driver_and_uses_no_worker() -> None:
