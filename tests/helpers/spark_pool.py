@@ -75,6 +75,7 @@ def pool_policy(
     max_replicas: int = 2,
     timeout_seconds: int = 600,
     on_timeout: str = "Abort",
+    backlog_seconds: int | None = None,
 ) -> ScalingPolicy:
     """A SparkWorkerPool policy on 1-core workers that follows the backlog without delay."""
     return ScalingPolicy.model_validate(
@@ -96,7 +97,14 @@ def pool_policy(
                 },
                 "minReplicas": 1,
                 "maxReplicas": max_replicas,
-                "metrics": [{"type": "SparkExecutors", "sparkExecutors": {}}],
+                "metrics": [
+                    {
+                        "type": "SparkExecutors",
+                        "sparkExecutors": {}
+                        if backlog_seconds is None
+                        else {"backlogSeconds": backlog_seconds},
+                    }
+                ],
                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
                 "drain": {
                     "gracePeriodSeconds": 0,

@@ -88,6 +88,8 @@ async def world(
     timeout: int = 600,
     on_timeout: str = "Abort",
     replicas: int = 1,
+    max_replicas: int = 2,
+    backlog_seconds: int | None = None,
 ) -> AsyncIterator[Run]:
     pool = SparkPool(now=START, decommission_enabled=decommission_enabled)
     async with EmulatedWorld(pool) as emulated:
@@ -96,6 +98,8 @@ async def world(
             decommission=decommission,
             timeout_seconds=timeout,
             on_timeout=on_timeout,
+            max_replicas=max_replicas,
+            backlog_seconds=backlog_seconds,
         )
         async with kube_world(replicas, emulated.on_added, emulated.on_removed) as (sandbox, ops):
             source = SparkSource(settings("etl", master=emulated.spark.master_url, reverse_proxy=True))
@@ -143,6 +147,39 @@ async def test_decommission_path_follows_the_backlog() -> None:
         await run.until(lambda: finished(run.pool, app_id))
         assert sum(s.failed for s in run.pool.app(app_id).stages) == 0
         assert DRAIN_STARTED_ANNOTATION not in run.annotations(f"{SET}-0")
+
+
+async def test_sized_on_the_work_the_pool_starts_no_worker_the_backlog_does_not_need() -> None:
+    # A stage of 2 tasks of 1 s, then one of 40. Spark's rule gives each of the 40 a slot; on the work, the 40 core-s are done by the ready workers well within the 60 s start-up of a
+    # new one (the run time measured on the first stage stands in until the second completes a task).
+    peaks: dict[int | None, int] = {}
+    for backlog in (None, 120):
+        async with world(
+            decommission_enabled=True, decommission=True, max_replicas=8, backlog_seconds=backlog
+        ) as run:
+            spec = AppSpec(
+                "etl",
+                executor_cores=1,
+                dynamic_allocation=DynamicAllocation(min_executors=0, executor_idle_timeout_seconds=5),
+            )
+            app_id = run.pool.submit(spec, [[StageSpec(2, 1.0), StageSpec(40, 1.0)]]).app_id
+            await run.until(lambda app_id=app_id: finished(run.pool, app_id))
+            assert sum(s.failed for s in run.pool.app(app_id).stages) == 0
+            # The pool starts with one worker: no write means it never grew.
+            peaks[backlog] = max(run.pipeline.written_replicas(), default=1)
+            sized = [p.decision.proposals[0] for p in run.pipeline.passes]
+            on_work = [p for p in sized if "on the work" in p.reason]
+            if backlog is None:
+                assert not on_work
+            else:
+                assert on_work, [p.reason for p in sized]
+                assert "40 core-s of tasks waiting" in on_work[0].reason
+                # Fewer than a slot per task, never fewer than the workers in place.
+                assert all(p.replicas is not None and p.replicas < p.value for p in on_work)
+    # Spark's rule: up by the scale-up behaviour's 4 pods at once (the stage ends before the next step).
+    assert peaks[None] == 5
+    # On the work: the one ready worker does the 40 core-s within any new worker's start-up.
+    assert peaks[120] == 1
 
 
 async def test_refused_decommission_falls_back_to_idle_workers() -> None:
