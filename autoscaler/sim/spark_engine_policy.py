@@ -27,6 +27,7 @@ from core.metric_names import (
     SPARK_POOL_CORES_USED,
     SPARK_REMAINING_TASKS,
     SPARK_RUNNING_TASKS,
+    SPARK_TASK_SECONDS,
     SPARK_TASK_SLOTS,
     SPARK_WAITING_APPS,
 )
@@ -51,6 +52,10 @@ def catalog_value(name: str, view: PoolView, config: PoolConfig) -> float | None
         return float(view.next_wave_tasks)
     if name == SPARK_EXECUTORS:
         return float(view.executors)
+    if name == SPARK_TASK_SECONDS:
+        # Per application in the catalog; a pool-wide reading averages the applications that have one.
+        timed = [a.task_seconds for a in view.apps if a.task_seconds is not None]
+        return sum(timed) / len(timed) if timed else None
     if name == SPARK_TASK_SLOTS:
         return float(view.executors * config.slots_per_executor)
     if name == SPARK_POOL_CORES:

@@ -292,6 +292,10 @@ def test_catalog_values_the_pool_can_stand_in_for() -> None:
     assert catalog_value("spark_executors_needed", view, config) == 17.0
     assert catalog_value("spark_pool_cores_used", view, config) == 4.0
     assert catalog_value("trino_queued_queries", view, config) is None
+    # A pool-wide task time averages the applications that have completed a task of their active stage.
+    assert catalog_value("spark_task_seconds", view, config) is None
+    timed = (apps[0]._replace(task_seconds=12.0), apps[1]._replace(task_seconds=4.0), apps[1])
+    assert catalog_value("spark_task_seconds", _view(apps=timed), config) == 8.0
 
 
 def test_engine_on_a_trace_kills_nothing_and_scales_both_ways(short_load: SparkLoad) -> None:
