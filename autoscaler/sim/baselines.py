@@ -402,7 +402,7 @@ class Family(Generic[P]):
     ``more_capacity`` says which way the setting buys capacity ("lower": a lower CPU target or fewer
     queries per worker means more workers). ``integer`` settings are whole numbers (a static size).
     ``P`` is the kind of policy it builds (a Trino cluster's here, a Spark pool's in
-    :mod:`autoscaler.sim.spark_baselines`)."""
+    :mod:`autoscaler.sim.spark_baselines`). ``beyond`` extends the sweep toward less capacity."""
 
     name: str
     setting: str
@@ -411,6 +411,9 @@ class Family(Generic[P]):
     more_capacity: Literal["lower", "higher"]
     integer: bool
     build: Callable[[float], P]
+    #: The next setting past the sweep's cheapest end, for the iso-SLO search when that end still meets
+    #: the level; None (the default, or returned) where the family's range ends.
+    beyond: Callable[[float], float | None] | None = None
 
     def make(self, setting: float | None = None) -> P:
         return self.build(self.default if setting is None else setting)

@@ -42,6 +42,9 @@ class Tunable(Protocol):
     @property
     def integer(self) -> bool: ...
 
+    @property
+    def beyond(self) -> Callable[[float], float | None] | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Point:
@@ -106,8 +109,13 @@ def cheapest_meeting(
     run: Callable[[float], Result],
     *,
     refine: int = 3,
+    extend: int = 4,
 ) -> tuple[IsoSlo, list[Point]]:
-    """The cheapest setting of ``family`` meeting ``reference``'s level, and the extra points it ran."""
+    """The cheapest setting of ``family`` meeting ``reference``'s level, and the extra points it ran.
+
+    When the sweep's cheapest setting meets the level, up to ``extend`` settings past it
+    (``family.beyond``) are tried first; then the gap toward the first that fails is bisected ``refine``
+    times."""
     extra: list[Point] = []
     meeting = [p for p in points if meets(p.result, reference)]
     if not meeting:
@@ -116,6 +124,22 @@ def cheapest_meeting(
     # Bisect toward less capacity: the level is (nearly) monotone in the setting, the cost is.
     good = best.setting
     bad = _toward_less(family, best.setting, [p.setting for p in points])
+    # The sweep's cheapest end still meets the level: a cheaper setting may too, so look past the end
+    # (without this the ratio would flatter the policy) until a setting fails or the family's range ends.
+    for _ in range(extend if bad is None and family.beyond is not None else 0):
+        assert family.beyond is not None
+        further = family.beyond(good)
+        if further is None:
+            break
+        result = run(further)
+        point = Point(further, result)
+        extra.append(point)
+        if not meets(result, reference):
+            bad = further
+            break
+        good = further
+        if result.worker_hours < best.result.worker_hours:
+            best = point
     for _ in range(refine if bad is not None else 0):
         assert bad is not None
         mid = (good + bad) / 2.0

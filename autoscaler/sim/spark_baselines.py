@@ -14,7 +14,8 @@ family has one setting a user tunes, swept by ``--sweep`` (:class:`~autoscaler.s
   items) at an ``AverageValue`` of e executors per worker and ``spark_waiting_apps`` at 1, its ``behavior``
   (scale-down: 300 s window, 1 pod per 60 s; scale-up: the defaults). Setting: e, 1-16 (the example's 4
   is a worker's executors: 4 cores of 1-core executors; above it the pool is smaller than the applications
-  ask, which the iso-SLO search found to meet a slow enough level at 8, so the sweep goes on to 16).
+  ask, which the iso-SLO search found to meet a slow enough level at 8, so the sweep goes on to 16, and
+  the search doubles it past 16 while the policy's level is still met).
 - ``dynalloc``: Spark's own dynamic allocation as the pool's sizing: every application's executor target
   (``ExecutorAllocationManager.executors.numberTargetExecutors``, exported by the driver's
   PrometheusServlet and summed by prometheus-adapter) over e executors per worker, by an HPA written
@@ -216,6 +217,16 @@ POOL_BASELINES = ("hpa-cpu", "hpa-queue", "dynalloc", "keda", "static")
 _PER_WORKER_SWEEP = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0)
 
 
+def _double_per_worker(setting: float) -> float | None:
+    """Past the sweep: twice the executors per worker, up to 256 (a pool 64 times smaller than asked)."""
+    return setting * 2.0 if setting < 256.0 else None
+
+
+def _toward_full_cpu(setting: float) -> float | None:
+    """Past the sweep: half way to a 100 % CPU target (90, 95, 97.5, ...), which no HPA can exceed here."""
+    return (setting + 100.0) / 2.0 if setting < 99.0 else None
+
+
 def pool_baseline(
     name: str, load: SparkLoad, config: PoolConfig, *, scale_down: PoolScaleDown = DECOMMISSION
 ) -> Family[PoolPolicy]:
@@ -232,6 +243,7 @@ def pool_baseline(
             "lower",
             False,
             lambda s: HpaCpu(scale_down, s, max_replicas=top),
+            _toward_full_cpu,
         )
     if name == "hpa-queue":
         return Family(
@@ -242,6 +254,7 @@ def pool_baseline(
             "lower",
             False,
             lambda s: HpaQueue(config, s, max_replicas=top, scale_down=scale_down),
+            _double_per_worker,
         )
     if name == "dynalloc":
         return Family(
@@ -252,6 +265,7 @@ def pool_baseline(
             "lower",
             False,
             lambda s: DynAlloc(s, max_replicas=top, scale_down=scale_down),
+            _double_per_worker,
         )
     if name == "keda":
         return Family(
@@ -262,6 +276,7 @@ def pool_baseline(
             "lower",
             False,
             lambda s: Keda(config, s, max_replicas=top, scale_down=scale_down),
+            _double_per_worker,
         )
     if name == "static":
         default, sizes = static_sizes(load, config)

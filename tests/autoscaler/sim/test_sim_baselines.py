@@ -209,6 +209,34 @@ def test_cheapest_meeting_refines_between_grid_points(template: Result) -> None:
     assert nothing.cost_ratio is None
 
 
+def test_cheapest_meeting_looks_past_a_sweep_end_that_still_meets(template: Result) -> None:
+    # The level is met up to 20 queries per worker, past the sweep's end (8): the search doubles to 16
+    # (met) and 32 (fails), then bisects 16..32 toward 20.
+    def run(setting: float) -> Result:
+        return _result(template, 100.0 / setting, 0.0 if setting <= 20.0 else 30.0)
+
+    family = dataclasses.replace(
+        baseline("hpa-queue", _load(), WorkConfig()),
+        build=lambda s: HpaQueue(s),
+        beyond=lambda s: s * 2 if s < 64 else None,
+    )
+    points = [Point(s, run(s)) for s in family.sweep]
+    reference = _result(template, 2.0, 0.0)
+    found, extra = cheapest_meeting(family, points, reference, run, refine=2)
+    assert [p.setting for p in extra] == [16.0, 32.0, 24.0, 20.0]
+    assert found.setting == 20.0
+    # Without a way past the end the search stops at it, as before.
+    plain = dataclasses.replace(family, beyond=None)
+    stopped, none_extra = cheapest_meeting(plain, points, reference, run, refine=2)
+    assert stopped.setting == max(family.sweep)
+    assert none_extra == []
+    # A range that ends: the search stops where ``beyond`` says so, still meeting.
+    short = dataclasses.replace(family, beyond=lambda s: s * 2 if s < 16 else None)
+    capped, capped_extra = cheapest_meeting(short, points, reference, run, refine=2)
+    assert [p.setting for p in capped_extra] == [16.0]
+    assert capped.setting == 16.0
+
+
 @pytest.mark.parametrize(
     ("text", "dist", "mean"),
     [
