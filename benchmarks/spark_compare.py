@@ -108,6 +108,7 @@ def measure(case: Case) -> Outcome:
         engine = SparkQueuescalePolicy(p, config, epoch_start=scenario.epoch_start)
         results[engine.name] = simulate_pool(scenario.load, engine, config)
     sweep = run_pool_sweep(scenario, results, POOL_BASELINES, config)
+
     def unbounded(policy: str, name: str, setting: float | None) -> bool:
         """No setting tried with less capacity than ``setting`` failed the level: a cheaper one might meet it."""
         if setting is None:
