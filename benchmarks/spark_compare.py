@@ -114,9 +114,9 @@ def measure(case: Case) -> Outcome:
         if setting is None:
             return False
         family = sweep.families[name]
-        less = [p for p in sweep.points[name] if (p.setting > setting) == (family.more_capacity == "lower")]
-        less = [p for p in less if p.setting != setting]
-        return not any(not meets(p.result, results[policy]) for p in less)
+        lower = family.more_capacity == "lower"
+        less = [p for p in sweep.points[name] if p.setting != setting and (p.setting > setting) == lower]
+        return all(meets(p.result, results[policy]) for p in less)
 
     found = {
         (policy, name): (iso.cost_ratio, iso.setting, unbounded(policy, name, iso.setting))

@@ -873,30 +873,29 @@ class ScalingPolicySpec(Model):
                         metric.queue_wait.sizing,
                     )
                 )
-            if (
-                metric.spark_executors is not None
-                and metric.spark_executors.backlog_seconds is not None
-                and kind != "SparkWorkerPool"
-            ):
-                problems.append(
-                    Problem(
-                        ("metrics", index, "sparkExecutors", "backlogSeconds"),
-                        "only for a SparkWorkerPool (an application's executors are sized for its next run)",
-                        metric.spark_executors.backlog_seconds,
-                    )
+            section = metric.spark_executors
+            if section is not None and kind != "SparkWorkerPool":
+                pool_only = (
+                    (
+                        "backlogSeconds",
+                        section.backlog_seconds,
+                        "an application's executors are sized for its next run",
+                    ),
+                    (
+                        "executorsPerWorker",
+                        section.executors_per_worker,
+                        "for an application a replica is an executor",
+                    ),
                 )
-            if (
-                metric.spark_executors is not None
-                and metric.spark_executors.executors_per_worker is not None
-                and kind != "SparkWorkerPool"
-            ):
-                problems.append(
-                    Problem(
-                        ("metrics", index, "sparkExecutors", "executorsPerWorker"),
-                        "only for a SparkWorkerPool (for an application a replica is an executor)",
-                        metric.spark_executors.executors_per_worker,
-                    )
-                )
+                for field_name, value, why in pool_only:
+                    if value is not None:
+                        problems.append(
+                            Problem(
+                                ("metrics", index, "sparkExecutors", field_name),
+                                f"only for a SparkWorkerPool ({why})",
+                                value,
+                            )
+                        )
         seen: set[str] = set()
         for index, schedule in enumerate(self.schedules):
             if schedule.name in seen:
