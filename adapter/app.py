@@ -27,6 +27,7 @@ from core.errors import (
     NotAcceptable,
     NotFound,
     Unauthorized,
+    Unavailable,
 )
 from core.selectors import LabelSelectorError, Selector, parse_selector
 
@@ -219,6 +220,10 @@ async def handle_keda(request: web.Request) -> web.Response:
             raise Unauthorized("a valid bearer token is required")
     metric, _, selector, asked = await _plan(request, None)
     items = request.app[PARTS].store.items(metric, selector, asked)
+    if not items:
+        # A mean or a limit with no series has no value. KEDA counts the error as a failed scaler (its
+        # fallback applies if set) and the HPA behind it holds, as the HPA does on an empty list.
+        raise Unavailable(f'metric "{metric}" has no value: no series matches the selector')
     return _json(
         {
             "metricName": request.match_info["metric"],

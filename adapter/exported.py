@@ -10,7 +10,9 @@ What is exported follows what the API answers, read at scrape time:
 - only sources within their freshness bound are exported; a stale source's series vanish (Prometheus
   marks them stale) while ``queuescale_adapter_source_up`` says why;
 - a fresh source with no series for a metric it serves exports one ``0`` carrying only its identity
-  labels, the figure an HPA reads for an idle metric, so panels show 0 rather than "no data".
+  labels, the figure an HPA reads for an idle metric, so panels show 0 rather than "no data"; not for a
+  metric whose absence is no value (a mean, a limit: ``MetricSpec.zero_when_absent``), which the API does
+  not serve as 0 either.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class CatalogExporter(Collector):
         )
         for name in sorted(self.skipped):
             log.warning("metric %s is not exported to Prometheus: %s is reserved", name, exported_name(name))
+        self.no_idle_zero = frozenset(spec.name for spec in store.catalog if not spec.zero_when_absent)
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
@@ -64,11 +67,12 @@ class CatalogExporter(Collector):
                 if family is None:
                     family = families[metric] = self._family(metric)
                 bucket = series.get(metric)
-                rows = (
-                    [({**s.labels, **state.identity}, s.value) for s in bucket.samples]
-                    if bucket is not None and bucket.samples
-                    else [(dict(state.identity), 0.0)]
-                )
+                if bucket is not None and bucket.samples:
+                    rows = [({**s.labels, **state.identity}, s.value) for s in bucket.samples]
+                elif metric in self.no_idle_zero:
+                    rows = []
+                else:
+                    rows = [(dict(state.identity), 0.0)]
                 for labels, value in rows:
                     # Two sources claiming one series (say a Trino source and a Prometheus preset for the
                     # same cluster) would make the scrape carry a duplicate: the first one wins.

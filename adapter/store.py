@@ -7,7 +7,9 @@ Rules, in order, for a request of ``metric`` in ``namespace`` with a selector:
 3. if any asked source has no collection yet, or one older than its freshness bound: ``Unavailable``
    (503), so the HPA holds its replicas instead of acting on a stale or partial figure;
 4. the matching series are served; when a fresh source has none, the metric is idle and answers one
-   item of value 0, because an empty list makes the HPA refuse to scale down.
+   item of value 0, because an empty list makes the HPA refuse to scale down; a metric with no value
+   without a series (``MetricSpec.zero_when_absent`` False: a mean, a configured limit) answers an empty
+   list instead, on which the HPA holds ("no metrics returned from external metrics API").
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ class SampleStore:
         return asked
 
     def items(self, metric: str, selector: Selector, asked: Sequence[SourceState]) -> list[Item]:
-        """The series of ``asked`` sources that match, or one idle zero (rule 4)."""
+        """The series of ``asked`` sources that match, or one idle zero where a zero means none (rule 4)."""
         items: list[Item] = []
         for state in asked:
             # Read once: the poller may swap in a newer collection while this runs.
@@ -185,7 +187,8 @@ class SampleStore:
                 Item(metric, {**s.labels, **identity}, s.value, collected_at)
                 for s in series.select(rest, rest.equality_labels())
             )
-        if items:
+        spec = self.catalog.get(metric)
+        if items or (spec is not None and not spec.zero_when_absent):
             return items
         oldest = min(s.collected_at for s in asked if s.collected_at is not None)
         return [Item(metric, selector.equality_labels(), 0.0, oldest)]

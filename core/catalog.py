@@ -47,19 +47,24 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,199}$")
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
+    """One catalog metric. ``zero_when_absent``: a fresh source with no series of it means there is none
+    (a count, a sum), served as one 0; False for a figure that has no value without a series (a mean, a
+    configured limit), where a 0 would be read as a measurement."""
+
     name: str
     family: str
     labels: tuple[str, ...]
     unit: str
     help: str
+    zero_when_absent: bool = True
 
 
-def _trino(name: str, labels: tuple[str, ...], unit: str, help_: str) -> MetricSpec:
-    return MetricSpec(name, "trino", ("cluster", *labels), unit, help_)
+def _trino(name: str, labels: tuple[str, ...], unit: str, help_: str, *, zero: bool = True) -> MetricSpec:
+    return MetricSpec(name, "trino", ("cluster", *labels), unit, help_, zero)
 
 
-def _spark(name: str, labels: tuple[str, ...], unit: str, help_: str) -> MetricSpec:
-    return MetricSpec(name, "spark", ("pool", *labels), unit, help_)
+def _spark(name: str, labels: tuple[str, ...], unit: str, help_: str, *, zero: bool = True) -> MetricSpec:
+    return MetricSpec(name, "spark", ("pool", *labels), unit, help_, zero)
 
 
 _APP = ("app", "app_name")
@@ -144,7 +149,9 @@ BUILTIN: tuple[MetricSpec, ...] = (
         TRINO_RESOURCE_GROUP_HARD_CONCURRENCY_LIMIT,
         _RG,
         "queries",
-        "The group's hardConcurrencyLimit: a fixed count that more workers do not raise.",
+        "The group's hardConcurrencyLimit: a fixed count that more workers do not raise; absent for a "
+        "group no query has selected yet (Trino creates groups lazily).",
+        zero=False,
     ),
     _trino(
         TRINO_RESOURCE_GROUP_LIMIT_BOUND,
@@ -166,6 +173,7 @@ BUILTIN: tuple[MetricSpec, ...] = (
         _APP,
         "seconds",
         "Mean run time of the finished tasks of active stages; absent until one has finished.",
+        zero=False,
     ),
     _spark(SPARK_TASK_SLOTS, _APP, "slots", "Task slots of the application's live executors."),
     _spark(SPARK_EXECUTORS, _APP, "executors", "Live executors of the application (driver excluded)."),

@@ -221,6 +221,10 @@ async def observe(
         if reading.series is None:
             problems.append(f"{ext.metric.name}: {reading.error}")
             values[i] = ValueReading(None, stale=reading.stale) if reading.stale else None
+        elif not reading.series:
+            # The HPA's own answer to an empty list: the metric is missing, not 0 (a mean or a limit
+            # with no series has no value).
+            problems.append(f"{ext.metric.name}: no metrics returned from external metrics API")
         else:
             values[i] = ValueReading(reading.total)
     for i, value in (prometheus or {}).items():

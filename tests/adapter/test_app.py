@@ -127,6 +127,20 @@ async def test_idle_metric_answers_zero_not_an_empty_list() -> None:
         ]
 
 
+async def test_a_mean_with_no_series_answers_an_empty_list_and_keda_a_503() -> None:
+    task_s = "spark_task_seconds"
+    source = ScriptedSource("etl", [task_s], identity={"pool": "etl"})
+    async with running_adapter([source], keda_token="s3cret") as (server, _):
+        await ready(server.url)
+        status, body, _ = await fetch(server.url + f"{BASE}/namespaces/default/{task_s}")
+        assert status == 200
+        assert body["items"] == []
+        auth = {"Authorization": "Bearer s3cret"}
+        status, body, _ = await fetch(server.url + f"/keda/v1/namespaces/default/{task_s}", headers=auth)
+        assert_status(body, 503, "ServiceUnavailable")
+        assert "has no value" in body["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "method", "code", "reason"),
     [

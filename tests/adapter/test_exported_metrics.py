@@ -80,6 +80,19 @@ def test_an_idle_metric_exports_one_zero_like_the_api_serves() -> None:
     assert series[("queuescale_trino_blocked_queries", (("cluster", "adhoc"),))] == 0.0
 
 
+def test_a_mean_with_no_series_exports_nothing_not_a_zero() -> None:
+    store = SampleStore(DEFAULT_CATALOG)
+    store.register(
+        "etl", identity={"pool": "etl"}, metrics=["spark_task_seconds", "spark_pending_tasks"], max_age=10.0
+    )
+    _collect(store, "etl", 100.0)
+    series = _series(_scrape(store, now=100.0))
+    assert series == {("queuescale_spark_pending_tasks", (("pool", "etl"),)): 0.0}
+    _collect(store, "etl", 101.0, Sample("spark_task_seconds", {"app": "a", "app_name": "n"}, 12.5))
+    key = ("queuescale_spark_task_seconds", (("app", "a"), ("app_name", "n"), ("pool", "etl")))
+    assert _series(_scrape(store, now=101.0))[key] == 12.5
+
+
 def test_a_stale_source_exports_nothing() -> None:
     store = _store()
     _collect(store, "adhoc", 100.0, Sample("trino_queued_queries", {}, 4))

@@ -95,6 +95,27 @@ def test_idle_metric_answers_one_zero_item_with_the_selected_labels() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("metric", "sample"),
+    [
+        ("spark_task_seconds", Sample("spark_task_seconds", {"app": "app-1", "app_name": "etl"}, 20.0)),
+        (
+            "trino_resource_group_hard_concurrency_limit",
+            Sample("trino_resource_group_hard_concurrency_limit", {"resource_group": "global.bi"}, 20.0),
+        ),
+    ],
+)
+def test_a_figure_with_no_value_without_a_series_answers_an_empty_list(metric: str, sample: Sample) -> None:
+    # A 0 would read as a measurement (tasks taking no time, a group admitting no query).
+    store = SampleStore(DEFAULT_CATALOG)
+    store.register("src", identity={}, metrics=[metric], max_age=10)
+    put(store, "src", 100)
+    assert store.query(metric, "default", parse_selector(""), 101) == []
+    put(store, "src", 102, sample)
+    assert [i.value for i in store.query(metric, "default", parse_selector(""), 103)] == [20.0]
+    assert store.query(metric, "default", parse_selector("app=other,resource_group=other"), 103) == []
+
+
 def test_selector_picks_series_and_every_operator_works() -> None:
     store = make_store()
     put(

@@ -196,3 +196,19 @@ async def test_a_pool_sized_on_its_backlog_reads_task_times_and_only_then() -> N
     assert "spark_task_seconds" not in {m for _, m, _ in plain.asked}
     assert seen.observation.spark is not None
     assert {a.task_seconds for a in seen.observation.spark.apps} == {None}
+
+
+async def test_an_external_metric_with_an_empty_list_is_missing_not_zero() -> None:
+    # The HPA's answer to an empty item list ("no metrics returned from external metrics API"): the
+    # adapter gives one for a mean or a limit with no series, and a 0 there would read as a measurement.
+    policy = load_policies(EXAMPLES / "hpa-equivalent.yaml")[0][0]
+    seen = await observe(
+        policy, Answering({"trino_queued_queries": ()}), 1.0, current_replicas=2, ready_replicas=2
+    )
+    assert seen.observation.values == (None,)
+    assert any("no metrics returned" in p for p in seen.problems)
+    one = (Series({"cluster": "adhoc"}, 0.0),)
+    seen = await observe(
+        policy, Answering({"trino_queued_queries": one}), 1.0, current_replicas=2, ready_replicas=2
+    )
+    assert [v.value if v is not None else None for v in seen.observation.values] == [0.0]
