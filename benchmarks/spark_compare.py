@@ -60,9 +60,19 @@ DEFAULT_STARTUPS = (60.0, 180.0, 300.0)
 
 
 def with_startup(policy: ScalingPolicy, seconds: float) -> ScalingPolicy:
-    """``policy`` declaring a worker start-up of ``seconds``."""
+    """``policy`` declaring a worker start-up of ``seconds``. A ``backlogSeconds`` equal to the declared
+    start-up follows it: the benchmark policy's rule, that the workers it starts finish their share of the
+    backlog within one start-up time (a worker that works less than it took to start is not worth it)."""
+    declared = policy.spec.target.startup_seconds
     target = policy.spec.target.model_copy(update={"startup_seconds": int(seconds)})
-    spec = policy.spec.model_copy(update={"target": target})
+    metrics = []
+    for m in policy.spec.metrics:
+        section = m.spark_executors
+        if section is not None and section.backlog_seconds == declared:
+            section = section.model_copy(update={"backlog_seconds": max(1, int(seconds))})
+            m = m.model_copy(update={"spark_executors": section})
+        metrics.append(m)
+    spec = policy.spec.model_copy(update={"target": target, "metrics": metrics})
     return policy.model_copy(update={"spec": spec})
 
 
