@@ -32,6 +32,7 @@ from autoscaler.sim.spark_baselines import (
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy, catalog_value
 from autoscaler.sim.spark_load import SparkLoad, from_apps, from_trace_csv
 from autoscaler.sim.spark_run import simulate_pool
+from benchmarks.spark_compare import DEFAULT_POLICY, with_startup
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "examples" / "spark-worker-pool.yaml"
@@ -305,3 +306,23 @@ def test_engine_on_a_trace_kills_nothing_and_scales_both_ways(short_load: SparkL
     assert result.scale_actions > 2
     assert 1.0 <= float(np.max(result.desired)) <= config.max_workers
     assert result.completed > 0.9 * short_load.task_count
+
+
+def test_the_benchmark_policy_keeps_its_backlog_time_equal_to_the_start_up_it_runs_at() -> None:
+    [(policy, _)] = load_policies(DEFAULT_POLICY)
+    for startup in (60.0, 300.0):
+        moved = with_startup(policy, startup)
+        [section] = [m.spark_executors for m in moved.spec.metrics if m.spark_executors is not None]
+        assert (moved.spec.target.startup_seconds, section.backlog_seconds) == (startup, startup)
+    # A backlog time of its own (not tied to the declared start-up) stays as written.
+    metrics = [
+        m.model_copy(update={"spark_executors": m.spark_executors.model_copy(update={"backlog_seconds": 90})})
+        if m.spark_executors is not None
+        else m
+        for m in policy.spec.metrics
+    ]
+    own = policy.model_copy(update={"spec": policy.spec.model_copy(update={"metrics": metrics})})
+    moved = with_startup(own, 300.0)
+    assert [
+        m.spark_executors.backlog_seconds for m in moved.spec.metrics if m.spark_executors is not None
+    ] == [90]
