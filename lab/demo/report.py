@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -33,12 +33,12 @@ from autoscaler.sim.report import (
 )
 from autoscaler.sim.run import Result, completion_figures, simulate
 from autoscaler.sim.scenario import STEP_SECONDS, cluster_config_for
-from autoscaler.sim.spark import PoolConfig, PoolScaleDown, PoolView
+from autoscaler.sim.spark import PoolConfig
 from autoscaler.sim.spark_baselines import make_pool_baseline
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy
 from autoscaler.sim.spark_load import SparkLoad
 from autoscaler.sim.spark_run import simulate_pool
-from autoscaler.sim.trino import ClusterConfig, ClusterView, Policy, ScaleDownMode
+from autoscaler.sim.trino import ClusterConfig
 from lab.demo.run import TRINO_CLUSTER, TRINO_GRACE_SECONDS, LiveRun, Sample, Urls
 from lab.demo.scenario import cut_spark_load
 
@@ -49,15 +49,34 @@ BASELINE = "hpa-cpu"
 _MIN_SPAN = 5.0
 
 
-class _Held:
+View = TypeVar("View", contravariant=True)
+Mode = TypeVar("Mode", covariant=True)
+
+
+class _Controller(Protocol[View, Mode]):
+    """What the Trino and the Spark pool simulators ask of a policy."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def period_seconds(self) -> float: ...
+
+    @property
+    def scale_down(self) -> Mode: ...
+
+    def desired(self, now: float, view: View) -> int: ...
+
+
+class _Held(Generic[View, Mode]):
     """A simulated controller whose workload keeps its own replica count until the first pass.
 
     The simulator asks at t=0 with no worker started yet; the engine, like the HPA, takes a target at 0
-    replicas with ``minReplicas`` > 0 for one whose scaling is disabled. A Deployment created with its
-    replicas is what the live run starts from, so the simulated one does too.
+    replicas with ``minReplicas`` > 0 for one whose scaling is disabled. A Deployment (or a pool's
+    StatefulSet) created with its replicas is what the live run starts from, so the simulated one does too.
     """
 
-    def __init__(self, inner: Policy, initial: int) -> None:
+    def __init__(self, inner: _Controller[View, Mode], initial: int) -> None:
         self.inner = inner
         self.initial = initial
         self.started = False
@@ -71,37 +90,10 @@ class _Held:
         return self.inner.period_seconds
 
     @property
-    def scale_down(self) -> ScaleDownMode:
+    def scale_down(self) -> Mode:
         return self.inner.scale_down
 
-    def desired(self, now: float, view: ClusterView) -> int:
-        if not self.started:
-            self.started = True
-            return self.initial
-        return self.inner.desired(now, view)
-
-
-class _HeldPool:
-    """:class:`_Held` for a Spark pool policy."""
-
-    def __init__(self, inner: SparkQueuescalePolicy, initial: int) -> None:
-        self.inner = inner
-        self.initial = initial
-        self.started = False
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def period_seconds(self) -> float:
-        return self.inner.period_seconds
-
-    @property
-    def scale_down(self) -> PoolScaleDown:
-        return self.inner.scale_down
-
-    def desired(self, now: float, view: PoolView) -> int:
+    def desired(self, now: float, view: View) -> int:
         if not self.started:
             self.started = True
             return self.initial
@@ -136,7 +128,7 @@ def simulate_spark(
 ) -> dict[str, Result]:
     """:func:`simulate_trino` for the Spark pool."""
     initial = config.initial_workers or 1
-    engine = _HeldPool(SparkQueuescalePolicy(policy, config, epoch_start=epoch_start), initial)
+    engine = _Held(SparkQueuescalePolicy(policy, config, epoch_start=epoch_start), initial)
     return {
         BASELINE: simulate_pool(
             load, make_pool_baseline(BASELINE, load, config), config, step_seconds=STEP_SECONDS
