@@ -15,7 +15,7 @@ policy's level counts as "none", not as a ratio). The policy's own worker-hours 
 task-second on a slot of a worker that exists only while busy) show how much room was left.
 
 The start-up time is set on the pool and on the policy's ``startupSeconds`` alike (a user declares the
-start-up of the pool they run). Each trace is a load *shape* of application arrivals, scaled to a mean rate
+start-up of the pool they run), and on a ``backlogSeconds`` the policy writes equal to its start-up. Each trace is a load *shape* of application arrivals, scaled to a mean rate
 chosen so that the static baseline (Erlang C slots for the busiest 15 minutes on an unbounded pool) needs
 10-14 of the example policy's 16 workers of 4 cores:
 
