@@ -170,6 +170,10 @@ def tables(outcomes: Sequence[Outcome], seeds: int) -> list[str]:
                 own = [o.policies[policy][0] / o.lower_bound for o in group if o.lower_bound > 0]
                 bound = mean_interval(own).format() if own else "–"
                 lines.append(f"| {trace} | {policy} | (its worker-hours / lower bound) | {bound} | – | – |")
+                waits = mean_interval([o.policies[policy][1] for o in group]).format(digits=0)
+                lines.append(
+                    f"| {trace} | {policy} | (its p95 task wait, s: the level compared at) | {waits} | – | – |"
+                )
                 for name in POOL_BASELINES:
                     pairs = [o.found[(policy, name)] for o in group]
                     ratios = [r for r, _, _ in pairs if r is not None]

@@ -32,7 +32,7 @@ from autoscaler.sim.spark_baselines import (
 from autoscaler.sim.spark_engine_policy import SparkQueuescalePolicy, catalog_value
 from autoscaler.sim.spark_load import SparkLoad, from_apps, from_trace_csv
 from autoscaler.sim.spark_run import simulate_pool
-from benchmarks.spark_compare import DEFAULT_POLICY, with_startup
+from benchmarks.spark_compare import DEFAULT_POLICY, Case, Outcome, tables, with_startup
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "examples" / "spark-worker-pool.yaml"
@@ -326,3 +326,17 @@ def test_the_benchmark_policy_keeps_its_backlog_time_equal_to_the_start_up_it_ru
     assert [
         m.spark_executors.backlog_seconds for m in moved.spec.metrics if m.spark_executors is not None
     ] == [90]
+
+
+def test_the_benchmark_tables_give_the_policys_own_wait_beside_its_ratios() -> None:
+    def outcome(seed: int, wait: float, ratio: float) -> Outcome:
+        case = Case(Path("crane-input0.csv"), 60.0, seed, 7.0, DEFAULT_POLICY)
+        found = {("queuescale", name): (ratio, 4.0, False) for name in POOL_BASELINES}
+        return Outcome(case, {"queuescale": (100.0, wait, 3)}, 50.0, found, 10, 1.0)
+
+    text = "\n".join(tables([outcome(1, 140.0, 0.8), outcome(2, 160.0, 0.9)], seeds=2))
+    [wait_row] = [line for line in text.splitlines() if "p95 task wait" in line]
+    assert "| 150 ± " in wait_row
+    [keda_row] = [line for line in text.splitlines() if "| keda |" in line]
+    assert "| 0.85 ± " in keda_row
+    assert "| 2/2 |" in keda_row
