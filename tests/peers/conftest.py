@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.peers.kube_adapter import SandboxThread
 from tests.peers.kube_cluster import ClusterError, KubeCluster, ensure_built, start_cluster
 from tests.peers.trino_cluster import TrinoCluster, start_trino_cluster
 
@@ -52,3 +53,14 @@ def real_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def trino() -> Iterator[SandboxThread]:
+    """The emulated coordinator on a thread of its own (one root group running 2 queries), one per module:
+    a module may stop it."""
+    sandbox = SandboxThread(concurrency=2)
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()

@@ -39,15 +39,6 @@ STRANGER = "mallory"  # bound to nothing
 MONITORING = ROOT / "deploy" / "components" / "monitoring"
 
 
-@pytest.fixture(scope="module")
-def trino() -> Iterator[SandboxThread]:
-    sandbox = SandboxThread(concurrency=2)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
 def _grant_reads(cluster: KubeCluster, workdir: Path) -> None:
     """``alice`` may read external metrics (verb list: the GET has no name); the monitoring component's
     ClusterRole and ClusterRoleBinding, as shipped, let monitoring/prometheus-k8s read /metrics."""

@@ -26,15 +26,6 @@ NAMESPACE = "limits"
 
 
 @pytest.fixture(scope="module")
-def trino() -> Iterator[SandboxThread]:
-    sandbox = SandboxThread(concurrency=2)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
-@pytest.fixture(scope="module")
 def adapter(
     real_kube: KubeCluster, trino: SandboxThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AggregatedAdapter]:
