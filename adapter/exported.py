@@ -51,7 +51,6 @@ class CatalogExporter(Collector):
         )
         for name in sorted(self.skipped):
             log.warning("metric %s is not exported to Prometheus: %s is reserved", name, exported_name(name))
-        self.no_idle_zero = frozenset(spec.name for spec in store.catalog if not spec.zero_when_absent)
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
@@ -69,10 +68,10 @@ class CatalogExporter(Collector):
                 bucket = series.get(metric)
                 if bucket is not None and bucket.samples:
                     rows = [({**s.labels, **state.identity}, s.value) for s in bucket.samples]
-                elif metric in self.no_idle_zero:
-                    rows = []
-                else:
+                elif self.store.idle_zero(metric):
                     rows = [(dict(state.identity), 0.0)]
+                else:
+                    rows = []
                 for labels, value in rows:
                     # Two sources claiming one series (say a Trino source and a Prometheus preset for the
                     # same cluster) would make the scrape carry a duplicate: the first one wins.

@@ -187,11 +187,15 @@ class SampleStore:
                 Item(metric, {**s.labels, **identity}, s.value, collected_at)
                 for s in series.select(rest, rest.equality_labels())
             )
-        spec = self.catalog.get(metric)
-        if items or (spec is not None and not spec.zero_when_absent):
+        if items or not self.idle_zero(metric):
             return items
         oldest = min(s.collected_at for s in asked if s.collected_at is not None)
         return [Item(metric, selector.equality_labels(), 0.0, oldest)]
+
+    def idle_zero(self, metric: str) -> bool:
+        """Whether ``metric`` with no series is served as one 0 (rule 4) rather than as nothing."""
+        spec = self.catalog.get(metric)
+        return spec is None or spec.zero_when_absent
 
     def query(self, metric: str, namespace: str, selector: Selector, now: float) -> list[Item]:
         return self.items(metric, selector, self.asked(metric, namespace, selector, now))
